@@ -1,0 +1,117 @@
+"""Content-addressed artifacts: trained models and other expensive shared parts.
+
+An artifact is a dict of tensors and plain values, saved with ``torch.save``
+and loaded with ``torch.load(weights_only=True)``: nothing in a results folder
+can run code. Writes are atomic (temporary file, fsync, rename) and each file
+has a SHA-256 sidecar written after it; a missing or mismatching checksum means
+the artifact is rebuilt, so a crash or a damaged file never poisons a run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import logging
+import os
+import tempfile
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def content_key(parts: Mapping[str, Any]) -> str:
+    """A stable hex key for a JSON-serialisable description of an artifact."""
+    text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so readers see the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class ArtifactCache:
+    """Artifacts under ``root``, keyed by content, with a small in-memory layer."""
+
+    def __init__(self, root: Path | str, memory_items: int = 8) -> None:
+        self.root = Path(root)
+        self._memory: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._memory_items = memory_items
+        self.hits = 0
+        self.builds = 0
+
+    def path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.pt"
+
+    def get_or_build(
+        self, parts: Mapping[str, Any], build: Callable[[], dict[str, Any]]
+    ) -> dict[str, Any]:
+        key = content_key(parts)
+        if key in self._memory:
+            self._memory.move_to_end(key)
+            self.hits += 1
+            return self._memory[key]
+        value = self.load(key)
+        if value is None:
+            value = build()
+            self.save(key, value, parts)
+            self.builds += 1
+        else:
+            self.hits += 1
+        self._remember(key, value)
+        return value
+
+    def load(self, key: str) -> dict[str, Any] | None:
+        path = self.path(key)
+        sidecar = path.with_suffix(".sha256")
+        if not path.exists() or not sidecar.exists():
+            return None
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != sidecar.read_text().strip():
+            log.warning("artifact %s failed its checksum; rebuilding it", path)
+            return None
+        try:
+            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except Exception as exc:  # a damaged or foreign file: rebuild rather than fail
+            log.warning("artifact %s could not be loaded (%s); rebuilding it", path, exc)
+            return None
+
+    def save(self, key: str, value: dict[str, Any], parts: Mapping[str, Any]) -> None:
+        buffer = io.BytesIO()
+        torch.save(_to_cpu(value), buffer)
+        data = buffer.getvalue()
+        path = self.path(key)
+        atomic_write_bytes(path, data)
+        atomic_write_bytes(path.with_suffix(".json"), json.dumps(parts, default=str).encode())
+        atomic_write_bytes(path.with_suffix(".sha256"), hashlib.sha256(data).hexdigest().encode())
+
+    def _remember(self, key: str, value: dict[str, Any]) -> None:
+        self._memory[key] = value
+        while len(self._memory) > self._memory_items:
+            self._memory.popitem(last=False)
+
+
+def _to_cpu(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu")
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_to_cpu(v) for v in value)
+    return value

@@ -1,0 +1,207 @@
+"""The command line: the only module that wires plugins, plan, runner and store.
+
+Exit codes: 0 success, 1 some cell failed, 2 a usage, suite or plugin error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from unlearnbench.registry import KINDS, Registry, RegistryError
+
+EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE = 0, 1, 2
+DEFAULT_OUT = Path("unlearnbench-results")
+KIND_ARGS = {
+    "datasets": "dataset",
+    "architectures": "architecture",
+    "methods": "method",
+    "evaluators": "evaluator",
+}
+
+
+class UsageError(Exception):
+    """A mistake the user can fix: bad suite, unknown name, bad option."""
+
+
+def default_suite_path() -> Path:
+    return Path(str(resources.files("unlearnbench") / "suites" / "default.toml"))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="unlearnbench", description="Benchmark machine-unlearning methods."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a suite (default: the built-in default suite)")
+    run.add_argument("suite", nargs="?", type=Path, help="suite file (TOML)")
+    run.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"output folder (default: {DEFAULT_OUT}/<suite name>)",
+    )
+    run.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.add_argument(
+        "--check",
+        action="store_true",
+        help="validate the suite and print the plan size; train nothing",
+    )
+    lst = sub.add_parser("list", help="list registered plugins' datasets, methods, ...")
+    lst.add_argument("kind", nargs="?", choices=sorted(KIND_ARGS), help="what to list")
+    sub.add_parser("plugins", help="list plugins with their distribution and version")
+    show = sub.add_parser("show", help="a plugin's parameters and documentation")
+    show.add_argument("name")
+    board = sub.add_parser("leaderboard", help="print the leaderboard of a results folder")
+    board.add_argument("dir", type=Path)
+    board.add_argument("--format", choices=["md", "csv", "json"], default="md")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"unlearnbench: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _registry() -> tuple[Registry, list[Any]]:
+    from unlearnbench.plugins import PluginLoadError, load_registry
+
+    try:
+        return load_registry()
+    except (PluginLoadError, RegistryError) as exc:
+        raise UsageError(str(exc)) from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from unlearnbench.cache import ArtifactCache
+    from unlearnbench.leaderboard import write_leaderboards
+    from unlearnbench.plan import build_plan, check_feasible
+    from unlearnbench.runner import Runner, resolve_device
+    from unlearnbench.store import STORE_FILE, ResultStore
+    from unlearnbench.suite import SuiteError, load_suite
+
+    registry, _ = _registry()
+    suite_path = args.suite or default_suite_path()
+    try:
+        suite = load_suite(suite_path)
+        plan = build_plan(suite, registry)
+        device = resolve_device(args.device)
+    except (SuiteError, ValueError) as exc:
+        raise UsageError(f"{suite_path}: {exc}") from None
+    out = args.out or DEFAULT_OUT / suite.name
+    out.mkdir(parents=True, exist_ok=True)
+    store = ResultStore(out / STORE_FILE)
+    runner = Runner(
+        registry, store, ArtifactCache(out / "cache"), device, progress=not args.no_progress
+    )
+    try:
+        check_feasible(plan, runner.load_dataset, suite)
+    except SuiteError as exc:
+        raise UsageError(f"{suite_path}: {exc}") from None
+    print(
+        f"suite {suite.name!r}: {len(plan.tasks)} tasks, {plan.size} cells on {device}; "
+        f"results in {out}",
+        file=sys.stderr,
+    )
+    if args.check:
+        return EXIT_OK
+    start = time.perf_counter()
+    try:
+        summary = runner.run(plan)
+    finally:
+        board = write_leaderboards(out, store, title=f"Leaderboard: {suite.name}")
+        store.close()
+    print(
+        f"{summary.ok} cells done, {summary.skipped} already done, {summary.failed} failed "
+        f"in {time.perf_counter() - start:.1f} s",
+        file=sys.stderr,
+    )
+    for failure in summary.failures:
+        print(f"  failed: {failure}", file=sys.stderr)
+    print(f"leaderboard: {board}")
+    return EXIT_FAILED_CELLS if summary.failed else EXIT_OK
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    registry, _ = _registry()
+    kinds = [KIND_ARGS[args.kind]] if args.kind else list(KINDS)
+    for kind in kinds:
+        print(f"{kind}s:")
+        for entry in registry.entries(kind):
+            lines = (entry.spec.description or "").strip().splitlines()
+            first = lines[0] if lines else ""
+            print(f"  {entry.spec.name:<18} {first}  [{entry.origin.plugin}]")
+    return EXIT_OK
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    _, infos = _registry()
+    for info in infos:
+        print(f"{info.name:<16} {info.distribution} {info.version}  ({info.module})")
+    return EXIT_OK
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from unlearnbench.registry import unknown_name_message
+
+    registry, _ = _registry()
+    found = [
+        (kind, registry.entry(kind, args.name))
+        for kind in KINDS
+        if args.name in registry.tables[kind]
+    ]
+    if not found:
+        everything = [n for kind in KINDS for n in registry.names(kind)]
+        raise UsageError(unknown_name_message("plugin", args.name, everything))
+    for kind, entry in found:
+        spec = entry.spec
+        print(f"{spec.name} ({kind}, from {entry.origin})")
+        print()
+        print((spec.description or "(no description)").strip())
+        if spec.params:
+            print("\nparameters:")
+            for p in spec.params:
+                choices = f" one of {list(p.choices)}" if p.choices else ""
+                print(f"  {p.name} ({p.kind.__name__}, default {p.default!r}){choices}: {p.help}")
+        metrics = getattr(spec, "metrics", ())
+        if metrics:
+            print("\nmetrics:")
+            for m in metrics:
+                print(f"  {m.name} ({m.direction} is better, {m.unit or 'no unit'}): {m.help}")
+        print()
+    return EXIT_OK
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    from unlearnbench.leaderboard import build_leaderboard, render
+    from unlearnbench.store import STORE_FILE, ResultStore
+
+    path = args.dir / STORE_FILE
+    if not path.exists():
+        raise UsageError(f"{args.dir} holds no {STORE_FILE}; run a suite with --out {args.dir}")
+    with ResultStore(path) as store:
+        print(render(build_leaderboard(store), args.format, f"Leaderboard: {args.dir.name}"))
+    return EXIT_OK
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "list": cmd_list,
+    "plugins": cmd_plugins,
+    "show": cmd_show,
+    "leaderboard": cmd_leaderboard,
+}
+
+if __name__ == "__main__":
+    raise SystemExit(main())

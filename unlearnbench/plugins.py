@@ -1,0 +1,173 @@
+"""The one factory that builds the plugin manager and the registry.
+
+Order (as in tox and pluggy's eggsample host): hook specs, built-in plugin
+modules from ``DEFAULT_PLUGINS``, third-party plugins from the ``unlearnbench``
+entry-point group, the block list, then ``check_pending()``. Nothing here runs
+at import time.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import metadata
+from types import ModuleType
+
+import pluggy
+
+from unlearnbench import hookspecs
+from unlearnbench._markers import PROJECT_NAME
+from unlearnbench.registry import Kind, Origin, Registry, RegistryError
+
+ENTRY_POINT_GROUP = "unlearnbench"
+BLOCK_ENV = "UNLEARNBENCH_BLOCK_PLUGINS"
+
+DEFAULT_PLUGINS: tuple[str, ...] = (
+    "unlearnbench.builtin.datasets.embedded",
+    "unlearnbench.builtin.architectures.small",
+    "unlearnbench.builtin.methods.retrain",
+    "unlearnbench.builtin.methods.original",
+    "unlearnbench.builtin.evaluators.accuracy",
+    "unlearnbench.builtin.evaluators.consistency",
+    "unlearnbench.builtin.evaluators.time",
+)
+
+_HOOKS: dict[Kind, str] = {
+    "dataset": "unlearnbench_datasets",
+    "architecture": "unlearnbench_architectures",
+    "method": "unlearnbench_methods",
+    "evaluator": "unlearnbench_evaluators",
+}
+
+
+class PluginLoadError(Exception):
+    """A plugin could not be imported or registered."""
+
+
+@dataclass(frozen=True)
+class PluginInfo:
+    """One registered plugin, for ``unlearnbench plugins``."""
+
+    name: str
+    distribution: str
+    version: str
+    module: str
+
+
+def blocked_from_env(environ: os._Environ[str] | dict[str, str] | None = None) -> set[str]:
+    """Plugin names (or distribution names) listed in UNLEARNBENCH_BLOCK_PLUGINS."""
+    raw = (environ if environ is not None else os.environ).get(BLOCK_ENV, "")
+    return {part.strip() for part in raw.replace(";", ",").split(",") if part.strip()}
+
+
+def builtin_plugin_name(module_name: str) -> str:
+    """Built-ins are named after their module's last part: ``retrain``, ``accuracy``."""
+    return module_name.rsplit(".", 1)[-1]
+
+
+def make_plugin_manager(
+    *,
+    blocked: Iterable[str] | None = None,
+    load_entry_points: bool = True,
+    extra_plugins: Iterable[ModuleType | object] = (),
+) -> tuple[pluggy.PluginManager, list[PluginInfo]]:
+    """Build a plugin manager with specs, built-ins, entry points and the block list."""
+    block = set(blocked) if blocked is not None else blocked_from_env()
+    pm = pluggy.PluginManager(PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    for name in block:
+        pm.set_blocked(name)
+    infos: list[PluginInfo] = []
+    version = _own_version()
+    for module_name in DEFAULT_PLUGINS:
+        name = builtin_plugin_name(module_name)
+        if name in block or module_name in block:
+            continue
+        module = importlib.import_module(module_name)
+        pm.register(module, name=name)
+        infos.append(PluginInfo(name, "unlearnbench", version, module_name))
+    if load_entry_points:
+        infos.extend(_load_entry_points(pm, block))
+    for plugin in extra_plugins:
+        name = getattr(plugin, "__name__", None) or type(plugin).__name__
+        if name in block:
+            continue
+        pm.register(plugin, name=name)
+        infos.append(PluginInfo(name, "(in-process)", "", getattr(plugin, "__name__", name)))
+    pm.check_pending()
+    return pm, infos
+
+
+def _own_version() -> str:
+    try:
+        return metadata.version("unlearnbench")
+    except metadata.PackageNotFoundError:
+        from unlearnbench import __version__
+
+        return __version__
+
+
+def _load_entry_points(pm: pluggy.PluginManager, block: set[str]) -> list[PluginInfo]:
+    infos = []
+    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        dist = ep.dist.name if ep.dist is not None else "?"
+        version = ep.dist.version if ep.dist is not None else ""
+        if ep.name in block or dist in block or pm.is_blocked(ep.name):
+            continue
+        if pm.has_plugin(ep.name):
+            raise PluginLoadError(
+                f"two plugins are named {ep.name!r}: the entry point {ep.value!r} of "
+                f"distribution {dist!r} clashes with one already registered"
+            )
+        try:
+            plugin = ep.load()
+        except Exception as exc:  # any import-time failure of third-party code
+            raise PluginLoadError(
+                f"plugin {ep.name!r} from distribution {dist} {version} failed to import "
+                f"({ep.value}): {type(exc).__name__}: {exc}. "
+                f"Fix or uninstall it, or block it with {BLOCK_ENV}={ep.name}"
+            ) from exc
+        pm.register(plugin, name=ep.name)
+        infos.append(PluginInfo(ep.name, dist, version, ep.value))
+    return infos
+
+
+def collect_registry(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> Registry:
+    """Call every registration hook and file the specs under their origin."""
+    by_name = {info.name: info for info in infos}
+    registry = Registry()
+    for kind, hook_name in _HOOKS.items():
+        hook = getattr(pm.hook, hook_name)
+        for impl in hook.get_hookimpls():
+            info = by_name.get(impl.plugin_name)
+            origin = Origin(
+                impl.plugin_name,
+                info.distribution if info else "?",
+                info.version if info else "",
+            )
+            try:
+                specs = impl.function(*[{}.get(a) for a in impl.argnames])
+            except Exception as exc:
+                raise PluginLoadError(f"{origin} raised in {hook_name}: {exc}") from exc
+            if specs is None:
+                continue
+            if not isinstance(specs, list | tuple):
+                raise RegistryError(f"{origin}: {hook_name} must return a list of specs")
+            for spec in specs:
+                registry.add(kind, spec, origin)
+    return registry
+
+
+def load_registry(
+    *,
+    blocked: Iterable[str] | None = None,
+    load_entry_points: bool = True,
+    extra_plugins: Iterable[ModuleType | object] = (),
+) -> tuple[Registry, list[PluginInfo]]:
+    """Plugin manager + registry in one call: what the CLI and tests use."""
+    pm, infos = make_plugin_manager(
+        blocked=blocked, load_entry_points=load_entry_points, extra_plugins=extra_plugins
+    )
+    return collect_registry(pm, infos), infos

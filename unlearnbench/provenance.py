@@ -1,0 +1,43 @@
+"""Where a result came from: versions, commit, device, machine."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def git_commit(path: Path | None = None) -> str:
+    """The commit of the unlearnbench checkout, or '' outside a git work tree."""
+    where = path or Path(__file__).resolve().parent
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=where, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return out.stdout.strip() if out.returncode == 0 else ""
+
+
+def provenance(device: torch.device) -> dict[str, Any]:
+    try:
+        version = metadata.version("unlearnbench")
+    except metadata.PackageNotFoundError:
+        version = "unknown"
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
+    return {
+        "unlearnbench_version": version,
+        "git_commit": git_commit(),
+        "torch_version": torch.__version__,
+        "python": platform.python_version(),
+        "device": str(device),
+        "device_name": name or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "host": platform.node(),
+    }

@@ -1,0 +1,376 @@
+"""Executes a plan: builds each task once, runs its cells, writes each result.
+
+The runner knows no plugin and no pluggy: it receives a registry of specs and
+calls their factories. Per task it trains the shared artifacts once (the
+original model, the reference run) through the artifact cache, then runs every
+pending cell: ``fit``, the timed ``unlearn`` steps, the evaluators. A cell that
+raises is recorded as failed with its traceback and the others go on. Cells
+already recorded as ``ok`` are skipped, so re-running a suite resumes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from unlearnbench.cache import ArtifactCache, content_key
+from unlearnbench.plan import CellPlan, Component, Plan, TaskPlan
+from unlearnbench.provenance import provenance
+from unlearnbench.registry import Registry
+from unlearnbench.specs import (
+    ArchitectureSpec,
+    DatasetArrays,
+    DatasetSpec,
+    Evaluation,
+    EvaluationInputs,
+    EvaluatorSpec,
+    MethodSpec,
+)
+from unlearnbench.store import CellRecord, MetricValue, ResultStore
+from unlearnbench.task import Task, build_task
+from unlearnbench.training import TrainStats, train_model
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` picks CUDA when present; asking for CUDA without one is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError("--device cuda was asked for but torch sees no CUDA device")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise ValueError(f"unknown device {name!r}; use auto, cpu or cuda")
+    return torch.device(name)
+
+
+class TaskContext:
+    """The :class:`unlearnbench.task.MethodContext` the runner gives plugins."""
+
+    def __init__(self, task: Task, cache: ArtifactCache) -> None:
+        self.task = task
+        self.cache = cache
+        self.device = task.device
+
+    def train(
+        self,
+        model: nn.Module,
+        indices: torch.Tensor,
+        *,
+        seed_label: object = "train",
+        epochs: int | None = None,
+        exclude: torch.Tensor | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> TrainStats:
+        task = self.task
+        return train_model(
+            model,
+            task.x,
+            task.y if labels is None else labels,
+            indices,
+            task.recipe,
+            seed=(task.seed, seed_label),
+            epochs=epochs,
+            exclude=exclude,
+            optimizer=optimizer,
+        )
+
+    def cached(
+        self, name: str, params: Mapping[str, Any], build: Callable[[], dict[str, Any]]
+    ) -> dict[str, Any]:
+        parts = {"artifact": name, "params": dict(params), "train_key": self.task.train_key}
+        return self.cache.get_or_build(parts, build)
+
+    def original(self) -> nn.Module:
+        def build() -> dict[str, Any]:
+            model = self.task.new_model("init")
+            stats = self.train(model, self.task.splits.target)
+            return {"state_dict": model.state_dict(), "seconds": stats.seconds}
+
+        value = self.cached("original", {}, build)
+        return self.load_model(value["state_dict"])
+
+    def load_model(self, state_dict: Mapping[str, torch.Tensor]) -> nn.Module:
+        model = self.task.new_model("init")
+        model.load_state_dict(state_dict)
+        model.eval()
+        return model
+
+
+@dataclass
+class Outcome:
+    """A method's result on a task: the model, its costs, its curves, its times."""
+
+    model: nn.Module
+    costs: dict[str, float]
+    series: dict[str, list[float]] = field(default_factory=dict)
+    fit_seconds: float = 0.0
+    unlearn_seconds: float = 0.0
+
+
+@dataclass
+class RunSummary:
+    ok: int = 0
+    failed: int = 0
+    skipped: int = 0
+    failures: list[str] = field(default_factory=list)
+
+
+class Runner:
+    """Runs plans against one results store and one artifact cache."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        store: ResultStore,
+        cache: ArtifactCache,
+        device: torch.device,
+        *,
+        progress: bool = True,
+    ) -> None:
+        self.registry = registry
+        self.store = store
+        self.cache = cache
+        self.device = device
+        self.progress = progress
+        self._datasets: dict[str, DatasetArrays] = {}
+        self._provenance = provenance(device)
+
+    def load_dataset(self, component: Component) -> DatasetArrays:
+        """Load (once per process) the data set a component names."""
+        key = content_key(component.ident())
+        if key not in self._datasets:
+            spec: DatasetSpec = self.registry.get("dataset", component.name)  # type: ignore[assignment]
+            self._datasets[key] = spec.load(component.params)
+        return self._datasets[key]
+
+    def run(self, plan: Plan) -> RunSummary:
+        summary = RunSummary()
+        done = self.store.finished()
+        pending = [(t, c) for t, c in plan.cells() if c.cell_id not in done]
+        summary.skipped = plan.size - len(pending)
+        by_task: dict[str, list[CellPlan]] = {}
+        for task_plan, cell in pending:
+            by_task.setdefault(task_plan.key, []).append(cell)
+        bar = tqdm(total=len(pending), disable=not self.progress, unit="cell", dynamic_ncols=True)
+        try:
+            for task_plan in plan.tasks:
+                cells = by_task.get(task_plan.key)
+                if cells:
+                    self._run_task(task_plan, cells, summary, bar)
+        finally:
+            bar.close()
+        return summary
+
+    def build_task(self, plan: TaskPlan) -> Task:
+        data = self.load_dataset(plan.dataset)
+        arch: ArchitectureSpec = self.registry.get("architecture", plan.architecture.name)  # type: ignore[assignment]
+        params = plan.architecture.params
+        return build_task(
+            dataset=plan.dataset.label,
+            architecture=plan.architecture.label,
+            x=data.x,
+            y=data.y,
+            num_classes=data.num_classes,
+            input_shape=data.input_shape,
+            build_model=lambda: arch.build(data.input_shape, data.num_classes, params),
+            sizes=plan.splits,
+            request=plan.request,
+            recipe=plan.recipe,
+            seed=plan.seed,
+            device=self.device,
+            key=plan.key,
+            train_key=plan.train_key,
+            config=plan.config(),
+        )
+
+    def _run_task(
+        self, plan: TaskPlan, cells: list[CellPlan], summary: RunSummary, bar: tqdm
+    ) -> None:
+        bar.set_description(f"{plan.dataset.label}/{plan.architecture.label} seed {plan.seed}")
+        try:
+            task = self.build_task(plan)
+            ctx = TaskContext(task, self.cache)
+            original = ctx.original()
+            reference = self._reference(task, ctx, plan.reference)
+        except Exception:
+            error = "the task's shared set-up failed:\n" + traceback.format_exc()
+            for cell in cells:
+                self._record_failure(plan, cell, error, summary)
+                bar.update(1)
+            return
+        for cell in cells:
+            bar.set_postfix_str(cell.method.label)
+            try:
+                if cell.method.ident() == plan.reference.ident():
+                    outcome = reference
+                else:
+                    outcome = run_method(self._method_spec(cell.method), cell.method, task, ctx)
+                metrics, series = self._evaluate(plan, task, ctx, original, reference, outcome)
+            except Exception:
+                self._record_failure(plan, cell, traceback.format_exc(), summary)
+            else:
+                self.store.write(self._record(plan, cell, "ok", metrics=metrics, series=series))
+                summary.ok += 1
+            bar.update(1)
+
+    def _method_spec(self, component: Component) -> MethodSpec:
+        return self.registry.get("method", component.name)  # type: ignore[return-value]
+
+    def _reference(self, task: Task, ctx: TaskContext, ref: Component) -> Outcome:
+        """The reference method's outcome for this task, cached like any model."""
+
+        def build() -> dict[str, Any]:
+            outcome = run_method(self._method_spec(ref), ref, task, ctx)
+            return {
+                "state_dict": outcome.model.state_dict(),
+                "costs": outcome.costs,
+                "series": outcome.series,
+                "fit_seconds": outcome.fit_seconds,
+                "unlearn_seconds": outcome.unlearn_seconds,
+            }
+
+        parts = {"artifact": "reference", "task": task.key, "method": ref.ident()}
+        value = self.cache.get_or_build(parts, build)
+        try:
+            model = ctx.load_model(value["state_dict"])
+        except RuntimeError as exc:
+            raise RuntimeError(
+                f"the reference method {ref.name!r} must return a model of the task's "
+                f"architecture: {exc}"
+            ) from exc
+        return Outcome(
+            model=model,
+            costs=dict(value["costs"]),
+            series=dict(value["series"]),
+            fit_seconds=float(value["fit_seconds"]),
+            unlearn_seconds=float(value["unlearn_seconds"]),
+        )
+
+    def _evaluate(
+        self,
+        plan: TaskPlan,
+        task: Task,
+        ctx: TaskContext,
+        original: nn.Module,
+        reference: Outcome,
+        outcome: Outcome,
+    ) -> tuple[list[MetricValue], dict[str, list[float]]]:
+        costs = {
+            **outcome.costs,
+            "unlearn_seconds": outcome.unlearn_seconds,
+            "fit_seconds": outcome.fit_seconds,
+            "reference_seconds": reference.unlearn_seconds,
+        }
+        inputs = EvaluationInputs(
+            task=task,
+            original=original,
+            unlearned=outcome.model,
+            reference=reference.model,
+            costs=costs,
+            series=outcome.series,
+        )
+        metrics: list[MetricValue] = []
+        series = dict(outcome.series)
+        for component in plan.evaluators:
+            spec: EvaluatorSpec = self.registry.get("evaluator", component.name)  # type: ignore[assignment]
+            declared = {m.name: m for m in spec.metrics}
+            result = spec.create(component.params).evaluate(inputs, ctx)
+            if isinstance(result, Evaluation):
+                values, extra = result.metrics, result.series
+            else:
+                values, extra = dict(result), {}
+            for name, value in values.items():
+                if name not in declared:
+                    raise ValueError(
+                        f"evaluator {component.name!r} returned metric {name!r}, which its "
+                        f"spec does not declare (declared: {sorted(declared)})"
+                    )
+                meta = declared[name]
+                metrics.append(MetricValue(name, float(value), meta.direction, meta.unit))
+            series.update({f"{component.name}.{k}": list(v) for k, v in extra.items()})
+        reported = {m.name for m in metrics}
+        metrics += [
+            MetricValue(name, float(value), "none", "")
+            for name, value in outcome.costs.items()
+            if name not in reported
+        ]
+        return metrics, series
+
+    def _record(self, plan: TaskPlan, cell: CellPlan, status: str, **extra: Any) -> CellRecord:
+        config = {**plan.config(), "method": cell.method.ident(), "label": cell.method.label}
+        return CellRecord(
+            cell_id=cell.cell_id,
+            task_key=plan.key,
+            dataset=plan.dataset.label,
+            architecture=plan.architecture.label,
+            method=cell.method.label,
+            request=plan.request.label_text,
+            seed=plan.seed,
+            status=status,
+            config=config,
+            provenance={**self._provenance, **self._plugin_provenance(cell.method)},
+            **extra,
+        )
+
+    def _plugin_provenance(self, method: Component) -> dict[str, Any]:
+        origin = self.registry.entry("method", method.name).origin
+        return {
+            "method_plugin": origin.plugin,
+            "method_distribution": origin.distribution,
+            "method_version": origin.version,
+        }
+
+    def _record_failure(
+        self, plan: TaskPlan, cell: CellPlan, error: str, summary: RunSummary
+    ) -> None:
+        log.error("cell %s (%s) failed:\n%s", cell.method.label, plan.dataset.label, error)
+        self.store.write(self._record(plan, cell, "failed", error=error))
+        summary.failed += 1
+        summary.failures.append(
+            f"{plan.dataset.label}/{plan.architecture.label}/{cell.method.label}/"
+            f"{plan.request.label_text}/seed {plan.seed}: {error.strip().splitlines()[-1]}"
+        )
+
+
+def run_method(spec: MethodSpec, component: Component, task: Task, ctx: TaskContext) -> Outcome:
+    """``fit`` then the timed ``unlearn`` over the request's stream of deletions.
+
+    Over a stream, counters are summed, except names ending in ``_bytes`` or
+    ``_cost`` (sizes rather than work), which keep their largest value. Series
+    of later steps get a ``@step<i>`` suffix.
+    """
+    method = spec.create(component.params)
+    start = time.perf_counter()
+    state = method.fit(task, ctx)
+    fit_seconds = time.perf_counter() - start
+    costs: dict[str, float] = {}
+    series: dict[str, list[float]] = {}
+    seconds = 0.0
+    result = None
+    for step, forget in enumerate(task.forget_steps):
+        start = time.perf_counter()
+        result = method.unlearn(state, forget, task, ctx)
+        if task.device.type == "cuda":
+            torch.cuda.synchronize(task.device)
+        seconds += time.perf_counter() - start
+        state = result.state
+        for name, value in result.costs.items():
+            if name.endswith(("_bytes", "_cost")):
+                costs[name] = max(costs.get(name, float(value)), float(value))
+            else:
+                costs[name] = costs.get(name, 0.0) + float(value)
+        suffix = f"@step{step}" if step else ""
+        series.update({f"{name}{suffix}": list(map(float, v)) for name, v in result.series.items()})
+    assert result is not None  # forget_steps is never empty
+    result.model.eval()
+    return Outcome(result.model, costs, series, fit_seconds, seconds)

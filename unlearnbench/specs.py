@@ -1,0 +1,236 @@
+"""The types plugins hand to the host, and the protocols their objects follow.
+
+Registration hooks return lists of these specs. Specs are cheap to build: they
+name a plugin, declare its parameters and point at a factory; nothing heavy
+(data, models, torch) is touched until the runner calls the factory. This module
+must not import torch: the spec types are re-exported by ``unlearnbench``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from unlearnbench.task import MethodContext, Task
+
+Direction = Literal["higher", "lower", "none"]
+_PARAM_TYPES = (bool, int, float, str, list)
+
+
+class ParamError(ValueError):
+    """A parameter value does not fit its declaration."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter a plugin accepts from a suite file.
+
+    ``type`` is inferred from ``default`` when not given. Integers are accepted
+    where floats are declared; a list parameter accepts a list of scalars.
+    ``choices`` restricts the allowed values.
+    """
+
+    name: str
+    default: Any
+    help: str = ""
+    type: type | None = None
+    choices: tuple[Any, ...] = ()
+
+    @property
+    def kind(self) -> type:
+        kind = self.type if self.type is not None else type(self.default)
+        if kind not in _PARAM_TYPES:
+            raise TypeError(f"parameter {self.name!r}: unsupported type {kind.__name__}")
+        return kind
+
+    def coerce(self, value: Any) -> Any:
+        """Return ``value`` checked against the declaration, or raise ParamError."""
+        kind = self.kind
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if kind is list and isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ParamError(f"expected {kind.__name__}, got {type(value).__name__} ({value!r})")
+        if self.choices and value not in self.choices:
+            raise ParamError(f"{value!r} is not one of {list(self.choices)}")
+        return value
+
+
+def resolve_params(declared: Sequence[Param], given: Mapping[str, Any]) -> dict[str, Any]:
+    """Defaults overlaid with ``given``; unknown names and bad values raise ParamError.
+
+    The error message starts with the offending parameter's name so callers can
+    prefix the suite key.
+    """
+    by_name = {p.name: p for p in declared}
+    unknown = sorted(set(given) - set(by_name))
+    if unknown:
+        from difflib import get_close_matches
+
+        hints = []
+        for name in unknown:
+            close = get_close_matches(name, list(by_name), n=1)
+            hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        known = ", ".join(sorted(by_name)) or "none"
+        raise ParamError(f"unknown parameter {', '.join(hints)}; known: {known}")
+    resolved: dict[str, Any] = {}
+    for p in declared:
+        if p.name in given:
+            try:
+                resolved[p.name] = p.coerce(given[p.name])
+            except ParamError as exc:
+                raise ParamError(f"{p.name}: {exc}") from None
+        else:
+            resolved[p.name] = p.default
+    return resolved
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A named measurement with the direction in which it is better."""
+
+    name: str
+    direction: Direction
+    unit: str = ""
+    help: str = ""
+
+
+@dataclass
+class DatasetArrays:
+    """A data set loaded into memory: one pool of examples the protocol splits.
+
+    ``x`` is a float32 tensor of shape ``(n, *input_shape)`` (already
+    normalised), ``y`` an int64 tensor of labels in ``[0, num_classes)``.
+    """
+
+    x: torch.Tensor
+    y: torch.Tensor
+    num_classes: int
+    input_shape: tuple[int, ...]
+    description: str = ""
+    normalisation: str = ""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Registers a data set. ``load(params)`` returns a :class:`DatasetArrays`."""
+
+    name: str
+    load: Callable[[Mapping[str, Any]], DatasetArrays]
+    params: tuple[Param, ...] = ()
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ArchitectureSpec:
+    """Registers a model architecture.
+
+    ``build(input_shape, num_classes, params)`` returns a fresh ``nn.Module``
+    mapping a batch ``(n, *input_shape)`` to logits ``(n, num_classes)``. The
+    caller seeds torch before calling it, so initialisation is reproducible.
+    """
+
+    name: str
+    build: Callable[[tuple[int, ...], int, Mapping[str, Any]], nn.Module]
+    params: tuple[Param, ...] = ()
+    description: str = ""
+
+
+@dataclass
+class Unlearned:
+    """What a method's ``unlearn`` returns.
+
+    ``model`` maps inputs to logits (for ensembles: log of aggregated
+    posteriors). ``state`` is handed to the next ``unlearn`` of a request
+    stream. ``costs`` are the method's own counters (for example
+    ``blocks_retrained``, ``retrain_sample_epochs``, ``storage_bytes``,
+    ``prediction_cost``); ``series`` holds curves worth plotting (for example
+    DeepObliviate's residual memory).
+    """
+
+    model: nn.Module
+    state: Any = None
+    costs: dict[str, float] = field(default_factory=dict)
+    series: dict[str, list[float]] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Method(Protocol):
+    """An unlearning method: ``fit`` once per task, then ``unlearn`` per deletion.
+
+    ``fit`` may train (or fetch the shared trained model through
+    ``ctx.original()``) and returns whatever state ``unlearn`` needs. It must
+    not look at the forget set. ``unlearn`` is the timed step: it receives the
+    indices (into ``task.x``) to delete and returns an :class:`Unlearned`.
+    """
+
+    def fit(self, task: Task, ctx: MethodContext) -> Any: ...
+
+    def unlearn(
+        self, state: Any, forget: torch.Tensor, task: Task, ctx: MethodContext
+    ) -> Unlearned: ...
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """Registers an unlearning method. ``create(params)`` returns a :class:`Method`."""
+
+    name: str
+    create: Callable[[Mapping[str, Any]], Method]
+    params: tuple[Param, ...] = ()
+    description: str = ""
+
+
+@dataclass
+class EvaluationInputs:
+    """Everything an evaluator may look at for one cell.
+
+    ``original`` is the model trained on the whole target set, ``unlearned`` the
+    method's result, ``reference`` the reference method's result (retrain by
+    default). ``costs`` holds the method's counters plus ``unlearn_seconds``,
+    ``fit_seconds`` and ``reference_seconds``.
+    """
+
+    task: Task
+    original: nn.Module
+    unlearned: nn.Module
+    reference: nn.Module
+    costs: Mapping[str, float]
+    series: Mapping[str, list[float]] = field(default_factory=dict)
+
+
+@dataclass
+class Evaluation:
+    """An evaluator's result: metric values and optional curves (ROC, ...)."""
+
+    metrics: dict[str, float]
+    series: dict[str, list[float]] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Evaluator(Protocol):
+    """Measures one cell. Returns ``{metric: value}`` or an :class:`Evaluation`."""
+
+    def evaluate(
+        self, inputs: EvaluationInputs, ctx: MethodContext
+    ) -> Mapping[str, float] | Evaluation: ...
+
+
+@dataclass(frozen=True)
+class EvaluatorSpec:
+    """Registers an evaluator and declares every metric it can return."""
+
+    name: str
+    create: Callable[[Mapping[str, Any]], Evaluator]
+    metrics: tuple[Metric, ...]
+    params: tuple[Param, ...] = ()
+    description: str = ""
+
+
+AnySpec = DatasetSpec | ArchitectureSpec | MethodSpec | EvaluatorSpec

@@ -1,0 +1,240 @@
+"""Suite files (TOML) -> a validated :class:`Suite`. Every error names its key.
+
+A suite names what to cross: data sets x architectures x methods (with
+parameter grids) x forget requests x seeds, plus the split sizes, the training
+recipe and the evaluators. See ``unlearnbench/suites/default.toml`` and the
+README for the format. Only the shape is checked here; names and parameters
+are checked against the registry in :mod:`unlearnbench.plan`.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from unlearnbench.task import ForgetRequest, SplitSizes, TaskError, TrainRecipe
+
+TOP_KEYS = {
+    "name",
+    "description",
+    "seeds",
+    "reference",
+    "datasets",
+    "architectures",
+    "methods",
+    "requests",
+    "evaluators",
+    "splits",
+    "train",
+}
+ENTRY_KEYS = {"name", "params", "grid", "label", "architectures", "train", "splits"}
+
+
+class SuiteError(ValueError):
+    """A suite file mistake. ``key`` is the dotted path of the offending entry."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}" if key else message)
+        self.key = key
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A named plugin with its parameters (a grid expands into several entries)."""
+
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+    grid: dict[str, list[Any]] = field(default_factory=dict)
+    label: str = ""
+    key: str = ""
+    architectures: tuple[str, ...] = ()
+    train: dict[str, Any] = field(default_factory=dict)
+    splits: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    seeds: tuple[int, ...]
+    datasets: tuple[Entry, ...]
+    architectures: tuple[Entry, ...]
+    methods: tuple[Entry, ...]
+    requests: tuple[ForgetRequest, ...]
+    evaluators: tuple[Entry, ...]
+    splits: SplitSizes
+    train: TrainRecipe
+    reference: Entry
+    description: str = ""
+    source: str = ""
+
+
+def load_suite(path: Path | str) -> Suite:
+    """Read and validate a suite file."""
+    path = Path(path)
+    if not path.exists():
+        raise SuiteError("", f"suite file {path} does not exist")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SuiteError("", f"{path} is not valid TOML: {exc}") from None
+    return parse_suite(data, default_name=path.stem, source=str(path))
+
+
+def parse_suite(data: dict[str, Any], *, default_name: str = "suite", source: str = "") -> Suite:
+    unknown = sorted(set(data) - TOP_KEYS)
+    if unknown:
+        raise SuiteError(unknown[0], f"unknown key; allowed top-level keys: {sorted(TOP_KEYS)}")
+    name = _typed(data, "name", str, default_name, "")
+    seeds = _seeds(data.get("seeds", [0]))
+    splits = _dataclass_from(SplitSizes, data.get("splits", {}), "splits")
+    train = _dataclass_from(TrainRecipe, data.get("train", {}), "train")
+    datasets = _entries(data, "datasets", required=True)
+    architectures = _entries(data, "architectures", required=True)
+    methods = _entries(data, "methods", required=True)
+    evaluators = _entries(data, "evaluators", default=["accuracy", "consistency", "time"])
+    reference = _entry(data.get("reference", "retrain"), "reference")
+    for entry in (*architectures, *methods, *evaluators, reference):
+        for extra in ("architectures", "train", "splits"):
+            if getattr(entry, extra):
+                raise SuiteError(f"{entry.key}.{extra}", "is allowed on datasets only")
+    for entry in datasets:
+        _dataclass_from(TrainRecipe, {**data.get("train", {}), **entry.train}, f"{entry.key}.train")
+        _dataclass_from(
+            SplitSizes, {**data.get("splits", {}), **entry.splits}, f"{entry.key}.splits"
+        )
+        for arch in entry.architectures:
+            if arch not in {a.name for a in architectures}:
+                raise SuiteError(
+                    f"{entry.key}.architectures", f"{arch!r} is not among the suite's architectures"
+                )
+    raw_requests = data.get("requests", [{"kind": "random", "count": 10}])
+    if not isinstance(raw_requests, list) or not raw_requests:
+        raise SuiteError("requests", "must be a non-empty array of tables ([[requests]])")
+    requests = tuple(
+        _dataclass_from(ForgetRequest, raw, f"requests[{i}]") for i, raw in enumerate(raw_requests)
+    )
+    return Suite(
+        name=name,
+        seeds=seeds,
+        datasets=datasets,
+        architectures=architectures,
+        methods=methods,
+        requests=requests,
+        evaluators=evaluators,
+        splits=splits,
+        train=train,
+        reference=reference,
+        description=_typed(data, "description", str, "", ""),
+        source=source,
+    )
+
+
+def _typed(data: dict[str, Any], key: str, kind: type, default: Any, prefix: str) -> Any:
+    value = data.get(key, default)
+    if not isinstance(value, kind):
+        raise SuiteError(
+            f"{prefix}{key}", f"expected {kind.__name__}, got {type(value).__name__} ({value!r})"
+        )
+    return value
+
+
+def _seeds(raw: Any) -> tuple[int, ...]:
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        if raw < 1:
+            raise SuiteError("seeds", "a seed count must be >= 1")
+        return tuple(range(raw))
+    if (
+        not isinstance(raw, list)
+        or not raw
+        or not all(isinstance(s, int) and not isinstance(s, bool) for s in raw)
+    ):
+        raise SuiteError("seeds", f"expected a count or a non-empty list of integers, got {raw!r}")
+    if len(set(raw)) != len(raw):
+        raise SuiteError("seeds", f"seeds repeat: {raw}")
+    return tuple(raw)
+
+
+def _entries(
+    data: dict[str, Any], key: str, *, required: bool = False, default: list[Any] | None = None
+) -> tuple[Entry, ...]:
+    if key not in data:
+        if required:
+            raise SuiteError(key, "is required (a list of names or [[" + key + "]] tables)")
+        raw = default or []
+    else:
+        raw = data[key]
+    if not isinstance(raw, list) or (required and not raw):
+        raise SuiteError(key, "must be a non-empty list of names or tables")
+    entries = tuple(_entry(item, f"{key}[{i}]") for i, item in enumerate(raw))
+    labels = [e.label or e.name for e in entries if not e.grid]
+    duplicates = {x for x in labels if labels.count(x) > 1}
+    if duplicates and key != "datasets":
+        raise SuiteError(key, f"{sorted(duplicates)} listed twice; give each a distinct label")
+    return entries
+
+
+def _entry(item: Any, key: str) -> Entry:
+    if isinstance(item, str):
+        return Entry(name=item, key=key)
+    if not isinstance(item, dict):
+        raise SuiteError(key, f"expected a name or a table, got {type(item).__name__}")
+    unknown = sorted(set(item) - ENTRY_KEYS)
+    if unknown:
+        raise SuiteError(f"{key}.{unknown[0]}", f"unknown key; allowed: {sorted(ENTRY_KEYS)}")
+    if "name" not in item or not isinstance(item["name"], str):
+        raise SuiteError(f"{key}.name", "is required and must be a string")
+    for table in ("params", "grid", "train", "splits"):
+        if not isinstance(item.get(table, {}), dict):
+            raise SuiteError(f"{key}.{table}", "must be a table")
+    grid = item.get("grid", {})
+    for gkey, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise SuiteError(f"{key}.grid.{gkey}", "must be a non-empty list of values")
+        if gkey in item.get("params", {}):
+            raise SuiteError(f"{key}.grid.{gkey}", "is also set in params; set it in one place")
+    archs = item.get("architectures", [])
+    if not isinstance(archs, list) or not all(isinstance(a, str) for a in archs):
+        raise SuiteError(f"{key}.architectures", "must be a list of architecture names")
+    label = item.get("label", "")
+    if not isinstance(label, str):
+        raise SuiteError(f"{key}.label", "must be a string")
+    return Entry(
+        name=item["name"],
+        params=dict(item.get("params", {})),
+        grid=dict(grid),
+        label=label,
+        key=key,
+        architectures=tuple(archs),
+        train=dict(item.get("train", {})),
+        splits=dict(item.get("splits", {})),
+    )
+
+
+def _dataclass_from(cls: type, raw: Any, key: str) -> Any:
+    if not isinstance(raw, dict):
+        raise SuiteError(key, "must be a table")
+    allowed = {f.name: f for f in fields(cls)}
+    values = {}
+    for name, value in raw.items():
+        if name not in allowed:
+            raise SuiteError(f"{key}.{name}", f"unknown key; allowed: {sorted(allowed)}")
+        expected = type(allowed[name].default)
+        ok = (isinstance(value, expected) and not isinstance(value, bool)) or (
+            expected is bool and isinstance(value, bool)
+        )
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            ok = True
+        if cls is SplitSizes and isinstance(value, int | float) and not isinstance(value, bool):
+            ok = True
+        if not ok:
+            raise SuiteError(
+                f"{key}.{name}",
+                f"expected {expected.__name__}, got {type(value).__name__} ({value!r})",
+            )
+        values[name] = value
+    try:
+        return cls(**values)
+    except TaskError as exc:
+        raise SuiteError(key, str(exc)) from None

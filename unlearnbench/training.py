@@ -1,0 +1,138 @@
+"""The one training loop every plugin reuses, and batched prediction.
+
+In-memory data stays as tensors on the task's device; batches are index
+tensors cut from a seeded ``randperm`` (a DataLoader over the same tensors was
+1.6-2.4x slower on these machines). The batch order of epoch ``e`` depends only
+on ``(seed, e)`` and the index list, and ``exclude`` drops points *after* the
+permutation: retraining without some points sees the same batches minus those
+points, which is what makes retrain, SISA and DeepObliviate comparable exactly.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from unlearnbench.seeding import derive_seed
+from unlearnbench.task import TrainRecipe
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class TrainStats:
+    """What one call of :func:`train_model` did."""
+
+    epochs: int
+    sample_epochs: int
+    seconds: float
+    mean_loss: float
+
+
+def make_optimizer(
+    params: Iterable[torch.nn.Parameter], recipe: TrainRecipe, lr: float | None = None
+) -> torch.optim.Optimizer:
+    """Adam or SGD (with the recipe's momentum) at the recipe's learning rate."""
+    rate = recipe.lr if lr is None else lr
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=rate, momentum=recipe.momentum, weight_decay=recipe.weight_decay
+        )
+    return torch.optim.Adam(params, lr=rate, weight_decay=recipe.weight_decay)
+
+
+def epoch_order(
+    indices: torch.Tensor, seed: object, epoch: int, exclude: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The visiting order of ``indices`` in ``epoch``, minus ``exclude``."""
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(derive_seed(seed, "epoch", epoch))
+    perm = torch.randperm(indices.numel(), generator=gen).to(indices.device)
+    order = indices[perm]
+    if exclude is not None and exclude.numel():
+        order = order[~torch.isin(order, exclude.to(order.device))]
+    return order
+
+
+def train_model(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    indices: torch.Tensor,
+    recipe: TrainRecipe,
+    *,
+    seed: object,
+    epochs: int | None = None,
+    exclude: torch.Tensor | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+) -> TrainStats:
+    """Train ``model`` in place on ``x[indices]`` with cross-entropy.
+
+    ``seed`` fixes batch order and the global RNG (dropout) per epoch, so the
+    same call gives the same model. Raises :class:`TrainingDiverged` when an
+    epoch's loss is not finite (checked once per epoch, not per batch).
+    """
+    n_epochs = recipe.epochs if epochs is None else epochs
+    opt = optimizer if optimizer is not None else make_optimizer(model.parameters(), recipe)
+    batch = recipe.batch_size
+    model.train()
+    start = time.perf_counter()
+    sample_epochs = 0
+    total = torch.zeros((), device=x.device)
+    for epoch in range(n_epochs):
+        torch.manual_seed(derive_seed(seed, "noise", epoch))
+        order = epoch_order(indices, seed, epoch, exclude)
+        epoch_loss = torch.zeros((), device=x.device)
+        for begin in range(0, order.numel(), batch):
+            idx = order[begin : begin + batch]
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            epoch_loss += loss.detach() * idx.numel()
+        if not bool(torch.isfinite(epoch_loss)):
+            raise TrainingDiverged(
+                f"training diverged: the loss of epoch {epoch + 1} is {float(epoch_loss)}; "
+                f"lower the learning rate (train.lr={recipe.lr})"
+            )
+        sample_epochs += order.numel()
+        total += epoch_loss
+    model.eval()
+    return TrainStats(
+        epochs=n_epochs,
+        sample_epochs=sample_epochs,
+        seconds=time.perf_counter() - start,
+        mean_loss=float(total) / max(sample_epochs, 1),
+    )
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Logits of ``model`` on ``x`` in eval mode, in batches (no gradients)."""
+    was_training = model.training
+    model.eval()
+    outs = [model(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
+    if was_training:
+        model.train()
+    if not outs:
+        return torch.empty(0, 0, device=x.device)
+    return torch.cat(outs)
+
+
+def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Softmax posteriors of ``model`` on ``x``."""
+    return torch.softmax(predict_logits(model, x, batch_size), dim=1)
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Share of ``x`` that ``model`` labels as ``y`` (nan for an empty set)."""
+    if y.numel() == 0:
+        return float("nan")
+    return float((predict_logits(model, x).argmax(1) == y).float().mean())
