@@ -5,6 +5,16 @@ and loaded with ``torch.load(weights_only=True)``: nothing in a results folder
 can run code. Writes are atomic (temporary file, fsync, rename) and each file
 has a SHA-256 sidecar written after it; a missing or mismatching checksum means
 the artifact is rebuilt, so a crash or a damaged file never poisons a run.
+
+Several processes may share one cache folder (the processes executor's
+workers, two runs pointed at one output folder, Ray workers on a shared file
+system). A build takes an exclusive ``flock`` on ``<key>.lock`` and looks
+again once it holds it, so an artifact is built once and the others wait and
+load it; the kernel drops the lock when its holder dies, even by ``kill -9``.
+(Where ``fcntl`` is missing, as on Windows, two processes may both build an
+artifact: wasted work, never a corrupt file, thanks to the atomic writes.)
+On a cluster, point ``--out`` at a shared folder (NFSv4 supports these locks)
+or let the Ray executor hand the original model to its tasks by value.
 """
 
 from __future__ import annotations
@@ -16,11 +26,17 @@ import logging
 import os
 import tempfile
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +85,52 @@ class ArtifactCache:
             return self._memory[key]
         value = self.load(key)
         if value is None:
-            value = build()
-            self.save(key, value, parts)
-            self.builds += 1
+            with self._build_lock(key):
+                value = self.load(key)  # built by another process while we waited?
+                if value is None:
+                    value = build()
+                    self.save(key, value, parts)
+                    self.builds += 1
+                else:
+                    self.hits += 1
         else:
             self.hits += 1
         self._remember(key, value)
         return value
+
+    @contextmanager
+    def _build_lock(self, key: str) -> Iterator[None]:
+        """Hold an exclusive lock on ``key`` across processes while building it."""
+        if fcntl is None:
+            yield
+            return
+        path = self.path(key).with_suffix(".lock")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a+b") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+    def read_verified(self, key: str) -> bytes | None:
+        """The stored bytes of ``key`` if they match their checksum (to ship elsewhere)."""
+        path = self.path(key)
+        sidecar = path.with_suffix(".sha256")
+        if not path.exists() or not sidecar.exists():
+            return None
+        data = path.read_bytes()
+        if hashlib.sha256(data).hexdigest() != sidecar.read_text().strip():
+            return None
+        return data
+
+    def put_verified(self, key: str, data: bytes, parts: Mapping[str, Any]) -> None:
+        """Store bytes read elsewhere with :meth:`read_verified` (no-op if present)."""
+        if self.read_verified(key) is not None:
+            return
+        with self._build_lock(key):
+            if self.read_verified(key) is None:
+                self._write(key, data, parts)
 
     def load(self, key: str) -> dict[str, Any] | None:
         path = self.path(key)
@@ -95,7 +150,11 @@ class ArtifactCache:
     def save(self, key: str, value: dict[str, Any], parts: Mapping[str, Any]) -> None:
         buffer = io.BytesIO()
         torch.save(_to_cpu(value), buffer)
-        data = buffer.getvalue()
+        self._write(key, buffer.getvalue(), parts)
+
+    def _write(self, key: str, data: bytes, parts: Mapping[str, Any]) -> None:
+        # data, then description, then checksum: a crash in between leaves a
+        # missing or stale checksum, which reads as "absent" and is rebuilt
         path = self.path(key)
         atomic_write_bytes(path, data)
         atomic_write_bytes(path.with_suffix(".json"), json.dumps(parts, default=str).encode())

@@ -53,6 +53,38 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="validate the suite and print the plan size; train nothing",
     )
+    run.add_argument(
+        "--executor",
+        choices=["local", "processes", "ray"],
+        default="local",
+        help="where cells run: this process (default), long-lived worker processes, or Ray",
+    )
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=0,
+        help="processes executor: worker count (default: one per GPU, else one per core)",
+    )
+    run.add_argument(
+        "--threads-per-worker",
+        type=int,
+        default=0,
+        help="torch threads per worker or Ray task (default: cores / workers; never more)",
+    )
+    run.add_argument("--address", default=None, help="ray executor: cluster address")
+    run.add_argument(
+        "--gpus-per-task",
+        type=float,
+        default=None,
+        help="ray executor: GPUs per task, fractional to share a GPU (default: 1 on CUDA)",
+    )
+    run.add_argument(
+        "--cell-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="stop a cell (method + evaluators) after SECONDS and record it as 'timeout'",
+    )
     lst = sub.add_parser("list", help="list registered plugins' datasets, methods, ...")
     lst.add_argument("kind", nargs="?", choices=sorted(KIND_ARGS), help="what to list")
     sub.add_parser("plugins", help="list plugins with their distribution and version")
@@ -60,7 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("name")
     board = sub.add_parser("leaderboard", help="print the leaderboard of a results folder")
     board.add_argument("dir", type=Path)
-    board.add_argument("--format", choices=["md", "csv", "json"], default="md")
+    board.add_argument("--format", choices=["md", "csv", "json", "html"], default="md")
+    board.add_argument(
+        "--reference", default=None, help="reference method (default: the suite's, else retrain)"
+    )
+    board.add_argument("--original", default="original", help="do-nothing method's label")
+    board.add_argument(
+        "--no-plots", action="store_true", help="md: do not (re)write DIR/plots/*.png"
+    )
     return parser
 
 
@@ -85,12 +124,20 @@ def _registry() -> tuple[Registry, list[Any]]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from unlearnbench.cache import ArtifactCache
+    from unlearnbench.executors import (
+        LocalExecutor,
+        ProcessExecutor,
+        RayExecutor,
+        RegistryFactory,
+        run_plan,
+    )
     from unlearnbench.leaderboard import write_leaderboards
-    from unlearnbench.plan import build_plan, check_feasible
+    from unlearnbench.plan import Component, build_plan, check_feasible
     from unlearnbench.runner import Runner, resolve_device
     from unlearnbench.store import STORE_FILE, ResultStore
     from unlearnbench.suite import SuiteError, load_suite
 
+    _check_run_options(args)
     registry, _ = _registry()
     suite_path = args.suite or default_suite_path()
     try:
@@ -102,35 +149,95 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = args.out or DEFAULT_OUT / suite.name
     out.mkdir(parents=True, exist_ok=True)
     store = ResultStore(out / STORE_FILE)
+    cache = ArtifactCache(out / "cache")
     runner = Runner(
-        registry, store, ArtifactCache(out / "cache"), device, progress=not args.no_progress
+        registry,
+        store,
+        cache,
+        device,
+        progress=not args.no_progress,
+        cell_timeout=args.cell_timeout,
+        provenance_extra={"executor": args.executor},
     )
+
+    def load(component: Component) -> Any:
+        try:
+            return runner.load_dataset(component)
+        except OSError as exc:
+            raise UsageError(
+                f"{suite_path}: data set {component.label!r} could not be loaded: {exc}"
+            ) from None
+
     try:
-        check_feasible(plan, runner.load_dataset, suite)
+        check_feasible(plan, load, suite)
     except SuiteError as exc:
+        store.close()
         raise UsageError(f"{suite_path}: {exc}") from None
     print(
-        f"suite {suite.name!r}: {len(plan.tasks)} tasks, {plan.size} cells on {device}; "
-        f"results in {out}",
+        f"suite {suite.name!r}: {len(plan.tasks)} tasks, {plan.size} cells on {device} "
+        f"({args.executor} executor); results in {out}",
         file=sys.stderr,
     )
     if args.check:
+        store.close()
         return EXIT_OK
+    factory = RegistryFactory()
+    executor: Any
+    if args.executor == "processes":
+        executor = ProcessExecutor(
+            runner, factory, str(cache.root), args.workers, args.threads_per_worker
+        )
+    elif args.executor == "ray":
+        executor = RayExecutor(
+            runner,
+            factory,
+            str(cache.root.resolve()),
+            address=args.address,
+            cpus_per_task=float(args.threads_per_worker or 1),
+            gpus_per_task=args.gpus_per_task,
+        )
+    else:
+        executor = LocalExecutor(runner)
     start = time.perf_counter()
     try:
-        summary = runner.run(plan)
+        summary = run_plan(executor, plan, store, progress=not args.no_progress)
     finally:
         board = write_leaderboards(out, store, title=f"Leaderboard: {suite.name}")
         store.close()
     print(
-        f"{summary.ok} cells done, {summary.skipped} already done, {summary.failed} failed "
-        f"in {time.perf_counter() - start:.1f} s",
+        f"{summary.ok} cells done, {summary.skipped} already done, {summary.failed} failed, "
+        f"{summary.timeout} timed out in {time.perf_counter() - start:.1f} s",
         file=sys.stderr,
     )
     for failure in summary.failures:
         print(f"  failed: {failure}", file=sys.stderr)
     print(f"leaderboard: {board}")
-    return EXIT_FAILED_CELLS if summary.failed else EXIT_OK
+    return EXIT_FAILED_CELLS if summary.failed or summary.timeout else EXIT_OK
+
+
+def _check_run_options(args: argparse.Namespace) -> None:
+    """Executor options that cannot work, reported before anything is loaded."""
+    if args.workers < 0:
+        raise UsageError(f"--workers must be >= 0 (0 = automatic), got {args.workers}")
+    if args.threads_per_worker < 0:
+        raise UsageError(f"--threads-per-worker must be >= 0, got {args.threads_per_worker}")
+    if args.cell_timeout is not None and not args.cell_timeout > 0:
+        raise UsageError(
+            f"--cell-timeout must be a positive number of seconds, got {args.cell_timeout}"
+        )
+    if args.gpus_per_task is not None and args.gpus_per_task < 0:
+        raise UsageError(f"--gpus-per-task must be >= 0, got {args.gpus_per_task}")
+    if args.executor != "ray" and (args.address or args.gpus_per_task is not None):
+        raise UsageError("--address and --gpus-per-task need --executor ray")
+    if args.executor != "processes" and args.workers:
+        raise UsageError("--workers needs --executor processes")
+    if args.executor == "ray":
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:
+            raise UsageError(
+                "--executor ray needs Ray, an optional extra: pip install 'unlearnbench[ray]'"
+            )
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -184,14 +291,20 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from unlearnbench.leaderboard import build_leaderboard, render
+    """Print one format; md also writes DIR/plots/*.png, which its links point at."""
+    from unlearnbench.leaderboard import build_leaderboard, infer_reference, render, write_plots
     from unlearnbench.store import STORE_FILE, ResultStore
 
     path = args.dir / STORE_FILE
     if not path.exists():
         raise UsageError(f"{args.dir} holds no {STORE_FILE}; run a suite with --out {args.dir}")
     with ResultStore(path) as store:
-        print(render(build_leaderboard(store), args.format, f"Leaderboard: {args.dir.name}"))
+        reference = args.reference or infer_reference(store)
+        board = build_leaderboard(store, reference, args.original)
+    plots = None
+    if args.format == "md" and not args.no_plots:
+        plots, _ = write_plots(board, args.dir)
+    print(render(board, args.format, f"Leaderboard: {args.dir.name}", plots=plots))
     return EXIT_OK
 
 

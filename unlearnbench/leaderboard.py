@@ -4,15 +4,43 @@ One row per (dataset, architecture, method, request); columns ``dataset``,
 ``architecture``, ``method``, ``request``, ``seeds``, then each metric's mean
 with ``<metric>_ci95`` beside it when two or more seeds ran. The 95% interval is
 the half-width ``t(0.975, n-1) * sd / sqrt(n)`` (Student's t, scipy).
+
+Rows are grouped by (dataset, architecture, request); within a group the
+reference method (default ``retrain``) comes first and ``original`` second.
+Both rows are always present: when a suite did not run one of them, a
+placeholder row with ``seeds = 0`` and empty values says so. The two names are
+parameters, the only method names this module knows.
+
+Gap to the reference: after the means come ``<metric>_gap`` columns, the
+absolute difference between a row's mean and the reference row's mean in the
+same group (skipped for metrics that already are gaps: names ending in
+``_gap``, or a metric ``X`` when the evaluators also report ``X_gap``), and
+``avg_gap``, the "Avg. Gap" of the SalUn protocol (Fan et al., 2024): the mean
+of the gaps over the main metrics, here ``test_accuracy``, ``retain_accuracy``,
+``forget_accuracy`` and one membership-attack metric, the first present of
+``mia_efficacy`` and ``mia_fnr`` (both count forget points the attack calls
+non-members), over those the row has. Gaps are taken between means, as SalUn
+does, so a reader can recompute them from the table; where an evaluator itself
+reports ``X_gap`` (``mia_fnr_gap``, ``mia_efficacy_gap``: the mean over seeds of
+the per-seed gap) that column is used instead.
+
+Best values (see :func:`best_cells`): per group and column, the highest mean
+for ``higher`` metrics, the lowest for ``lower`` metrics and for gaps, and for
+``none`` metrics (e.g. ``forget_accuracy``, which should match retrain rather
+than be maximised) the row closest to the reference row, the reference itself
+excluded. Nothing is marked when fewer than two rows have a value.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 from scipy import stats
 from tabulate import tabulate
@@ -20,17 +48,30 @@ from tabulate import tabulate
 from unlearnbench.store import ResultStore
 
 KEYS = ["dataset", "architecture", "method", "request"]
+GROUP_KEYS = ["dataset", "architecture", "request"]
 ARROWS = {"higher": "↑", "lower": "↓", "none": ""}
-FORMATS = ("md", "csv", "json")
+FORMATS = ("md", "csv", "json", "html")
+REFERENCE = "retrain"
+ORIGINAL = "original"
+AVG_GAP_METRICS = ("test_accuracy", "retain_accuracy", "forget_accuracy")
+MIA_GAP_METRICS = ("mia_efficacy", "mia_fnr")
+AVG_GAP = "avg_gap"
+PLOT_SERIES_HINTS = ("delta", "residual_memory", "roc_fpr", "roc_tpr", "stop")
 
 
 @dataclass
 class Leaderboard:
-    table: pd.DataFrame  # KEYS + seeds + metric means (+ _ci95)
+    table: pd.DataFrame  # KEYS + seeds + metric means (+ _ci95), then <metric>_gap, avg_gap
     metrics: list[str]
     directions: dict[str, str]
     units: dict[str, str]
     failures: list[dict[str, object]]
+    reference: str = REFERENCE
+    original: str = ORIGINAL
+    gap_metrics: list[str] = field(default_factory=list)  # metrics with a <metric>_gap column
+    avg_gap_metrics: list[str] = field(default_factory=list)  # the ones averaged in avg_gap
+    per_seed: pd.DataFrame = field(default_factory=pd.DataFrame)  # KEYS + seed + metrics
+    series: list[dict[str, Any]] = field(default_factory=list)  # store.series_rows() for plots
 
 
 def ci95(values: pd.Series) -> float:
@@ -42,13 +83,33 @@ def ci95(values: pd.Series) -> float:
     return float(stats.t.ppf(0.975, n - 1) * clean.std(ddof=1) / math.sqrt(n))
 
 
-def build_leaderboard(store: ResultStore) -> Leaderboard:
+def infer_reference(store: ResultStore, default: str = REFERENCE) -> str:
+    """The method label of the suite's reference, read from the cells' configs.
+
+    A cell whose method is the reference (same name and parameters as the
+    config's ``reference``) gives its label; ``default`` when no cell does.
+    """
+    for cell in store.cells():
+        try:
+            config = json.loads(cell["config"])
+        except (TypeError, ValueError):
+            continue
+        if config.get("reference") and config.get("method") == config["reference"]:
+            return str(config.get("label") or cell["method"])
+    return default
+
+
+def build_leaderboard(
+    store: ResultStore, reference: str = REFERENCE, original: str = ORIGINAL
+) -> Leaderboard:
+    """Aggregate the store's ``ok`` cells over seeds into one row per method and group."""
     rows = pd.DataFrame(store.metric_rows())
     failures = [
         {k: c[k] for k in (*KEYS, "seed", "error")} for c in store.cells() if c["status"] != "ok"
     ]
     if rows.empty:
-        return Leaderboard(pd.DataFrame(columns=[*KEYS, "seeds"]), [], {}, {}, failures)
+        empty = pd.DataFrame(columns=[*KEYS, "seeds"])
+        return Leaderboard(empty, [], {}, {}, failures, reference, original)
     metrics = list(dict.fromkeys(rows.sort_values("position", kind="stable")["name"]))
     meta = rows.drop_duplicates("name").set_index("name")
     directions = meta["direction"].to_dict()
@@ -56,11 +117,11 @@ def build_leaderboard(store: ResultStore) -> Leaderboard:
     wide = rows.pivot_table(
         index=[*KEYS, "seed"], columns="name", values="value", aggfunc="first", dropna=False
     ).reset_index()
+    wide.columns.name = None
     order = rows.drop_duplicates(KEYS)[KEYS]
-    groups = wide.groupby(KEYS, sort=False)
     records = []
-    for key, group in groups:
-        record = dict(zip(KEYS, key, strict=True))
+    for key, group in wide.groupby(KEYS, sort=False):
+        record: dict[str, Any] = dict(zip(KEYS, key, strict=True))
         record["seeds"] = int(group["seed"].nunique())
         for metric in metrics:
             values = group[metric] if metric in group else pd.Series(dtype=float)
@@ -68,8 +129,8 @@ def build_leaderboard(store: ResultStore) -> Leaderboard:
             if record["seeds"] >= 2:
                 record[f"{metric}_ci95"] = ci95(values)
         records.append(record)
-    table = pd.DataFrame(records)
-    table = order.merge(table, on=KEYS, how="left")
+    table = order.merge(pd.DataFrame(records), on=KEYS, how="left")
+    table = _with_anchor_rows(table, reference, original)
     has_ci = any(c.endswith("_ci95") for c in table.columns)
     columns = [*KEYS, "seeds"]
     for metric in metrics:
@@ -77,36 +138,205 @@ def build_leaderboard(store: ResultStore) -> Leaderboard:
         if has_ci:
             columns.append(f"{metric}_ci95")
     table = table.reindex(columns=columns)
-    return Leaderboard(table, metrics, directions, units, failures)
+    gap_metrics = [m for m in metrics if not m.endswith("_gap") and f"{m}_gap" not in set(metrics)]
+    avg_metrics = [m for m in AVG_GAP_METRICS if m in metrics]
+    mia = next((m for m in MIA_GAP_METRICS if m in metrics), None)
+    if mia is not None:
+        avg_metrics.append(mia)
+    table = _with_gaps(table, gap_metrics, avg_metrics, reference)
+    wanted = [r for r in store.series_rows() if _plot_series(r["name"])]
+    return Leaderboard(
+        table,
+        metrics,
+        directions,
+        units,
+        failures,
+        reference,
+        original,
+        gap_metrics,
+        avg_metrics,
+        wide,
+        wanted,
+    )
 
 
-def _fmt(value: float, ci: float | None) -> str:
+def _plot_series(name: str) -> bool:
+    base = name.split("@", 1)[0].rsplit(".", 1)[-1]
+    return any(hint in base for hint in PLOT_SERIES_HINTS)
+
+
+def _with_anchor_rows(table: pd.DataFrame, reference: str, original: str) -> pd.DataFrame:
+    """Reorder each group as reference, original, the rest; add missing anchors empty."""
+    ordered = []
+    for key, group in table.groupby(GROUP_KEYS, sort=False):
+        base = dict(zip(GROUP_KEYS, key, strict=True))
+        parts = []
+        for name in (reference, original):
+            found = group[group["method"] == name]
+            if found.empty:
+                found = pd.DataFrame([{**base, "method": name, "seeds": 0}])
+            parts.append(found)
+        parts.append(group[~group["method"].isin([reference, original])])
+        ordered.append(pd.concat(parts, ignore_index=True))
+    out = pd.concat(ordered, ignore_index=True)
+    out["seeds"] = out["seeds"].fillna(0).astype(int)
+    return out
+
+
+def _with_gaps(
+    table: pd.DataFrame, gap_metrics: list[str], avg_metrics: list[str], reference: str
+) -> pd.DataFrame:
+    ref = table[table["method"] == reference].set_index(GROUP_KEYS)
+    keys = pd.MultiIndex.from_frame(table[GROUP_KEYS])
+    gaps = {}
+    for metric in gap_metrics:
+        ref_values = ref[metric].reindex(keys).to_numpy(dtype=float)
+        gaps[f"{metric}_gap"] = np.abs(table[metric].to_numpy(dtype=float) - ref_values)
+    out = pd.concat([table, pd.DataFrame(gaps, index=table.index)], axis=1)
+    if avg_metrics:
+        out[AVG_GAP] = out[[f"{m}_gap" for m in avg_metrics]].astype(float).mean(axis=1)
+        out.loc[out["seeds"] == 0, AVG_GAP] = float("nan")
+    return out
+
+
+def gap_columns(board: Leaderboard) -> list[str]:
+    """The gap columns shown: those averaged in ``avg_gap``, ``avg_gap``, the others."""
+    main = [f"{m}_gap" for m in board.avg_gap_metrics]
+    rest = [f"{m}_gap" for m in board.gap_metrics if m not in board.avg_gap_metrics]
+    return [*main, AVG_GAP, *rest] if main else rest
+
+
+def best_cells(board: Leaderboard) -> set[tuple[int, str]]:
+    """(row index, column) pairs holding the best value of their group's column.
+
+    ``higher``/``lower`` metrics: the extreme mean; gap columns: the smallest gap
+    among rows other than the reference (whose gap is zero by definition);
+    ``none`` metrics: the row closest to the reference row (reference excluded),
+    nothing when the group has no reference value. Ties are all marked.
+    """
+    marked: set[tuple[int, str]] = set()
+    table = board.table
+    if table.empty:
+        return marked
+    columns = [
+        (m, "gap" if m.endswith("_gap") else board.directions.get(m, "none")) for m in board.metrics
+    ]
+    columns += [(c, "gap") for c in gap_columns(board) if c not in board.directions]
+    for _, group in table.groupby(GROUP_KEYS, sort=False):
+        is_ref = group["method"] == board.reference
+        for column, direction in columns:
+            if column not in group:
+                continue
+            values = group[column].astype(float)
+            if direction in ("gap", "none"):
+                if direction == "none":
+                    ref_value = values[is_ref].dropna()
+                    if ref_value.empty:
+                        continue
+                    values = (values - float(ref_value.iloc[0])).abs()
+                values = values[~is_ref]
+            values = values.dropna()
+            if len(values) < 2:
+                continue
+            best = values.max() if direction == "higher" else values.min()
+            marked.update((int(i), column) for i in values.index[values == best])
+    return marked
+
+
+def format_value(value: Any, ci: Any = None) -> str:
+    """``0.9123 ± 0.012``; an en dash for a missing value."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "–"
-    text = f"{value:.4g}"
-    if ci is not None and not math.isnan(ci):
+    text = f"{float(value):.4g}"
+    if ci is not None and not (isinstance(ci, float) and math.isnan(ci)):
+        ci = float(ci)
+        # a constant over seeds prints ± 0, not floating-point dust like ± 2.1e-17
+        ci = 0.0 if ci <= 1e-9 * max(1.0, abs(float(value))) else ci
         text += f" ± {ci:.2g}"
     return text
 
 
-def to_markdown(board: Leaderboard, title: str = "Leaderboard") -> str:
-    headers = [*KEYS, "seeds"] + [
-        f"{m} {ARROWS.get(board.directions.get(m, 'none'), '')}".strip() for m in board.metrics
-    ]
-    body = []
-    for _, row in board.table.iterrows():
-        cells = [row[k] for k in KEYS] + [row["seeds"]]
-        for metric in board.metrics:
-            ci = row.get(f"{metric}_ci95")
-            cells.append(_fmt(row[metric], None if ci is None else float(ci)))
-        body.append(cells)
-    lines = [f"# {title}", ""]
-    lines.append(
+_fmt = format_value
+
+
+def metric_header(board: Leaderboard, metric: str) -> str:
+    return f"{metric} {ARROWS.get(board.directions.get(metric, 'none'), '')}".strip()
+
+
+def legend(board: Leaderboard) -> str:
+    """The sentence explaining means, intervals, arrows and marks (Markdown and HTML)."""
+    return (
         "Mean over seeds ± half-width of the 95% confidence interval (Student's t). "
-        "↑ higher is better, ↓ lower is better; unmarked columns are compared with "
-        "the reference (retrain), not maximised."
+        "↑ higher is better, ↓ lower is better; unmarked columns are compared with the "
+        f"reference ({board.reference}), not maximised. Bold: the best value of its column "
+        f"within a dataset/architecture/request group; for unmarked columns, the value "
+        f"closest to {board.reference}'s. {board.reference} and {board.original} come first "
+        "in each group; 0 seeds means the suite did not run that method."
     )
-    lines += ["", tabulate(body, headers=headers, tablefmt="github", disable_numparse=True), ""]
+
+
+def gap_legend(board: Leaderboard) -> str:
+    used = ", ".join(board.avg_gap_metrics) or "none present"
+    return (
+        f"Absolute gap between each row's mean and {board.reference}'s mean in the same "
+        f"group (lower is closer to exact unlearning). avg_gap is SalUn's Avg. Gap: the "
+        f"mean of the gaps over {used}."
+    )
+
+
+def _row_key(row: pd.Series) -> list[Any]:
+    return [row[k] for k in KEYS] + [row["seeds"]]
+
+
+def markdown_tables(board: Leaderboard) -> tuple[list[str], list[list[str]]]:
+    """Headers and formatted cells of the main table (best values in bold)."""
+    marks = best_cells(board)
+    headers = [*KEYS, "seeds"] + [metric_header(board, m) for m in board.metrics]
+    body = []
+    for index, row in board.table.iterrows():
+        cells = [str(v) for v in _row_key(row)]
+        for metric in board.metrics:
+            text = format_value(row[metric], row.get(f"{metric}_ci95"))
+            cells.append(f"**{text}**" if (index, metric) in marks else text)
+        body.append(cells)
+    return headers, body
+
+
+def to_markdown(
+    board: Leaderboard,
+    title: str = "Leaderboard",
+    *,
+    gaps: bool = True,
+    plots: Mapping[str, str] | None = None,
+) -> str:
+    """The leaderboard as GitHub Markdown; ``plots`` maps captions to image paths."""
+    headers, body = markdown_tables(board)
+    lines = [f"# {title}", "", legend(board), ""]
+    lines += [tabulate(body, headers=headers, tablefmt="github", disable_numparse=True), ""]
+    columns = gap_columns(board)
+    if gaps and columns and not board.table.empty:
+        marks = best_cells(board)
+        gap_body = []
+        for index, row in board.table.iterrows():
+            cells = [str(v) for v in _row_key(row)]
+            for column in columns:
+                text = format_value(row[column])
+                cells.append(f"**{text}**" if (index, column) in marks else text)
+            gap_body.append(cells)
+        lines += [f"## Gap to {board.reference}", "", gap_legend(board), ""]
+        lines += [
+            tabulate(
+                gap_body,
+                headers=[*KEYS, "seeds", *columns],
+                tablefmt="github",
+                disable_numparse=True,
+            ),
+            "",
+        ]
+    if plots:
+        lines += ["## Plots", ""]
+        for caption, path in plots.items():
+            lines += [f"![{caption}]({path})", ""]
     if board.failures:
         lines += [f"## Failed cells ({len(board.failures)})", ""]
         for failure in board.failures:
@@ -125,10 +355,14 @@ def to_json(board: Leaderboard) -> str:
     rows = json.loads(board.table.to_json(orient="records"))
     return json.dumps(
         {
+            "reference": board.reference,
+            "original": board.original,
             "metrics": [
                 {"name": m, "direction": board.directions[m], "unit": board.units[m]}
                 for m in board.metrics
             ],
+            "gap_columns": gap_columns(board),
+            "avg_gap_metrics": board.avg_gap_metrics,
             "rows": rows,
             "failures": board.failures,
         },
@@ -137,19 +371,66 @@ def to_json(board: Leaderboard) -> str:
     )
 
 
-def render(board: Leaderboard, fmt: str, title: str = "Leaderboard") -> str:
+def render(
+    board: Leaderboard,
+    fmt: str,
+    title: str = "Leaderboard",
+    *,
+    plots: Mapping[str, str] | None = None,
+    images: Mapping[str, bytes] | None = None,
+) -> str:
+    """One format as text. ``plots`` (caption -> path) goes into Markdown; the HTML
+    page embeds ``images`` (plot name -> PNG bytes), drawn here when not given."""
     if fmt == "md":
-        return to_markdown(board, title)
+        return to_markdown(board, title, plots=plots)
     if fmt == "csv":
         return to_csv(board)
     if fmt == "json":
         return to_json(board)
+    if fmt == "html":
+        from unlearnbench.leaderboard_html import to_html
+
+        if images is None:
+            from unlearnbench.plots import make_plots
+
+            images = make_plots(board)
+        return to_html(board, title, images)
     raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
 
 
-def write_leaderboards(out_dir: Path, store: ResultStore, title: str = "Leaderboard") -> Path:
-    """Write leaderboard.md/.csv/.json into ``out_dir``; return the Markdown path."""
-    board = build_leaderboard(store)
-    for fmt in FORMATS:
-        (out_dir / f"leaderboard.{fmt}").write_text(render(board, fmt, title), encoding="utf-8")
+def write_plots(board: Leaderboard, out_dir: Path) -> tuple[dict[str, str], dict[str, bytes]]:
+    """Write ``plots/<name>.png`` under ``out_dir``; return caption -> relative path, bytes."""
+    from unlearnbench.plots import caption, make_plots
+
+    images = make_plots(board)
+    folder = out_dir / "plots"
+    paths: dict[str, str] = {}
+    for name, png in images.items():
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{name}.png").write_bytes(png)
+        paths[caption(name)] = f"plots/{name}.png"
+    return paths, images
+
+
+def write_leaderboards(
+    out_dir: Path,
+    store: ResultStore,
+    title: str = "Leaderboard",
+    *,
+    reference: str | None = None,
+    original: str = ORIGINAL,
+    formats: Sequence[str] = FORMATS,
+) -> Path:
+    """Write leaderboard.md/.csv/.json/.html and plots/*.png; return the Markdown path.
+
+    ``reference`` defaults to the suite's reference as recorded in the cells
+    (:func:`infer_reference`), else ``retrain``.
+    """
+    if reference is None:
+        reference = infer_reference(store)
+    board = build_leaderboard(store, reference, original)
+    paths, images = write_plots(board, out_dir)
+    for fmt in formats:
+        text = render(board, fmt, title, plots=paths, images=images)
+        (out_dir / f"leaderboard.{fmt}").write_text(text, encoding="utf-8")
     return out_dir / "leaderboard.md"

@@ -26,12 +26,22 @@ BLOCK_ENV = "UNLEARNBENCH_BLOCK_PLUGINS"
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "unlearnbench.builtin.datasets.embedded",
+    "unlearnbench.builtin.datasets.vision",
+    "unlearnbench.builtin.datasets.tabular",
     "unlearnbench.builtin.architectures.small",
+    "unlearnbench.builtin.architectures.paper_models",
     "unlearnbench.builtin.methods.retrain",
     "unlearnbench.builtin.methods.original",
+    "unlearnbench.builtin.methods.sisa",
+    "unlearnbench.builtin.methods.deepobliviate",
+    "unlearnbench.builtin.methods.gan",
     "unlearnbench.builtin.evaluators.accuracy",
     "unlearnbench.builtin.evaluators.consistency",
     "unlearnbench.builtin.evaluators.time",
+    "unlearnbench.builtin.evaluators.mia",
+    "unlearnbench.builtin.evaluators.attacks",
+    "unlearnbench.builtin.evaluators.backdoor",
+    "unlearnbench.builtin.evaluators.costs",
 )
 
 _HOOKS: dict[Kind, str] = {

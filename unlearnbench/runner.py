@@ -6,14 +6,30 @@ original model, the reference run) through the artifact cache, then runs every
 pending cell: ``fit``, the timed ``unlearn`` steps, the evaluators. A cell that
 raises is recorded as failed with its traceback and the others go on. Cells
 already recorded as ``ok`` are skipped, so re-running a suite resumes.
+
+Executing a task is separate from storing its results: :meth:`Runner.run_task`
+hands each finished cell's :class:`CellRecord` to an ``emit`` callback, so the
+same code runs in this process (``emit`` writes to the store at once) and in
+worker processes or Ray tasks (``emit`` sends the record to the parent, which
+is the only writer; see :mod:`unlearnbench.executors`).
+
+A per-cell time limit (``cell_timeout``) is enforced in-process with
+``SIGALRM``: the cell is interrupted between Python bytecodes (after the
+current torch operation) and recorded with status ``timeout``. That needs the
+main thread of a POSIX process; elsewhere the limit is not enforced here (the
+processes executor also kills a worker that does not come back).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import signal
+import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,8 +103,11 @@ class TaskContext:
     def cached(
         self, name: str, params: Mapping[str, Any], build: Callable[[], dict[str, Any]]
     ) -> dict[str, Any]:
-        parts = {"artifact": name, "params": dict(params), "train_key": self.task.train_key}
-        return self.cache.get_or_build(parts, build)
+        return self.cache.get_or_build(self.artifact_parts(name, params), build)
+
+    def artifact_parts(self, name: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """What an artifact's cache key is computed from (one training configuration)."""
+        return {"artifact": name, "params": dict(params), "train_key": self.task.train_key}
 
     def original(self) -> nn.Module:
         def build() -> dict[str, Any]:
@@ -117,33 +136,117 @@ class Outcome:
     unlearn_seconds: float = 0.0
 
 
+class CellTimeout(BaseException):
+    """Raised inside a cell that ran past its time limit.
+
+    A ``BaseException``, so a plugin's ``except Exception`` cannot swallow it.
+    """
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float | None) -> Iterator[None]:
+    """Raise :class:`CellTimeout` in this thread after ``seconds`` (main thread, POSIX).
+
+    Where ``SIGALRM`` cannot be used (not the main thread, Windows) the body runs
+    without a limit; a caller that needs a hard limit runs it in a killable process.
+    """
+    usable = (
+        seconds is not None
+        and seconds > 0
+        and hasattr(signal, "setitimer")
+        and threading.current_thread() is threading.main_thread()
+    )
+    if not usable:
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise CellTimeout(f"ran past the per-cell time limit of {seconds:g} s (--cell-timeout)")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, float(seconds))  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0.0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 @dataclass
 class RunSummary:
     ok: int = 0
     failed: int = 0
     skipped: int = 0
+    timeout: int = 0
     failures: list[str] = field(default_factory=list)
+
+    def add(self, record: CellRecord) -> None:
+        """Count one written cell; failures and timeouts keep a one-line reason."""
+        if record.status == "ok":
+            self.ok += 1
+            return
+        if record.status == "timeout":
+            self.timeout += 1
+        else:
+            self.failed += 1
+        last = (record.error or "").strip().splitlines()
+        self.failures.append(
+            f"{record.dataset}/{record.architecture}/{record.method}/{record.request}/"
+            f"seed {record.seed}: {record.status}: {last[-1] if last else ''}"
+        )
+
+
+Work = list[tuple[TaskPlan, list[CellPlan]]]
+
+
+def pending_work(plan: Plan, done: set[str]) -> tuple[Work, int]:
+    """The plan's tasks with their cells not yet ``ok``, and how many cells are skipped."""
+    work: Work = []
+    for task_plan in plan.tasks:
+        cells = [c for c in task_plan.cells if c.cell_id not in done]
+        if cells:
+            work.append((task_plan, cells))
+    pending = sum(len(cells) for _, cells in work)
+    return work, plan.size - pending
+
+
+Emit = Callable[[CellRecord], None]
 
 
 class Runner:
-    """Runs plans against one results store and one artifact cache."""
+    """Runs plans against one results store and one artifact cache.
+
+    ``store`` may be ``None`` in a worker that only computes: it calls
+    :meth:`run_task` and sends the records elsewhere. ``cell_timeout`` (seconds)
+    limits each cell (method + evaluators; the task's shared set-up is not
+    limited). ``provenance_extra`` is merged into every cell's provenance (the
+    executor, the worker).
+    """
 
     def __init__(
         self,
         registry: Registry,
-        store: ResultStore,
+        store: ResultStore | None,
         cache: ArtifactCache,
         device: torch.device,
         *,
         progress: bool = True,
+        cell_timeout: float | None = None,
+        provenance_extra: Mapping[str, Any] | None = None,
     ) -> None:
         self.registry = registry
         self.store = store
         self.cache = cache
         self.device = device
         self.progress = progress
+        self.cell_timeout = cell_timeout
         self._datasets: dict[str, DatasetArrays] = {}
-        self._provenance = provenance(device)
+        self._provenance = {
+            **provenance(device),
+            "executor": "local",
+            "pid": os.getpid(),
+            **(provenance_extra or {}),
+        }
 
     def load_dataset(self, component: Component) -> DatasetArrays:
         """Load (once per process) the data set a component names."""
@@ -154,19 +257,31 @@ class Runner:
         return self._datasets[key]
 
     def run(self, plan: Plan) -> RunSummary:
+        """Run every pending cell here, writing each result as soon as it is known."""
+        if self.store is None:
+            raise ValueError("Runner.run needs a store; a worker calls run_task instead")
+        store = self.store
         summary = RunSummary()
-        done = self.store.finished()
-        pending = [(t, c) for t, c in plan.cells() if c.cell_id not in done]
-        summary.skipped = plan.size - len(pending)
-        by_task: dict[str, list[CellPlan]] = {}
-        for task_plan, cell in pending:
-            by_task.setdefault(task_plan.key, []).append(cell)
-        bar = tqdm(total=len(pending), disable=not self.progress, unit="cell", dynamic_ncols=True)
+        work, summary.skipped = pending_work(plan, store.finished())
+        bar = tqdm(
+            total=sum(len(c) for _, c in work),
+            disable=not self.progress,
+            unit="cell",
+            dynamic_ncols=True,
+        )
+
+        def emit(record: CellRecord) -> None:
+            store.write(record)
+            summary.add(record)
+            bar.update(1)
+
         try:
-            for task_plan in plan.tasks:
-                cells = by_task.get(task_plan.key)
-                if cells:
-                    self._run_task(task_plan, cells, summary, bar)
+            for task_plan, cells in work:
+                bar.set_description(
+                    f"{task_plan.dataset.label}/{task_plan.architecture.label} "
+                    f"seed {task_plan.seed}"
+                )
+                self.run_task(task_plan, cells, emit)
         finally:
             bar.close()
         return summary
@@ -193,10 +308,39 @@ class Runner:
             config=plan.config(),
         )
 
-    def _run_task(
-        self, plan: TaskPlan, cells: list[CellPlan], summary: RunSummary, bar: tqdm
+    def run_task(
+        self,
+        plan: TaskPlan,
+        cells: list[CellPlan],
+        emit: Emit,
+        on_start: Callable[[CellPlan], None] | None = None,
     ) -> None:
-        bar.set_description(f"{plan.dataset.label}/{plan.architecture.label} seed {plan.seed}")
+        """Build the task's shared artifacts once, then run ``cells``; emit each record.
+
+        ``on_start`` is called before each cell (a worker tells its parent which
+        cell it is on, so a hard time limit can name it).
+        """
+        for record in self.iter_task(plan, cells, on_start):
+            emit(record)
+
+    def iter_task(
+        self,
+        plan: TaskPlan,
+        cells: list[CellPlan],
+        on_start: Callable[[CellPlan], None] | None = None,
+    ) -> Iterator[CellRecord]:
+        """:meth:`run_task` as a generator: yields each cell's record when it is done."""
+        for event in self.iter_events(plan, cells):
+            if isinstance(event, CellRecord):
+                yield event
+            elif on_start is not None:
+                on_start(event)
+
+    def iter_events(self, plan: TaskPlan, cells: list[CellPlan]) -> Iterator[CellPlan | CellRecord]:
+        """Yields each cell's plan as it starts, then its record when it is done.
+
+        (A cell whose task's set-up failed is only recorded, never started.)
+        """
         try:
             task = self.build_task(plan)
             ctx = TaskContext(task, self.cache)
@@ -205,23 +349,24 @@ class Runner:
         except Exception:
             error = "the task's shared set-up failed:\n" + traceback.format_exc()
             for cell in cells:
-                self._record_failure(plan, cell, error, summary)
-                bar.update(1)
+                yield self._failure(plan, cell, error)
             return
         for cell in cells:
-            bar.set_postfix_str(cell.method.label)
+            yield cell
             try:
-                if cell.method.ident() == plan.reference.ident():
-                    outcome = reference
-                else:
-                    outcome = run_method(self._method_spec(cell.method), cell.method, task, ctx)
-                metrics, series = self._evaluate(plan, task, ctx, original, reference, outcome)
+                with time_limit(self.cell_timeout):
+                    if cell.method.ident() == plan.reference.ident():
+                        outcome = reference
+                    else:
+                        outcome = run_method(self._method_spec(cell.method), cell.method, task, ctx)
+                    metrics, series = self._evaluate(plan, task, ctx, original, reference, outcome)
+            except CellTimeout as exc:
+                record = self._failure(plan, cell, f"the cell {exc}", status="timeout")
             except Exception:
-                self._record_failure(plan, cell, traceback.format_exc(), summary)
+                record = self._failure(plan, cell, traceback.format_exc())
             else:
-                self.store.write(self._record(plan, cell, "ok", metrics=metrics, series=series))
-                summary.ok += 1
-            bar.update(1)
+                record = self._record(plan, cell, "ok", metrics=metrics, series=series)
+            yield record
 
     def _method_spec(self, component: Component) -> MethodSpec:
         return self.registry.get("method", component.name)  # type: ignore[return-value]
@@ -306,6 +451,10 @@ class Runner:
         ]
         return metrics, series
 
+    def record(self, plan: TaskPlan, cell: CellPlan, status: str, **extra: Any) -> CellRecord:
+        """A cell's record with its full configuration and provenance."""
+        return self._record(plan, cell, status, **extra)
+
     def _record(self, plan: TaskPlan, cell: CellPlan, status: str, **extra: Any) -> CellRecord:
         config = {**plan.config(), "method": cell.method.ident(), "label": cell.method.label}
         return CellRecord(
@@ -318,7 +467,15 @@ class Runner:
             seed=plan.seed,
             status=status,
             config=config,
-            provenance={**self._provenance, **self._plugin_provenance(cell.method)},
+            provenance={
+                **self._provenance,
+                **self._plugin_provenance(cell.method),
+                "plugins": self._plugins_used(plan, cell),
+                "seed": plan.seed,
+                "task_key": plan.key,
+                "train_key": plan.train_key,
+                "torch_threads": torch.get_num_threads(),
+            },
             **extra,
         )
 
@@ -330,16 +487,38 @@ class Runner:
             "method_version": origin.version,
         }
 
-    def _record_failure(
-        self, plan: TaskPlan, cell: CellPlan, error: str, summary: RunSummary
-    ) -> None:
-        log.error("cell %s (%s) failed:\n%s", cell.method.label, plan.dataset.label, error)
-        self.store.write(self._record(plan, cell, "failed", error=error))
-        summary.failed += 1
-        summary.failures.append(
-            f"{plan.dataset.label}/{plan.architecture.label}/{cell.method.label}/"
-            f"{plan.request.label_text}/seed {plan.seed}: {error.strip().splitlines()[-1]}"
-        )
+    def _plugins_used(self, plan: TaskPlan, cell: CellPlan) -> dict[str, dict[str, str]]:
+        """``kind:name`` -> plugin, distribution and version, for every component of the cell."""
+        used: list[tuple[Any, Component]] = [
+            ("dataset", plan.dataset),
+            ("architecture", plan.architecture),
+            ("method", cell.method),
+            ("method", plan.reference),
+            *(("evaluator", e) for e in plan.evaluators),
+        ]
+        out = {}
+        for kind, component in used:
+            try:
+                origin = self.registry.entry(kind, component.name).origin
+            except Exception:  # a plugin missing from this registry: say so, don't fail
+                out[f"{kind}:{component.name}"] = {
+                    "plugin": "?",
+                    "distribution": "?",
+                    "version": "",
+                }
+                continue
+            out[f"{kind}:{component.name}"] = {
+                "plugin": origin.plugin,
+                "distribution": origin.distribution,
+                "version": origin.version,
+            }
+        return out
+
+    def _failure(
+        self, plan: TaskPlan, cell: CellPlan, error: str, status: str = "failed"
+    ) -> CellRecord:
+        log.error("cell %s (%s) %s:\n%s", cell.method.label, plan.dataset.label, status, error)
+        return self._record(plan, cell, status, error=error)
 
 
 def run_method(spec: MethodSpec, component: Component, task: Task, ctx: TaskContext) -> Outcome:

@@ -22,3 +22,16 @@ def generator(*parts: object) -> torch.Generator:
     gen = torch.Generator(device="cpu")
     gen.manual_seed(derive_seed(*parts))
     return gen
+
+
+def seed_torch(seed: int, device: torch.device | str = "cpu") -> None:
+    """Seed torch's global RNG for work on ``device``.
+
+    On CPU only the CPU generator is seeded: ``torch.manual_seed`` also queues
+    seeding of every accelerator backend, which costs about 1.5 ms per call on
+    CUDA builds of torch — once per epoch, that showed up in short trainings.
+    """
+    if torch.device(device).type == "cpu":
+        torch.default_generator.manual_seed(seed)
+    else:
+        torch.manual_seed(seed)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from unlearnbench.partition import block_of, label_balanced_blocks
-from unlearnbench.seeding import derive_seed, generator
+from unlearnbench.seeding import derive_seed, generator, seed_torch
 
 if TYPE_CHECKING:
     from unlearnbench.training import TrainStats
@@ -33,7 +33,16 @@ class TaskError(ValueError):
 
 @dataclass(frozen=True)
 class TrainRecipe:
-    """How every model of a task is trained (the original, retrain, shadows)."""
+    """How every model of a task is trained (the original, retrain, shadows).
+
+    ``amp``: mixed precision in :func:`unlearnbench.training.train_model`. On
+    CUDA the forward pass runs under ``torch.autocast`` (float16) with a
+    ``GradScaler``; on CPU it runs under bfloat16 autocast (no scaler needed).
+    Prediction stays float32 so evaluators compare exact posteriors.
+    ``channels_last``: image models and batches use the NHWC memory format
+    (faster convolutions on tensor-core GPUs); ignored for non-image inputs.
+    Both default off, which keeps the plain float32 loop.
+    """
 
     epochs: int = 30
     batch_size: int = 64
@@ -41,6 +50,8 @@ class TrainRecipe:
     optimizer: Literal["adam", "sgd"] = "adam"
     momentum: float = 0.9
     weight_decay: float = 0.0
+    amp: bool = False
+    channels_last: bool = False
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -257,7 +268,7 @@ class Task:
         ``"init"`` is the initialisation the original model and retrain share.
         """
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(derive_seed(self.seed, "model", label))
+            seed_torch(derive_seed(self.seed, "model", label))  # models are built on CPU
             model = self.build_model()
         return model.to(self.device)
 

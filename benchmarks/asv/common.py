@@ -1,0 +1,54 @@
+"""Shared set-up of the asv benchmarks: one fixed tiny task, methods by name.
+
+The task is ``unlearnbench.testing``'s tiny real task (digits, a one-layer MLP
+of 32 units, 300 training points, 5 epochs, 10 random points forgotten, seed
+0), so every commit is measured on exactly the same work. Trained models go to
+an artifact cache directory made by ``setup_cache`` and shared by the
+benchmark processes of one class.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from unlearnbench.plan import Component
+from unlearnbench.runner import Outcome, TaskContext, run_method
+from unlearnbench.specs import MethodSpec, resolve_params
+from unlearnbench.task import ForgetRequest, Task
+from unlearnbench.testing import make_task, registry
+
+METHODS = ("retrain", "original", "sisa", "gan", "deepobliviate")
+"""Methods benchmarked; those not installed are skipped (NotImplementedError)."""
+REQUEST = ForgetRequest(kind="random", count=10)
+THREADS = 2
+
+
+def new_cache_dir() -> str:
+    return tempfile.mkdtemp(prefix="unlearnbench-asv-")
+
+
+def tiny(cache_dir: str | Path) -> tuple[Task, TaskContext]:
+    torch.set_num_threads(THREADS)
+    return make_task(Path(cache_dir), request=REQUEST)
+
+
+def method_spec(name: str) -> MethodSpec:
+    """The registered method, or NotImplementedError, which makes asv skip it."""
+    reg = registry()
+    if name not in reg.names("method"):
+        raise NotImplementedError(f"method {name!r} is not installed")
+    return reg.get("method", name)  # type: ignore[return-value]
+
+
+def component(spec: MethodSpec, params: dict[str, Any] | None = None) -> Component:
+    return Component(spec.name, resolve_params(spec.params, params or {}), spec.name)
+
+
+def run(name: str, task: Task, ctx: TaskContext) -> Outcome:
+    """``fit`` then ``unlearn``, as the runner does for one cell."""
+    spec = method_spec(name)
+    return run_method(spec, component(spec), task, ctx)

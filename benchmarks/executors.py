@@ -1,0 +1,146 @@
+"""The same grid on the local, processes and Ray executors, side by side.
+
+Runs one grid (by default 8 tasks: digits, an MLP, seeds 0-7, retrain and
+original, accuracy and consistency) with each executor into a fresh folder,
+and prints each wall time (worker / Ray start-up included, as a user pays it),
+its ratio to the local executor, the machine's core count, and whether the
+quality metrics are identical (they must be: only timings may differ).
+
+    nice .venv/bin/python benchmarks/executors.py [--tasks 8] [--epochs 30]
+
+Layout: local = 1 process x all cores; processes = W workers x (cores / W)
+threads (default 2 x 1 on a 2-core machine); ray = a local instance with
+``num_cpus`` = cores, 1 CPU (1 thread) per task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from unlearnbench.cache import ArtifactCache
+from unlearnbench.executors import (
+    LocalExecutor,
+    ProcessExecutor,
+    RayExecutor,
+    RegistryFactory,
+    available_cores,
+    run_plan,
+)
+from unlearnbench.plan import build_plan
+from unlearnbench.runner import Runner
+from unlearnbench.store import ResultStore
+from unlearnbench.suite import load_suite
+
+SUITE = """
+name = "executors-bench"
+seeds = {seeds}
+reference = "retrain"
+evaluators = ["accuracy", "consistency"]
+
+[splits]
+target = 0.4
+nonmember = 0.1
+test = 0.2
+shadow_in = 0
+shadow_out = 0
+
+[train]
+epochs = {epochs}
+batch_size = 32
+lr = 0.001
+
+[[datasets]]
+name = "digits"
+
+[[architectures]]
+name = "mlp"
+params = {{ widths = [128, 64] }}
+
+[[methods]]
+name = "retrain"
+
+[[methods]]
+name = "original"
+
+[[requests]]
+kind = "random"
+count = 20
+"""
+
+
+def quality(path: Path) -> list[tuple[str, str, float]]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(
+            "SELECT cell_id, name, value FROM metrics WHERE name LIKE '%accuracy%' "
+            "OR name LIKE '%consistency%' OR name LIKE '%agreement%' ORDER BY cell_id, name"
+        ).fetchall()
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=8, help="seeds, one task each")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--skip-ray", action="store_true")
+    args = parser.parse_args()
+
+    cores = available_cores()
+    registry = RegistryFactory()()
+    root = Path(tempfile.mkdtemp(prefix="unlearnbench-executors-"))
+    suite_path = root / "suite.toml"
+    suite_path.write_text(
+        SUITE.format(seeds=list(range(args.tasks)), epochs=args.epochs), encoding="utf-8"
+    )
+    plan = build_plan(load_suite(suite_path), registry)
+    print(
+        f"{cores} cores (os.cpu_count={os.cpu_count()}), torch {torch.__version__}; grid: "
+        f"{len(plan.tasks)} tasks x {plan.size // len(plan.tasks)} methods, "
+        f"{args.epochs} epochs, digits MLP [128, 64]"
+    )
+
+    names = ["local", "processes"] + ([] if args.skip_ray else ["ray"])
+    times: dict[str, float] = {}
+    metrics: dict[str, list] = {}
+    for name in names:
+        out = root / name
+        with ResultStore(out / "results.sqlite") as store:
+            cache = ArtifactCache(out / "cache")
+            runner = Runner(registry, store, cache, torch.device("cpu"), progress=False)
+            if name == "local":
+                torch.set_num_threads(cores)
+                executor = LocalExecutor(runner)
+                layout = f"1 process x {cores} threads"
+            elif name == "processes":
+                executor = ProcessExecutor(
+                    runner, RegistryFactory(), str(cache.root), args.workers, 0
+                )
+                layout = f"{executor.workers} workers x {executor.threads} threads"
+            else:
+                executor = RayExecutor(
+                    runner, RegistryFactory(), str(cache.root.resolve()), num_cpus=cores
+                )
+                layout = f"ray num_cpus={cores}, 1 CPU per task"
+            start = time.perf_counter()
+            summary = run_plan(executor, plan, store, progress=False)
+            times[name] = time.perf_counter() - start
+        assert summary.ok == plan.size, summary.failures
+        metrics[name] = quality(out / "results.sqlite")
+        print(f"  {name:<10} {times[name]:7.2f} s   ({layout})", flush=True)
+
+    print("ratios (local time / executor time; > 1 is faster than local):")
+    for name in names[1:]:
+        print(f"  {name:<10} {times['local'] / times[name]:.2f}x")
+    same = all(metrics[n] == metrics["local"] for n in names)
+    print(f"quality metrics identical across executors: {same} ({len(metrics['local'])} values)")
+
+
+if __name__ == "__main__":
+    main()

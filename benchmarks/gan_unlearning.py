@@ -1,0 +1,152 @@
+"""GAN unlearning vs retraining on MNIST-1D with an overfit MLP, as the target set grows.
+
+Seed paper 000 claims its GAN deletion is faster than retraining and that the
+advantage grows with data (and model) size, at a small accuracy cost. This
+script measures that side by side in one process: for each target size it
+trains the original model, retrains without the forget set (the reference) and
+runs ``gan`` at several α, and prints test accuracy, forget accuracy, mean
+top-1 confidence on the forget vs non-member points, the GAN's steps and final
+distance estimate, and the wall and CPU time of the deletion against retrain's.
+
+Run (about 2-4 minutes on a 2-core machine; keep it under ``nice``)::
+
+    nice .venv/bin/python benchmarks/gan_unlearning.py
+    nice .venv/bin/python benchmarks/gan_unlearning.py --sizes 1000 2000 --alphas 0.5
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from unlearnbench.builtin.methods.gan import PARAMS, create
+from unlearnbench.cache import ArtifactCache, content_key
+from unlearnbench.runner import TaskContext
+from unlearnbench.specs import resolve_params
+from unlearnbench.task import ForgetRequest, SplitSizes, Task, TrainRecipe, build_task
+from unlearnbench.testing import registry
+from unlearnbench.training import accuracy, predict_proba
+
+NONMEMBER, TEST = 500, 1000
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 2000, 4000])
+    parser.add_argument("--alphas", type=float, nargs="+", default=[0.2, 0.5, 1.0])
+    parser.add_argument("--forget", type=int, default=100, help="points deleted (fixed)")
+    parser.add_argument("--widths", type=int, nargs="+", default=[256, 256])
+    parser.add_argument("--epochs", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (1: stable on a busy machine)"
+    )
+    return parser.parse_args()
+
+
+def make_task(
+    data, arch, args: argparse.Namespace, size: int, cache: Path
+) -> tuple[Task, TaskContext]:
+    arch_params = resolve_params(arch.params, {"widths": args.widths})
+    recipe = TrainRecipe(epochs=args.epochs, batch_size=64, lr=1e-3)
+    sizes = SplitSizes(target=size, nonmember=NONMEMBER, test=TEST, shadow_in=0, shadow_out=0)
+    train_key = content_key({"bench": "gan", "size": size, "args": vars(args)})
+    task = build_task(
+        dataset="mnist1d",
+        architecture="mlp",
+        x=data.x,
+        y=data.y,
+        num_classes=data.num_classes,
+        input_shape=data.input_shape,
+        build_model=lambda: arch.build(data.input_shape, data.num_classes, arch_params),
+        sizes=sizes,
+        request=ForgetRequest(kind="random", count=args.forget),
+        recipe=recipe,
+        seed=args.seed,
+        device=torch.device("cpu"),
+        key=train_key,
+        train_key=train_key,
+    )
+    return task, TaskContext(task, ArtifactCache(cache))
+
+
+def timed(fn):
+    wall, cpu = time.perf_counter(), time.process_time()
+    out = fn()
+    return out, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def describe(task: Task, model: torch.nn.Module) -> dict[str, float]:
+    s = task.splits
+
+    def conf(idx: torch.Tensor) -> float:
+        return float(predict_proba(model, task.x[idx]).max(1).values.mean())
+
+    return {
+        "test": accuracy(model, task.x[s.test], task.y[s.test]),
+        "forget": accuracy(model, task.x[s.forget], task.y[s.forget]),
+        "conf_f": conf(s.forget),
+        "conf_nm": conf(s.nonmember),
+    }
+
+
+def main() -> None:
+    args = parse_args()
+    torch.set_num_threads(args.threads)
+    reg = registry()
+    ds, arch = reg.get("dataset", "mnist1d"), reg.get("architecture", "mlp")
+    pool = max(args.sizes) + NONMEMBER + TEST
+    data = ds.load(resolve_params(ds.params, {"samples": pool}))
+    header = (
+        f"{'target':>6} {'method':<12} {'test':>6} {'forget':>6} {'conf_f':>6} {'conf_nm':>7} "
+        f"{'steps':>5} {'dist':>6} {'wall_s':>7} {'cpu_s':>7} {'speedup':>7}"
+    )
+    print(f"MNIST-1D, MLP {args.widths}, {args.epochs} epochs, forget {args.forget} random points,")
+    print(f"{NONMEMBER} non-member points; conf_nm = the original model's top-1 confidence on them")
+    print(header)
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in args.sizes:
+            task, ctx = make_task(data, arch, args, size, Path(tmp))
+            original, o_wall, o_cpu = timed(ctx.original)
+            ref_nm = describe(task, original)["conf_nm"]
+
+            def retrain(task=task, ctx=ctx):
+                model = task.new_model("init")
+                ctx.train(model, task.splits.target, exclude=task.splits.forget)
+                return model
+
+            reference, r_wall, r_cpu = timed(retrain)
+            rows = [
+                ("original", original, {}, o_wall, o_cpu),
+                ("retrain", reference, {}, r_wall, r_cpu),
+            ]
+            for alpha in args.alphas:
+                gan = create(resolve_params(PARAMS, {"alpha": alpha}))
+                state = gan.fit(task, ctx)
+                result, g_wall, g_cpu = timed(
+                    lambda gan=gan, state=state, task=task, ctx=ctx: gan.unlearn(
+                        state, task.forget_steps[0], task, ctx
+                    )
+                )
+                rows.append((f"gan a={alpha:g}", result.model, result.costs, g_wall, g_cpu))
+            for name, model, costs, wall, cpu in rows:
+                m = describe(task, model)
+                steps = f"{costs['gan_steps']:5.0f}" if costs else f"{'':5}"
+                dist = f"{costs['gan_distance']:6.3f}" if costs else f"{'':6}"
+                speed = f"{r_cpu / cpu:7.2f}" if name.startswith("gan") else f"{'':7}"
+                print(
+                    f"{size:>6} {name:<12} {m['test']:6.3f} {m['forget']:6.3f} {m['conf_f']:6.3f} "
+                    f"{ref_nm:7.3f} {steps} {dist} {wall:7.2f} {cpu:7.2f} {speed}",
+                    flush=True,
+                )
+    print("speedup = retrain CPU seconds / GAN deletion CPU seconds (same process, 1 thread);")
+    print("original's time is its training; GAN times exclude fit (one forward pass of the")
+    print("frozen model over the non-member set).")
+
+
+if __name__ == "__main__":
+    main()

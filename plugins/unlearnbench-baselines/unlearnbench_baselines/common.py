@@ -1,0 +1,194 @@
+"""What every post-hoc baseline shares: the state over a request stream, the
+optimiser, seeded batches, and the cost counters.
+
+Post-hoc methods never retrain from scratch: ``fit`` fetches the task's shared
+trained model (``ctx.original()``) and ``unlearn`` edits a copy of the current
+model. Over a request stream the state carries the edited model and every index
+deleted so far, so the retain set of step ``k`` is the target set minus all
+deletions up to and including step ``k``, and the forget set of step ``k`` is
+only that step's deletion.
+
+Every random choice (batch order, dropout, random labels) is drawn from a seed
+derived from ``(task.seed, method name, step)``: the same task gives the same
+model on every run.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from unlearnbench import Param, Unlearned
+from unlearnbench.seeding import derive_seed
+from unlearnbench.task import MethodContext, Task
+from unlearnbench.training import TrainingDiverged, epoch_order, make_optimizer
+
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclass
+class StreamState:
+    """The model after the deletions so far, and the indices they removed."""
+
+    model: nn.Module
+    removed: torch.Tensor
+    steps: int = 0
+
+
+@dataclass
+class UnlearnStep:
+    """One deletion of a stream: a fresh copy of the model to edit and its data."""
+
+    model: nn.Module
+    forget: torch.Tensor
+    retain: torch.Tensor
+    removed: torch.Tensor
+    seed: tuple[Any, ...]
+    index: int
+
+
+def fit_original(task: Task, ctx: MethodContext) -> StreamState:
+    """The shared trained model, with nothing removed yet (never looks at forget)."""
+    return StreamState(model=ctx.original(), removed=task.splits.target.new_empty(0))
+
+
+def begin_step(state: StreamState, forget: torch.Tensor, task: Task, method: str) -> UnlearnStep:
+    """Copy the current model and derive this deletion's forget and retain sets."""
+    if forget.numel() == 0:
+        raise ValueError(f"{method}: the forget set of a deletion is empty")
+    forget = forget.to(task.device)
+    removed = torch.cat([state.removed.to(task.device), forget])
+    target = task.splits.target
+    retain = target[~torch.isin(target, removed)]
+    model = copy.deepcopy(state.model).to(task.device)
+    return UnlearnStep(
+        model=model,
+        forget=forget,
+        retain=retain,
+        removed=removed,
+        seed=(task.seed, method, state.steps),
+        index=state.steps,
+    )
+
+
+def finish_step(
+    step: UnlearnStep,
+    *,
+    retain_passes: int,
+    forget_passes: int,
+    series: Mapping[str, list[float]] | None = None,
+) -> Unlearned:
+    """Wrap the edited model with its cost counters and the next step's state.
+
+    ``retrain_sample_epochs`` counts every training example processed while
+    unlearning (examples x epochs, retain and forget passes together), the
+    host's machine-independent unit of work, which retrain reports too;
+    ``forget_sample_epochs`` is the share spent on the forget set. Teacher
+    forward passes (SCRUB) and the saliency gradient (SalUn) are not counted.
+    Post-hoc methods keep nothing but the model: ``storage_bytes`` 0,
+    ``prediction_cost`` 1.
+    """
+    step.model.eval()
+    return Unlearned(
+        model=step.model,
+        state=StreamState(step.model, step.removed, step.index + 1),
+        costs={
+            "retrain_sample_epochs": float(retain_passes + forget_passes),
+            "forget_sample_epochs": float(forget_passes),
+            "storage_bytes": 0.0,
+            "prediction_cost": 1.0,
+        },
+        series={k: list(v) for k, v in (series or {}).items()},
+    )
+
+
+def optimizer_params(
+    *, lr: float, epochs: int, optimizer: str, momentum: float, weight_decay: float, source: str
+) -> tuple[Param, ...]:
+    """The optimiser parameters every method declares, with its own defaults."""
+    return (
+        Param("epochs", epochs, f"unlearning epochs ({source})"),
+        Param("lr", lr, f"learning rate ({source})"),
+        Param("optimizer", optimizer, f"optimiser ({source})", choices=OPTIMIZERS),
+        Param("momentum", momentum, f"SGD momentum ({source})"),
+        Param("weight_decay", weight_decay, f"L2 weight decay ({source})"),
+    )
+
+
+def check_optimizer_params(method: str, params: Mapping[str, Any]) -> None:
+    """Reject values no optimiser accepts, naming the parameter."""
+    if params["epochs"] < 0:
+        raise ValueError(f"{method}: epochs must be >= 0, got {params['epochs']}")
+    if params["lr"] <= 0:
+        raise ValueError(f"{method}: lr must be > 0, got {params['lr']}")
+    if not 0.0 <= params["momentum"] < 1.0:
+        raise ValueError(f"{method}: momentum must be in [0, 1), got {params['momentum']}")
+    if params["weight_decay"] < 0:
+        raise ValueError(f"{method}: weight_decay must be >= 0, got {params['weight_decay']}")
+
+
+def build_optimizer(
+    model: nn.Module, task: Task, params: Mapping[str, Any]
+) -> torch.optim.Optimizer:
+    """The shared ``make_optimizer`` with the method's optimiser settings."""
+    recipe = dataclasses.replace(
+        task.recipe,
+        optimizer=params["optimizer"],
+        lr=params["lr"],
+        momentum=params["momentum"],
+        weight_decay=params["weight_decay"],
+    )
+    return make_optimizer(model.parameters(), recipe)
+
+
+def batches(
+    indices: torch.Tensor, seed: object, epoch: int, batch_size: int
+) -> Iterator[torch.Tensor]:
+    """Index batches of one epoch, in the shared loop's seeded order.
+
+    Seeds the global generator per epoch too (dropout), as ``train_model`` does.
+    """
+    torch.manual_seed(derive_seed(seed, "noise", epoch))
+    order = epoch_order(indices, seed, epoch)
+    for begin in range(0, order.numel(), batch_size):
+        yield order[begin : begin + batch_size]
+
+
+def cycled_batches(indices: torch.Tensor, seed: object, batch_size: int) -> Iterator[torch.Tensor]:
+    """Batches of ``indices`` forever, a fresh seeded order each pass (``itertools.cycle``
+    over a shuffling loader, without touching the global generator)."""
+    epoch = 0
+    while True:
+        order = epoch_order(indices, seed, epoch)
+        for begin in range(0, order.numel(), batch_size):
+            yield order[begin : begin + batch_size]
+        epoch += 1
+
+
+def check_finite(total: torch.Tensor, method: str, epoch: int, lr: float) -> None:
+    """Raise ``TrainingDiverged`` naming the method and its ``lr`` on a NaN/inf loss."""
+    if not bool(torch.isfinite(total)):
+        raise TrainingDiverged(
+            f"{method}: the loss of unlearning epoch {epoch + 1} is {float(total)}; "
+            f"lower the learning rate (lr={lr})"
+        )
+
+
+def random_labels(
+    count: int, true: torch.Tensor, num_classes: int, seed: object, exclude_true: bool
+) -> torch.Tensor:
+    """Uniform random labels, drawn on CPU from ``seed`` and moved to ``true``'s device.
+
+    With ``exclude_true`` a label is never the true one (uniform over the others).
+    """
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(derive_seed(seed, "random-labels"))
+    if exclude_true:
+        shift = torch.randint(1, num_classes, (count,), generator=gen).to(true.device)
+        return (true + shift) % num_classes
+    return torch.randint(0, num_classes, (count,), generator=gen).to(true.device)

@@ -1,0 +1,78 @@
+"""``gradient_ascent`` (GA, NegGrad): gradient ascent on the forget set.
+
+Maximises the cross-entropy of the forgotten points, starting from the trained
+model (Golatkar et al. 2020's NegGrad; Thudi et al. 2022; the GA baseline of
+Jia et al. 2023 and Fan et al. 2024). Nothing holds the retained data in
+place, so large steps destroy the model: the reference uses a tiny rate.
+
+Defaults from the OPTML-Group reference code (Unlearn-Sparse / Unlearn-Saliency
+``README``: ``--unlearn GA --unlearn_lr 0.0001 --unlearn_epochs 5``, SGD with
+momentum 0.9 and weight decay 5e-4). Batches use the task recipe's batch size.
+With small forget sets (a handful of batches) these defaults move the model
+very little, as in the reference's own random-forgetting results; raise ``lr``
+or ``epochs`` in a suite grid to trade retained accuracy for forgetting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from unlearnbench import MethodSpec, Unlearned
+from unlearnbench.task import MethodContext, Task
+
+from unlearnbench_baselines.common import (
+    StreamState,
+    batches,
+    begin_step,
+    build_optimizer,
+    check_finite,
+    check_optimizer_params,
+    finish_step,
+    fit_original,
+    optimizer_params,
+)
+
+NAME = "gradient_ascent"
+SOURCE = "Unlearn-Sparse/SalUn reference GA"
+PARAMS = optimizer_params(
+    lr=1e-4, epochs=5, optimizer="sgd", momentum=0.9, weight_decay=5e-4, source=SOURCE
+)
+
+
+class GradientAscent:
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        check_optimizer_params(NAME, params)
+        self.params = dict(params)
+
+    def fit(self, task: Task, ctx: MethodContext) -> StreamState:
+        return fit_original(task, ctx)
+
+    def unlearn(
+        self, state: StreamState, forget: torch.Tensor, task: Task, ctx: MethodContext
+    ) -> Unlearned:
+        step = begin_step(state, forget, task, NAME)
+        model, p = step.model, self.params
+        opt = build_optimizer(model, task, p)
+        model.train()
+        passes = 0
+        for epoch in range(p["epochs"]):
+            total = torch.zeros((), device=task.device)
+            for idx in batches(step.forget, step.seed, epoch, task.recipe.batch_size):
+                loss = -F.cross_entropy(model(task.x[idx]), task.y[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += loss.detach() * idx.numel()
+                passes += idx.numel()
+            check_finite(total, NAME, epoch, p["lr"])
+        return finish_step(step, retain_passes=0, forget_passes=passes)
+
+
+def create(params: Mapping[str, Any]) -> GradientAscent:
+    return GradientAscent(params)
+
+
+SPEC = MethodSpec(name=NAME, create=create, params=PARAMS, description=__doc__ or "")

@@ -1,0 +1,35 @@
+"""The plugin module the ``unlearnbench`` entry point names.
+
+unlearnbench imports this module and calls its hook implementations; this one
+registers one :class:`~unlearnbench.MethodSpec` per baseline. Specs are cheap:
+nothing trains until the runner calls a spec's ``create``.
+"""
+
+from __future__ import annotations
+
+from unlearnbench import MethodSpec, hookimpl
+
+from unlearnbench_baselines import (
+    finetune,
+    gradient_ascent,
+    l1_sparse,
+    neggrad_plus,
+    random_label,
+    salun,
+    scrub,
+)
+
+METHOD_MODULES = (
+    finetune,
+    gradient_ascent,
+    neggrad_plus,
+    random_label,
+    scrub,
+    salun,
+    l1_sparse,
+)
+
+
+@hookimpl
+def unlearnbench_methods() -> list[MethodSpec]:
+    return [module.SPEC for module in METHOD_MODULES]

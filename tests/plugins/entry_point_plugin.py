@@ -1,0 +1,11 @@
+"""A module loaded through a (faked) entry point in the host's tests."""
+
+from __future__ import annotations
+
+from unlearnbench import DatasetSpec, hookimpl
+from tests.plugins.fixture_plugins import load_blobs
+
+
+@hookimpl
+def unlearnbench_datasets() -> list[DatasetSpec]:
+    return [DatasetSpec("blobs2", load_blobs, description="Blobs, via an entry point.")]

@@ -1,0 +1,77 @@
+"""Fixture plugins for the executor, reliability and bad-input tests.
+
+Importable by worker processes (``RegistryFactory(extra_plugins=...)``), so
+they live in a module rather than inside a test file.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from unlearnbench import DatasetArrays, DatasetSpec, MethodSpec, Param, Unlearned, hookimpl
+
+
+class Sleepy:
+    """Unlearning that takes ``seconds``; with ``deaf`` it also ignores SIGALRM.
+
+    A deaf sleeper stands for a cell stuck inside one C call, which an
+    in-process alarm cannot interrupt: only killing its process stops it.
+    """
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        self.seconds = float(params["seconds"])
+        self.deaf = bool(params["deaf"])
+
+    def fit(self, task: Any, ctx: Any) -> None:
+        return None
+
+    def unlearn(self, state: Any, forget: torch.Tensor, task: Any, ctx: Any) -> Unlearned:
+        if self.deaf:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+        try:
+            time.sleep(self.seconds)
+        finally:
+            if self.deaf:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})
+        return Unlearned(model=ctx.original(), costs={})
+
+
+def load_missing(params: Mapping[str, Any]) -> DatasetArrays:
+    """A data set whose files are not where the user said."""
+    raise FileNotFoundError(f"no data set files under {params['root']!r}")
+
+
+class ExecutorTestPlugin:
+    """Registered in-process or by ``RegistryFactory("tests.plugins.executor_plugins:...")``."""
+
+    __name__ = "executor_fixture"
+
+    @hookimpl
+    def unlearnbench_methods(self) -> list[MethodSpec]:
+        return [
+            MethodSpec(
+                "sleepy",
+                Sleepy,
+                params=(
+                    Param("seconds", 30.0, "how long unlearning takes"),
+                    Param("deaf", False, "ignore SIGALRM while sleeping"),
+                ),
+                description="Sleeps (test fixture for time limits).",
+            )
+        ]
+
+    @hookimpl
+    def unlearnbench_datasets(self) -> list[DatasetSpec]:
+        return [
+            DatasetSpec(
+                "missing_root",
+                load_missing,
+                params=(Param("root", "/nonexistent/data", "data root"),),
+                description="Always raises FileNotFoundError (test fixture).",
+            )
+        ]

@@ -1,0 +1,193 @@
+"""Executors: same metrics everywhere, workers x threads within the cores, hard limits."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.plugins.executor_plugins import ExecutorTestPlugin
+from unlearnbench import executors
+from unlearnbench.cache import ArtifactCache
+from unlearnbench.cli import main
+from unlearnbench.executors import ProcessExecutor, RegistryFactory, plan_workers, run_plan
+from unlearnbench.plan import build_plan
+from unlearnbench.plugins import load_registry
+from unlearnbench.runner import Runner
+from unlearnbench.store import ResultStore
+from unlearnbench.suite import load_suite
+
+# two tasks (random and class requests) that share one trained original
+SUITE = """
+name = "exec"
+seeds = [0]
+reference = "retrain"
+evaluators = ["accuracy", "consistency"]
+
+[splits]
+target = 240
+nonmember = 40
+test = 160
+shadow_in = 0
+shadow_out = 0
+
+[train]
+epochs = 3
+batch_size = 32
+lr = 0.002
+
+[[datasets]]
+name = "digits"
+
+[[architectures]]
+name = "mlp"
+params = { widths = [24] }
+
+[[methods]]
+name = "retrain"
+
+[[methods]]
+name = "original"
+
+[[requests]]
+kind = "random"
+count = 12
+
+[[requests]]
+kind = "class"
+label = 5
+"""
+
+TIMING = ("seconds", "speedup", "speed_up", "time")
+
+
+def quality_metrics(out: Path) -> dict[tuple[str, str], float | None]:
+    """(cell, metric) -> value for every metric that is not a timing."""
+    with sqlite3.connect(out / "results.sqlite") as conn:
+        rows = conn.execute(
+            "SELECT c.cell_id, m.name, m.value FROM metrics m JOIN cells c USING (cell_id)"
+        ).fetchall()
+    return {(c, n): v for c, n, v in rows if not any(t in n for t in TIMING)}
+
+
+def cells(out: Path) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(out / "results.sqlite") as conn:
+        return conn.execute("SELECT cell_id, status, provenance FROM cells").fetchall()
+
+
+def run_cli(tmp_path: Path, name: str, *options: str) -> Path:
+    suite = tmp_path / "suite.toml"
+    suite.write_text(SUITE, encoding="utf-8")
+    out = tmp_path / name
+    code = main(
+        ["run", str(suite), "--out", str(out), "--no-progress", "--device", "cpu", *options]
+    )
+    assert code == 0
+    return out
+
+
+@pytest.mark.parametrize(
+    ("cores", "workers", "threads", "expected"),
+    [
+        (8, 0, 0, (8, 1)),
+        (8, 2, 0, (2, 4)),
+        (8, 2, 8, (2, 4)),  # 2 x 8 would oversubscribe: clamped
+        (8, 3, 0, (3, 2)),
+        (2, 16, 0, (2, 1)),  # more workers than cores: clamped
+        (2, 2, 1, (2, 1)),
+    ],
+)
+def test_workers_times_threads_never_exceed_the_cores(
+    monkeypatch, cores, workers, threads, expected
+) -> None:
+    monkeypatch.setattr(executors, "available_cores", lambda: cores)
+    got_workers, got_threads, devices = plan_workers(torch.device("cpu"), workers, threads)
+    assert (got_workers, got_threads) == expected
+    assert got_workers * got_threads <= cores
+    assert devices == ["cpu"] * got_workers
+
+
+def test_one_worker_per_gpu(monkeypatch) -> None:
+    monkeypatch.setattr(executors, "available_cores", lambda: 16)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    workers, threads, devices = plan_workers(torch.device("cuda"), 0, 0)
+    assert workers == 4 and threads == 4
+    assert devices == ["cuda:0", "cuda:1", "cuda:2", "cuda:3"]
+    workers, _, devices = plan_workers(torch.device("cuda"), 6, 0)
+    assert devices == ["cuda:0", "cuda:1", "cuda:2", "cuda:3", "cuda:0", "cuda:1"]
+
+
+@pytest.mark.slow
+def test_processes_executor_gives_the_local_metrics(tmp_path) -> None:
+    local = run_cli(tmp_path, "local")
+    procs = run_cli(tmp_path, "procs", "--executor", "processes", "--workers", "2")
+    expected = quality_metrics(local)
+    assert expected and any(n == "test_accuracy" for _, n in expected)
+    assert quality_metrics(procs) == expected
+    rows = cells(procs)
+    assert len(rows) == 4 and {s for _, s, _ in rows} == {"ok"}
+    provenance = [json.loads(p) for _, _, p in rows]
+    assert {p["executor"] for p in provenance} == {"processes"}
+    assert all(2 * p["torch_threads"] <= executors.available_cores() for p in provenance)
+    # the shared original was trained once, by one worker, for both tasks
+    assert len(list((procs / "cache").rglob("*.pt"))) == len(list((local / "cache").rglob("*.pt")))
+
+
+@pytest.mark.slow
+def test_ray_executor_gives_the_local_metrics(tmp_path) -> None:
+    pytest.importorskip("ray")
+    local = run_cli(tmp_path, "local")
+    on_ray = run_cli(tmp_path, "ray", "--executor", "ray")
+    assert quality_metrics(on_ray) == quality_metrics(local)
+    provenance = [json.loads(p) for _, _, p in cells(on_ray)]
+    assert len(provenance) == 4 and {p["executor"] for p in provenance} == {"ray"}
+
+
+def stuck_cell_run(tmp_path: Path, make_executor) -> tuple:
+    """Run retrain, a sleeper deaf to SIGALRM (stuck in C) and original, 1 s limit."""
+    suite_path = tmp_path / "suite.toml"
+    text = SUITE.replace(
+        '[[methods]]\nname = "original"',
+        '[[methods]]\nname = "sleepy"\nparams = { seconds = 120.0, deaf = true }\n\n'
+        '[[methods]]\nname = "original"',
+    ).replace('[[requests]]\nkind = "class"\nlabel = 5\n', "")
+    suite_path.write_text(text, encoding="utf-8")
+    registry, _ = load_registry(load_entry_points=False, extra_plugins=[ExecutorTestPlugin()])
+    plan = build_plan(load_suite(suite_path), registry)
+    factory = RegistryFactory(
+        load_entry_points=False,
+        extra_plugins=("tests.plugins.executor_plugins:ExecutorTestPlugin",),
+    )
+    with ResultStore(tmp_path / "results.sqlite") as store:
+        cache = ArtifactCache(tmp_path / "cache")
+        runner = Runner(registry, store, cache, torch.device("cpu"), cell_timeout=1.0)
+        executor = make_executor(runner, factory, str(cache.root.resolve()))
+        executor.kill_grace = 0.5
+        summary = run_plan(executor, plan, store, progress=False)
+        status = {c["method"]: (c["status"], c["error"]) for c in store.cells()}
+    assert summary.timeout == 1 and summary.ok == 2
+    assert status["original"][0] == "ok" and status["retrain"][0] == "ok"
+    assert status["sleepy"][0] == "timeout"
+    return status["sleepy"][1]
+
+
+@pytest.mark.slow
+def test_a_stuck_cell_is_killed_with_its_worker_and_the_rest_goes_on(tmp_path) -> None:
+    error = stuck_cell_run(
+        tmp_path, lambda runner, factory, root: ProcessExecutor(runner, factory, root, workers=1)
+    )
+    assert "killed and replaced" in error
+
+
+@pytest.mark.slow
+def test_a_stuck_cell_on_ray_is_cancelled_and_the_rest_goes_on(tmp_path) -> None:
+    pytest.importorskip("ray")
+    from unlearnbench.executors import RayExecutor
+
+    error = stuck_cell_run(
+        tmp_path, lambda runner, factory, root: RayExecutor(runner, factory, root, num_cpus=1)
+    )
+    assert "Ray worker was killed" in error

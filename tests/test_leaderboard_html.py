@@ -1,0 +1,124 @@
+"""The HTML leaderboard in a real headless browser (Debian's chromium + chromedriver).
+
+Checks what a reader relies on: the page loads from a file with no network,
+every row is shown, clicking a header reorders the rows, and every embedded
+plot decodes (``naturalWidth > 0``). Skipped, with the reason, when chromium,
+chromedriver or selenium is missing; CI installs them
+(``apt-get install -y chromium chromium-driver``). Set ``UNLEARNBENCH_SCREENSHOT``
+to a path to keep a screenshot of the page.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.test_leaderboard import demo_records, make_store
+from unlearnbench.leaderboard import write_leaderboards
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1400,1000",
+)
+
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason="needs Debian's chromium and chromium-driver (apt-get install -y chromium "
+    "chromium-driver)",
+)
+
+
+@pytest.fixture(scope="module")
+def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("html")
+    with make_store(out, demo_records()) as store:
+        write_leaderboards(out, store, "Demo leaderboard", formats=("html",))
+    return out / "leaderboard.html"
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (dev extra)")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def column(driver, table_id: str, header: str) -> list[str]:
+    """The ``data-v`` values of one column, in displayed order."""
+    return driver.execute_script(
+        """
+        const table = document.getElementById(arguments[0]);
+        const heads = Array.from(table.tHead.rows[0].cells).map(th => th.textContent.trim());
+        const col = heads.indexOf(arguments[1]);
+        if (col < 0) throw new Error("no column " + arguments[1] + " in " + heads);
+        return Array.from(table.tBodies[0].rows).map(r => r.cells[col].getAttribute("data-v"));
+        """,
+        table_id,
+        header,
+    )
+
+
+def click_header(driver, table_id: str, header: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    for th in driver.find_elements(By.CSS_SELECTOR, f"#{table_id} thead th"):
+        if th.text.strip().rstrip("▲▼ ").strip() == header:
+            th.click()
+            return
+    raise AssertionError(f"no header {header!r}")
+
+
+def test_page_shows_rows_sorts_and_renders_plots(browser, page: Path) -> None:
+    driver = browser
+    driver.get(page.as_uri())
+    assert driver.title == "Demo leaderboard"
+    methods = column(driver, "leaderboard", "method")
+    assert len(methods) == 8  # 2 requests x 4 methods
+    assert methods[:4] == ["retrain", "original", "sisa", "fancy"]
+
+    click_header(driver, "leaderboard", "test_accuracy ↑")
+    ascending = [float(v) for v in column(driver, "leaderboard", "test_accuracy ↑")]
+    assert ascending == sorted(ascending)
+    assert column(driver, "leaderboard", "method")[0] == "sisa"
+    click_header(driver, "leaderboard", "test_accuracy ↑")
+    descending = [float(v) for v in column(driver, "leaderboard", "test_accuracy ↑")]
+    assert descending == sorted(ascending, reverse=True)
+    assert column(driver, "leaderboard", "method")[0] == "original"
+    click_header(driver, "leaderboard", "#")
+    assert column(driver, "leaderboard", "method") == methods
+
+    click_header(driver, "gaps", "avg_gap")
+    gaps = column(driver, "gaps", "avg_gap")
+    assert len(gaps) == 8
+    numbers = [float(v) for v in gaps]
+    assert numbers == sorted(numbers)
+
+    widths = driver.execute_script(
+        "return Array.from(document.images).map(i => i.complete ? i.naturalWidth : 0);"
+    )
+    assert len(widths) == 3 and all(w > 0 for w in widths)
+    target = os.environ.get("UNLEARNBENCH_SCREENSHOT")
+    if target:
+        driver.get(page.as_uri())
+        driver.save_screenshot(target)

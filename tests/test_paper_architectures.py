@@ -1,0 +1,132 @@
+"""The seed papers' architectures, and the recipe's amp / channels_last switches."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+
+from unlearnbench.specs import resolve_params
+from unlearnbench.task import TrainRecipe
+from unlearnbench.testing import check_architecture_contract, registry
+from unlearnbench.training import predict_logits, train_model
+
+IMAGE = (3, 32, 32)
+TABULAR = (600,)
+DEFAULT_SHAPES = {
+    "gan_cnn": IMAGE,
+    "resnet18": IMAGE,
+    "resnet50": IMAGE,
+    "vgg11": IMAGE,
+    "purchase_mlp": TABULAR,
+    "gan_fc": TABULAR,
+}
+
+
+def build(name: str, shape: tuple[int, ...], classes: int = 10, **params):
+    spec = registry().get("architecture", name)
+    torch.manual_seed(0)
+    return spec.build(shape, classes, resolve_params(spec.params, params))
+
+
+@pytest.mark.parametrize(
+    ("name", "shape", "params"),
+    [
+        ("gan_cnn", IMAGE, {}),
+        ("gan_cnn", (1, 28, 28), {"channels": [8, 16], "hidden": 32}),
+        ("resnet18", IMAGE, {}),
+        ("resnet18", (1, 28, 28), {}),
+        ("resnet50", (3, 8, 8), {}),
+        ("vgg11", IMAGE, {}),
+        ("vgg11", (1, 32, 32), {"batch_norm": False}),
+        ("purchase_mlp", TABULAR, {}),
+        ("purchase_mlp", (18,), {"widths": [128]}),
+        ("gan_fc", TABULAR, {"activation": "tanh"}),
+    ],
+)
+def test_contract(name, shape, params):
+    check_architecture_contract(name, shape, num_classes=7, params=params)
+
+
+def test_resnet_imagenet_stem_keeps_torchvision_layers():
+    model = build("resnet18", (3, 64, 64), stem="imagenet")
+    assert model.conv1.kernel_size == (7, 7) and model.conv1.stride == (2, 2)
+    assert isinstance(model.maxpool, torch.nn.MaxPool2d)
+    cifar = build("resnet18", IMAGE)
+    assert cifar.conv1.kernel_size == (3, 3) and cifar.conv1.stride == (1, 1)
+    assert isinstance(cifar.maxpool, torch.nn.Identity)
+
+
+@pytest.mark.parametrize("name", sorted(DEFAULT_SHAPES))
+def test_description_states_the_parameter_count(name):
+    """``unlearnbench show NAME`` prints the description; its count must be true."""
+    spec = registry().get("architecture", name)
+    match = re.search(r"([\d,]+) parameters on \(([\d, ]+)\)", spec.description)
+    assert match, f"{name}: description names no parameter count"
+    shape = tuple(int(v) for v in match.group(2).split(",") if v.strip())
+    assert shape == DEFAULT_SHAPES[name]
+    model = build(name, shape)
+    assert sum(p.numel() for p in model.parameters()) == int(match.group(1).replace(",", ""))
+
+
+def test_purchase_mlp_shape_is_the_papers():
+    model = build("purchase_mlp", TABULAR, classes=100)
+    linear = [m for m in model if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linear] == [
+        (600, 1024),
+        (1024, 512),
+        (512, 256),
+        (256, 128),
+        (128, 100),
+    ]
+    assert sum(isinstance(m, torch.nn.Tanh) for m in model) == 4
+
+
+def test_bad_inputs_name_the_problem():
+    with pytest.raises(ValueError, match=r"vgg11 .*32x32"):
+        build("vgg11", (1, 28, 28))
+    with pytest.raises(ValueError, match="image inputs"):
+        build("gan_cnn", TABULAR)
+    with pytest.raises(ValueError, match="channels"):
+        build("gan_cnn", IMAGE, channels=[8])
+
+
+def _train(recipe: TrainRecipe, seed: int = 0):
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(96, 3, 16, 16, generator=gen)
+    y = (x[:, 0].mean((1, 2)) > 0).long()
+    model = build("gan_cnn", (3, 16, 16), classes=2, channels=[4, 8], hidden=16)
+    stats = train_model(model, x, y, torch.arange(96), recipe, seed=seed)
+    return model, x, y, stats
+
+
+def test_channels_last_trains_like_the_plain_loop():
+    plain, x, _, base = _train(TrainRecipe(epochs=2, batch_size=32))
+    nhwc, _, _, stats = _train(TrainRecipe(epochs=2, batch_size=32, channels_last=True))
+    assert nhwc[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert not plain[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert stats.sample_epochs == base.sample_epochs
+    assert abs(stats.mean_loss - base.mean_loss) < 1e-4
+    torch.testing.assert_close(predict_logits(nhwc, x), predict_logits(plain, x), atol=1e-4, rtol=0)
+
+
+def test_amp_learns_and_is_reproducible():
+    """bfloat16 autocast on CPU (float16 + GradScaler on CUDA); predictions stay float32."""
+    gen = torch.Generator().manual_seed(2)
+    x = torch.randn(128, 20, generator=gen)
+    y = (x[:, :3].sum(1) > 0).long()
+
+    def fit():
+        model = build("gan_fc", (20,), classes=2, widths=[32, 16])
+        recipe = TrainRecipe(epochs=10, batch_size=32, lr=0.01, amp=True)
+        stats = train_model(model, x, y, torch.arange(128), recipe, seed=0)
+        return model, stats
+
+    model, stats = fit()
+    again, _ = fit()
+    assert torch.isfinite(torch.tensor(stats.mean_loss))
+    logits = predict_logits(model, x)
+    assert logits.dtype == torch.float32
+    assert torch.equal(logits, predict_logits(again, x))
+    assert float((logits.argmax(1) == y).float().mean()) > 0.8

@@ -1,0 +1,139 @@
+"""The plugin host: hooks, registry, built-ins, entry points, block list."""
+
+from __future__ import annotations
+
+import inspect
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+from tests.plugins.fixture_plugins import DuplicateRetrain, FixturePlugin
+from unlearnbench import hookspecs
+from unlearnbench.plugins import (
+    BLOCK_ENV,
+    DEFAULT_PLUGINS,
+    PluginLoadError,
+    blocked_from_env,
+    load_registry,
+)
+from unlearnbench.registry import RegistryError
+
+ROOT = Path(__file__).resolve().parents[1]
+HOOKS = [name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction)
+         if name.startswith("unlearnbench_")]
+
+
+def test_there_are_four_registration_hooks() -> None:
+    assert sorted(HOOKS) == [
+        "unlearnbench_architectures",
+        "unlearnbench_datasets",
+        "unlearnbench_evaluators",
+        "unlearnbench_methods",
+    ]
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_is_documented_and_tested(hook: str) -> None:
+    """A hook without a docstring, a README mention or a test that calls it fails here."""
+    assert (getattr(hookspecs, hook).__doc__ or "").strip(), f"{hook} has no docstring"
+    assert hook in (ROOT / "README.md").read_text(), f"{hook} is not documented in README.md"
+    tests = "".join(p.read_text() for p in (ROOT / "tests").rglob("*.py") if p.name != __file__)
+    assert tests.count(hook) >= 2, f"{hook} is not exercised by a test"
+
+
+def test_each_hook_returns_specs_from_builtins() -> None:
+    from unlearnbench.plugins import make_plugin_manager
+
+    pm, _ = make_plugin_manager(load_entry_points=False)
+    assert pm.hook.unlearnbench_datasets()
+    assert pm.hook.unlearnbench_architectures()
+    assert pm.hook.unlearnbench_methods()
+    assert pm.hook.unlearnbench_evaluators()
+
+
+def test_builtins_are_ordinary_modules_registered_by_name() -> None:
+    registry, infos = load_registry(load_entry_points=False)
+    names = {info.name for info in infos}
+    assert {"retrain", "original", "accuracy", "embedded"} <= names
+    assert len(infos) == len(DEFAULT_PLUGINS)
+    assert registry.entry("method", "retrain").origin.plugin == "retrain"
+    for module in DEFAULT_PLUGINS:
+        assert "pluggy" not in open(
+            ROOT / (module.replace(".", "/") + ".py"), encoding="utf-8"
+        ).read(), f"{module} should use unlearnbench.hookimpl, not pluggy directly"
+
+
+def test_collision_names_both_origins() -> None:
+    with pytest.raises(RegistryError) as err:
+        load_registry(load_entry_points=False, extra_plugins=[DuplicateRetrain()])
+    message = str(err.value)
+    assert "'retrain' is registered twice" in message
+    assert "plugin 'retrain'" in message and "plugin 'duplicate'" in message
+
+
+def test_unknown_name_suggests_the_closest() -> None:
+    registry, _ = load_registry(load_entry_points=False)
+    with pytest.raises(RegistryError, match="Did you mean 'retrain'"):
+        registry.get("method", "retrian")
+    with pytest.raises(RegistryError, match="Known datasets: .*digits.*mnist1d"):
+        registry.get("dataset", "zzz")
+
+
+def test_block_list_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(BLOCK_ENV, "original, consistency")
+    assert blocked_from_env() == {"original", "consistency"}
+    registry, infos = load_registry(load_entry_points=False)
+    assert "original" not in registry.names("method")
+    assert "consistency" not in registry.names("evaluator")
+    assert "retrain" in registry.names("method")
+    assert "original" not in {i.name for i in infos}
+
+
+def test_extra_plugin_objects_register_like_modules() -> None:
+    registry, infos = load_registry(load_entry_points=False, extra_plugins=[FixturePlugin()])
+    assert "blobs" in registry.names("dataset")
+    assert registry.entry("method", "exploding").origin.plugin == "fixture"
+
+
+def _fake_entry_points(*eps: metadata.EntryPoint):
+    def entry_points(group: str):
+        assert group == "unlearnbench"
+        return list(eps)
+
+    return entry_points
+
+
+def test_entry_points_are_loaded_and_blockable(monkeypatch: pytest.MonkeyPatch) -> None:
+    import unlearnbench.plugins as plugins
+
+    ep = metadata.EntryPoint(
+        name="fixture-ep", value="tests.plugins.entry_point_plugin", group="unlearnbench"
+    )
+    monkeypatch.setattr(plugins.metadata, "entry_points", _fake_entry_points(ep))
+    registry, infos = load_registry()
+    assert "blobs2" in registry.names("dataset")
+    assert registry.entry("dataset", "blobs2").origin.plugin == "fixture-ep"
+    registry, _ = load_registry(blocked={"fixture-ep"})
+    assert "blobs2" not in registry.names("dataset")
+
+
+def test_plugin_that_raises_at_import_names_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    import unlearnbench.plugins as plugins
+
+    ep = metadata.EntryPoint(name="broken", value="tests.plugins.broken_plugin", group="unlearnbench")
+    monkeypatch.setattr(plugins.metadata, "entry_points", _fake_entry_points(ep))
+    with pytest.raises(PluginLoadError, match="plugin 'broken'.*failed to import.*ZeroDivision"):
+        load_registry()
+    # and it can be blocked away
+    registry, _ = load_registry(blocked={"broken"})
+    assert "retrain" in registry.names("method")
+
+
+def test_public_api_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, unlearnbench; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -1,0 +1,363 @@
+"""Never lose a result: kill -9, concurrent runs, poisoned caches, divergence, time limits.
+
+The kill and concurrency tests run the real CLI in subprocesses on a tiny
+suite; they are marked slow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.plugins.executor_plugins import ExecutorTestPlugin
+from unlearnbench.cache import ArtifactCache, content_key
+from unlearnbench.cli import EXIT_FAILED_CELLS, main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SUITE = """
+name = "rel"
+seeds = [0, 1]
+reference = "retrain"
+evaluators = ["accuracy", "consistency"]
+
+[splits]
+target = 240
+nonmember = 40
+test = 160
+shadow_in = 0
+shadow_out = 0
+
+[train]
+epochs = 4
+batch_size = 32
+lr = 0.002
+
+[[datasets]]
+name = "digits"
+
+[[architectures]]
+name = "mlp"
+params = { widths = [24] }
+
+[[methods]]
+name = "retrain"
+
+[[methods]]
+name = "original"
+
+[[requests]]
+kind = "random"
+count = 12
+
+[[requests]]
+kind = "class"
+label = 5
+"""
+CELLS = 2 * 2 * 2  # seeds x requests x methods
+
+
+@pytest.fixture
+def with_test_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
+    import unlearnbench.plugins as plugins
+
+    original = plugins.make_plugin_manager
+
+    def patched(**kwargs):
+        kwargs["extra_plugins"] = [*kwargs.get("extra_plugins", ()), ExecutorTestPlugin()]
+        return original(**kwargs)
+
+    monkeypatch.setattr(plugins, "make_plugin_manager", patched)
+
+
+def cli(suite: Path, out: Path, *options: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "unlearnbench.cli",
+        "run",
+        str(suite),
+        "--out",
+        str(out),
+        "--no-progress",
+        "--device",
+        "cpu",
+        *options,
+    ]
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+
+
+def store_rows(out: Path) -> tuple[list[tuple], str, list[tuple]]:
+    with sqlite3.connect(out / "results.sqlite") as conn:
+        cells = conn.execute("SELECT cell_id, status, finished_at FROM cells").fetchall()
+        check = conn.execute("PRAGMA integrity_check").fetchone()[0]
+        metrics = conn.execute("SELECT cell_id, name FROM metrics").fetchall()
+    return cells, check, metrics
+
+
+def assert_cache_sound(root: Path) -> None:
+    """Every artifact with a checksum matches it and loads without pickled code."""
+    for path in root.rglob("*.pt"):
+        sidecar = path.with_suffix(".sha256")
+        if not sidecar.exists():
+            continue  # a crash between the data and its checksum: treated as absent
+        data = path.read_bytes()
+        assert hashlib.sha256(data).hexdigest() == sidecar.read_text().strip(), path
+        assert ArtifactCache(root).load(path.stem) is not None, path
+
+
+def assert_complete(out: Path) -> list[tuple]:
+    cells, check, metrics = store_rows(out)
+    assert check == "ok"
+    assert len(cells) == CELLS and len({c[0] for c in cells}) == CELLS
+    assert {c[1] for c in cells} == {"ok"}
+    assert len(metrics) == len(set(metrics))
+    names_per_cell = {}
+    for cell_id, name in metrics:
+        names_per_cell.setdefault(cell_id, set()).add(name)
+    assert len({frozenset(v) for v in names_per_cell.values()}) == 1  # same metrics everywhere
+    assert_cache_sound(out / "cache")
+    return cells
+
+
+def ok_cells(out: Path) -> int:
+    try:
+        with sqlite3.connect(out / "results.sqlite", timeout=30) as conn:
+            return conn.execute("SELECT COUNT(*) FROM cells WHERE status = 'ok'").fetchone()[0]
+    except sqlite3.OperationalError:  # the schema is not there yet
+        return 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("executor", "kills"), [("local", 3), ("processes", 1)])
+def test_kill_9_at_random_points_loses_no_finished_cell(tmp_path, executor, kills) -> None:
+    """Kill the CLI at seeded random points, check, and finally run to completion.
+
+    Each kill lands a random 0-2.5 s after the run has started work (its store
+    exists); the last kill waits for a new finished cell first, so that keeping
+    finished cells is always put to the test.
+    """
+    suite = tmp_path / "suite.toml"
+    suite.write_text(SUITE, encoding="utf-8")
+    out = tmp_path / "out"
+    rng = random.Random(1234)
+    kept: dict[str, float] = {}
+    options = ["--executor", executor] + (["--workers", "2"] if executor == "processes" else [])
+    for round_ in range(kills):
+        proc = subprocess.Popen(
+            cli(suite, out, *options),
+            env=env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and proc.poll() is None:
+            started = (out / "results.sqlite").exists()
+            if started and (round_ != kills - 1 or ok_cells(out) > len(kept)):
+                break
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0.0, 2.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        cells, check, _ = store_rows(out)
+        assert check == "ok"
+        assert_cache_sound(out / "cache")
+        for cell_id, status, finished_at in cells:
+            if cell_id in kept:  # a finished cell is never redone
+                assert finished_at == kept[cell_id]
+            if status == "ok":
+                kept[cell_id] = finished_at
+    assert kept, "no kill landed after a finished cell"
+    done = subprocess.run(cli(suite, out, *options), env=env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    final = {cell_id: at for cell_id, _, at in assert_complete(out)}
+    assert all(final[c] == at for c, at in kept.items())
+    assert f"{len(kept)} already done" in done.stderr
+
+
+@pytest.mark.slow
+def test_two_runs_on_one_folder_at_once(tmp_path) -> None:
+    suite = tmp_path / "suite.toml"
+    suite.write_text(SUITE, encoding="utf-8")
+    out = tmp_path / "out"
+    procs = [
+        subprocess.Popen(cli(suite, out), env=env(), stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    errors = [p.communicate()[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], errors
+    assert_complete(out)
+    # the shared artifacts were built once between the two runs (file lock)
+    parts = [json.loads(p.read_text()) for p in (out / "cache").rglob("*.json")]
+    originals = [p for p in parts if p.get("artifact") == "original"]
+    assert len(originals) == 2  # one per seed
+
+
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("touch " + str(Path(os.environ["EVIL_MARKER"])),))
+
+
+def test_a_malicious_pickle_in_the_cache_is_never_run(tmp_path, monkeypatch) -> None:
+    marker = tmp_path / "pwned"
+    monkeypatch.setenv("EVIL_MARKER", str(marker))
+    cache = ArtifactCache(tmp_path / "cache")
+    parts = {"artifact": "original", "train_key": "k"}
+    key = content_key(parts)
+    path = cache.path(key)
+    path.parent.mkdir(parents=True)
+    data = pickle.dumps({"state_dict": Evil()})
+    path.write_bytes(data)  # with a *valid* checksum: only weights_only stops it
+    path.with_suffix(".sha256").write_text(hashlib.sha256(data).hexdigest())
+    built = []
+
+    def build():
+        built.append(1)
+        return {"state_dict": {"w": torch.ones(2)}}
+
+    value = cache.get_or_build(parts, build)
+    assert not marker.exists()
+    assert built == [1] and torch.equal(value["state_dict"]["w"], torch.ones(2))
+    assert ArtifactCache(tmp_path / "cache").load(key) is not None  # rebuilt and replaced
+
+
+def test_a_damaged_or_half_written_artifact_is_rebuilt(tmp_path) -> None:
+    cache = ArtifactCache(tmp_path / "cache")
+    parts = {"artifact": "x"}
+    key = content_key(parts)
+    cache.get_or_build(parts, lambda: {"v": torch.arange(3)})
+    path = cache.path(key)
+    path.write_bytes(path.read_bytes()[:-7])  # truncated
+    fresh = ArtifactCache(tmp_path / "cache")
+    assert fresh.get_or_build(parts, lambda: {"v": torch.arange(4)})["v"].numel() == 4
+    path.with_suffix(".sha256").unlink()  # a crash between data and checksum
+    again = ArtifactCache(tmp_path / "cache")
+    assert again.get_or_build(parts, lambda: {"v": torch.arange(5)})["v"].numel() == 5
+    assert again.builds == 1
+
+
+def test_concurrent_builders_build_an_artifact_once(tmp_path) -> None:
+    parts = {"artifact": "slow"}
+    calls = []
+
+    def build():
+        calls.append(1)
+        time.sleep(0.3)
+        return {"v": torch.ones(1)}
+
+    results = []
+    threads = [
+        threading.Thread(
+            target=lambda: results.append(ArtifactCache(tmp_path).get_or_build(parts, build))
+        )
+        for _ in range(3)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and len(results) == 3
+
+
+def suite_file(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "suite.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def one_seed(text: str) -> str:
+    return text.replace("seeds = [0, 1]", "seeds = [0]").replace(
+        '[[requests]]\nkind = "class"\nlabel = 5\n', ""
+    )
+
+
+def test_diverging_training_fails_its_cells_saying_so(tmp_path, capsys) -> None:
+    text = one_seed(SUITE).replace("lr = 0.002", "lr = 1e30")
+    out = tmp_path / "out"
+    code = main(["run", str(suite_file(tmp_path, text)), "--out", str(out), "--no-progress"])
+    assert code == EXIT_FAILED_CELLS
+    assert "diverged" in capsys.readouterr().err
+    with sqlite3.connect(out / "results.sqlite") as conn:
+        rows = conn.execute("SELECT status, error FROM cells").fetchall()
+    assert len(rows) == 2
+    assert all(s == "failed" and "training diverged" in e and "train.lr" in e for s, e in rows)
+
+
+def test_a_cell_past_its_time_limit_is_stopped(tmp_path, capsys, with_test_plugin) -> None:
+    text = one_seed(SUITE).replace(
+        '[[methods]]\nname = "original"',
+        '[[methods]]\nname = "sleepy"\nparams = { seconds = 60.0 }\n\n'
+        '[[methods]]\nname = "original"',
+    )
+    out = tmp_path / "out"
+    start = time.monotonic()
+    code = main(
+        [
+            "run",
+            str(suite_file(tmp_path, text)),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--cell-timeout",
+            "1.5",
+        ]
+    )
+    assert time.monotonic() - start < 50
+    assert code == EXIT_FAILED_CELLS
+    assert "1 timed out" in capsys.readouterr().err
+    with sqlite3.connect(out / "results.sqlite") as conn:
+        rows = dict(conn.execute("SELECT method, status FROM cells").fetchall())
+        error = conn.execute("SELECT error FROM cells WHERE method = 'sleepy'").fetchone()[0]
+    assert rows == {"retrain": "ok", "sleepy": "timeout", "original": "ok"}
+    assert "time limit of 1.5 s" in error
+
+
+def test_results_carry_full_provenance(tmp_path) -> None:
+    out = tmp_path / "out"
+    text = one_seed(SUITE)
+    assert main(["run", str(suite_file(tmp_path, text)), "--out", str(out), "--no-progress"]) == 0
+    with sqlite3.connect(out / "results.sqlite") as conn:
+        rows = conn.execute("SELECT method, seed, config, provenance FROM cells").fetchall()
+    assert len(rows) == 2
+    for method, seed, config_text, provenance_text in rows:
+        prov, config = json.loads(provenance_text), json.loads(config_text)
+        assert prov["torch_version"] == torch.__version__
+        assert prov["device"] == "cpu" and prov["executor"] == "local"
+        assert (
+            prov["git_commit"]
+            == subprocess.run(
+                ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True
+            ).stdout.strip()
+        )
+        assert prov["seed"] == seed == config["seed"] == 0
+        plugins = prov["plugins"]
+        for key in (
+            "dataset:digits",
+            "architecture:mlp",
+            f"method:{method}",
+            "method:retrain",
+            "evaluator:accuracy",
+            "evaluator:consistency",
+        ):
+            assert plugins[key]["distribution"] == "unlearnbench" and plugins[key]["version"]
+        # the full resolved configuration, defaults filled in
+        assert config["method"]["name"] == method
+        assert config["train"]["epochs"] == 4 and "momentum" in config["train"]
+        assert config["architecture"]["params"]["widths"] == [24]
+        assert config["request"]["count"] == 12 and config["splits"]["target"] == 240

@@ -1,0 +1,120 @@
+"""The runner end to end through the CLI on tiny suites (CPU, seconds)."""
+
+from __future__ import annotations
+
+import csv
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import write
+from unlearnbench.cli import main
+
+SUITE = """
+name = "tiny"
+seeds = [0, 1]
+datasets = ["digits"]
+architectures = [{ name = "mlp", params = { widths = [32] } }]
+methods = ["retrain", "original"]
+evaluators = ["accuracy", "consistency", "time"]
+[splits]
+target = 400
+nonmember = 100
+test = 300
+shadow_in = 0
+shadow_out = 0
+[train]
+epochs = 30
+batch_size = 32
+lr = 0.003
+[[requests]]
+kind = "random"
+count = 40
+"""
+
+
+def run(tmp_path: Path, text: str = SUITE) -> int:
+    suite = write(tmp_path / "suite.toml", text)
+    return main(["run", str(suite), "--out", str(tmp_path / "out"), "--no-progress"])
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_run_writes_store_and_leaderboards(tmp_path: Path, capsys) -> None:
+    assert run(tmp_path) == 0
+    out = tmp_path / "out"
+    assert "leaderboard:" in capsys.readouterr().out
+    rows = {r["method"]: r for r in read_csv(out / "leaderboard.csv")}
+    assert set(rows) == {"retrain", "original"}
+    header = list(read_csv(out / "leaderboard.csv")[0])
+    assert header[:5] == ["dataset", "architecture", "method", "request", "seeds"]
+    for metric in ("test_accuracy", "retain_accuracy", "forget_accuracy", "consistency",
+                   "unlearn_seconds", "speedup"):
+        assert metric in header and f"{metric}_ci95" in header
+    retrain, original = rows["retrain"], rows["original"]
+    assert retrain["seeds"] == "2"
+    assert float(retrain["consistency"]) == 1.0
+    assert float(retrain["speedup"]) == pytest.approx(1.0)
+    # the original model was trained on the forget set: an overfit model knows it better
+    assert float(original["forget_accuracy"]) >= float(retrain["forget_accuracy"])
+    assert float(original["retain_accuracy"]) > 0.95
+    markdown = (out / "leaderboard.md").read_text()
+    assert "| retrain" in markdown.replace("  ", " ") and "original" in markdown
+
+
+def test_rerun_resumes_without_recomputing(tmp_path: Path, capsys) -> None:
+    assert run(tmp_path) == 0
+    db = tmp_path / "out" / "results.sqlite"
+    first = sqlite3.connect(db).execute("SELECT cell_id, finished_at FROM cells").fetchall()
+    capsys.readouterr()
+    assert run(tmp_path) == 0
+    assert "0 cells done, 4 already done" in capsys.readouterr().err
+    again = sqlite3.connect(db).execute("SELECT cell_id, finished_at FROM cells").fetchall()
+    assert sorted(first) == sorted(again)
+
+
+def test_failed_cell_is_recorded_and_others_go_on(tmp_path, capsys, with_fixture_plugin) -> None:
+    text = SUITE.replace('"retrain", "original"', '"retrain", "exploding", "original"')
+    assert run(tmp_path, text) == 1
+    err = capsys.readouterr().err
+    assert "4 cells done, 0 already done, 2 failed" in err
+    assert "this method always fails" in err
+    con = sqlite3.connect(tmp_path / "out" / "results.sqlite")
+    errors = con.execute("SELECT error FROM cells WHERE status = 'failed'").fetchall()
+    assert len(errors) == 2 and all("Traceback" in e for (e,) in errors)
+    assert "Failed cells (2)" in (tmp_path / "out" / "leaderboard.md").read_text()
+
+
+def test_shared_original_model_is_trained_once_per_task(tmp_path, with_fixture_plugin) -> None:
+    text = SUITE.replace("seeds = [0, 1]", "seeds = [0]").replace(
+        "[[requests]]", '[[requests]]\nkind = "class"\nlabel = 2\n[[requests]]'
+    )
+    assert run(tmp_path, text) == 0
+    cache = tmp_path / "out" / "cache"
+    kinds = [p.read_text() for p in cache.rglob("*.json")]
+    # one original for the seed (shared by both requests), one reference per request
+    assert sum('"artifact": "original"' in k for k in kinds) == 1
+    assert sum('"artifact": "reference"' in k for k in kinds) == 2
+
+
+def test_fixture_dataset_runs_through_the_whole_pipeline(tmp_path, with_fixture_plugin) -> None:
+    text = SUITE.replace('datasets = ["digits"]', 'datasets = ["blobs"]').replace(
+        "test = 300", "test = 50"
+    )
+    assert run(tmp_path, text) == 0
+    rows = read_csv(tmp_path / "out" / "leaderboard.csv")
+    assert {r["dataset"] for r in rows} == {"blobs"}
+    assert float(rows[0]["test_accuracy"]) > 0.8
+
+
+def test_leaderboard_command(tmp_path: Path, capsys) -> None:
+    assert run(tmp_path) == 0
+    capsys.readouterr()
+    for fmt in ("md", "csv", "json"):
+        assert main(["leaderboard", str(tmp_path / "out"), "--format", fmt]) == 0
+        assert "retrain" in capsys.readouterr().out
+    assert main(["leaderboard", str(tmp_path / "nowhere")]) == 2

@@ -1,0 +1,131 @@
+"""The protocol: disjoint deterministic splits, forget requests, backdoors, streams."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from unlearnbench.partition import block_of, label_balanced_blocks
+from unlearnbench.task import (
+    Backdoor,
+    ForgetRequest,
+    SplitSizes,
+    TaskError,
+    build_splits,
+    default_trigger_size,
+    select_forget,
+)
+
+
+def test_splits_are_disjoint_sized_and_deterministic() -> None:
+    sizes = SplitSizes(target=0.4, nonmember=100, test=0.2, shadow_in=0.1, shadow_out=0.1)
+    a = build_splits(1000, sizes, seed=3)
+    b = build_splits(1000, sizes, seed=3)
+    c = build_splits(1000, sizes, seed=4)
+    assert {k: len(v) for k, v in a.items()} == {
+        "target": 400, "nonmember": 100, "test": 200, "shadow_in": 100, "shadow_out": 100,
+    }
+    together = torch.cat(list(a.values()))
+    assert together.unique().numel() == together.numel()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not torch.equal(a["target"], c["target"])
+
+
+def test_impossible_split_sizes_are_refused() -> None:
+    with pytest.raises(TaskError, match="need 1100 points"):
+        build_splits(1000, SplitSizes(target=900, nonmember=199, test=1, shadow_in=0,
+                                      shadow_out=0), 0)
+    with pytest.raises(TaskError, match="fraction must be < 1"):
+        SplitSizes(target=1.5).counts(100)
+
+
+def test_label_balanced_blocks() -> None:
+    labels = torch.arange(103) % 4
+    idx = torch.arange(103)
+    blocks = label_balanced_blocks(idx, labels, 10, seed=1)
+    sizes = [b.numel() for b in blocks]
+    assert max(sizes) - min(sizes) <= 1 and sum(sizes) == 103
+    assert torch.cat(blocks).sort().values.equal(idx)
+    for block in blocks:
+        counts = torch.bincount(labels[block], minlength=4)
+        assert int(counts.max() - counts.min()) <= 1
+    again = label_balanced_blocks(idx, labels, 10, seed=1)
+    assert all(torch.equal(x, y) for x, y in zip(blocks, again, strict=True))
+    assert block_of(0.0, 10) == 0 and block_of(1.0, 10) == 9 and block_of(0.55, 10) == 5
+
+
+def _target(n: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
+    y = torch.arange(1000) % 10
+    return torch.arange(n) * 3, y
+
+
+def test_random_request_is_a_subset_of_target() -> None:
+    target, y = _target()
+    forget = select_forget(target, y, ForgetRequest(kind="random", count=15), seed=0)
+    assert forget.numel() == 15 and torch.isin(forget, target).all()
+    frac = select_forget(target, y, ForgetRequest(kind="random", fraction=0.1), seed=0)
+    assert frac.numel() == 20
+
+
+def test_class_and_block_requests() -> None:
+    target, y = _target()
+    forget = select_forget(target, y, ForgetRequest(kind="class", label=3), seed=0)
+    assert (y[forget] == 3).all() and forget.numel() == int((y[target] == 3).sum())
+    request = ForgetRequest(kind="block", position=0.5, blocks=8)
+    block = select_forget(target, y, request, seed=0)
+    assert torch.equal(block, label_balanced_blocks(target, y, 8, 0)[4])
+    positioned = select_forget(
+        target, y, ForgetRequest(kind="random", count=3, position=0.5, blocks=8), seed=0
+    )
+    assert torch.isin(positioned, block).all()
+
+
+def test_requests_larger_than_possible_fail_clearly() -> None:
+    target, y = _target(50)
+    with pytest.raises(TaskError, match="forget 80 points but the target set has only 50"):
+        select_forget(target, y, ForgetRequest(kind="random", count=80), seed=0)
+    with pytest.raises(TaskError, match="not a class"):
+        select_forget(target, y, ForgetRequest(kind="class", label=12), seed=0)
+    with pytest.raises(TaskError, match="exactly one of count or fraction"):
+        ForgetRequest(kind="random")
+
+
+def test_backdoor_trigger_shapes() -> None:
+    assert default_trigger_size((3, 32, 32)) == 5 and default_trigger_size((1, 8, 8)) == 3
+    images = torch.zeros(2, 1, 8, 8)
+    stamped = Backdoor(0, 3, 1.0).apply(images)
+    assert stamped[:, :, -3:, -3:].eq(1.0).all() and stamped[:, :, :5, :].eq(0).all()
+    assert images.eq(0).all(), "apply must not modify its input"
+    seq = Backdoor(0, 4, 2.0).apply(torch.zeros(2, 1, 40))
+    assert seq[0, 0, -4:].tolist() == [2.0, -2.0, 2.0, -2.0]
+
+
+def test_backdoor_task_poisons_exactly_the_forget_set(make_tiny_task) -> None:
+    task, _ = make_tiny_task(request=ForgetRequest(kind="backdoor", count=20, target_class=1))
+    forget = task.splits.forget
+    assert task.backdoor is not None
+    assert (task.y[forget] == 1).all()
+    size = task.backdoor.trigger_size
+    assert task.x[forget][:, :, -size:, -size:].eq(task.backdoor.value).all()
+    clean, _ = make_tiny_task()
+    others = task.splits.retain
+    assert torch.equal(task.x[others], clean.x[others])
+
+
+def test_stream_steps_partition_the_forget_set(make_tiny_task) -> None:
+    task, _ = make_tiny_task(request=ForgetRequest(kind="random", count=11, steps=3))
+    assert [s.numel() for s in task.forget_steps] == [4, 4, 3]
+    assert torch.cat(task.forget_steps).sort().values.equal(task.splits.forget.sort().values)
+
+
+def test_new_model_is_seeded_and_leaves_global_rng_alone(make_tiny_task) -> None:
+    task, _ = make_tiny_task()
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a, b = task.new_model("init"), task.new_model("init")
+    after = torch.rand(1)
+    assert torch.equal(before, after)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    c = task.new_model("shadow")
+    assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters(), strict=True))

@@ -1,0 +1,229 @@
+"""``mia_efficacy`` and ``loss_attack``: two standard membership attacks beside ``mia``.
+
+Both attack the evaluated model directly (no shadow model); see
+``EFFICACY_DOC`` and ``LOSS_DOC`` below, which are the evaluators' descriptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.svm import SVC
+from torch import nn
+
+from unlearnbench import EvaluatorSpec, Metric, Param, hookimpl
+from unlearnbench.seeding import generator
+from unlearnbench.specs import Evaluation, EvaluationInputs, ParamError
+from unlearnbench.task import MethodContext, Task
+from unlearnbench.training import predict_logits
+
+EFFICACY_DOC = """``mia_efficacy``: the population attack of the "Unlearn-Sparse" / SalUn protocol.
+
+Jia et al. 2023, Fan et al. 2024. No shadow model: a support-vector
+classifier (RBF kernel, ``C = 3``, ``gamma = "auto"``, as there) is fitted on
+the *evaluated* model's outputs for retained training points (members, label
+1) and test points (non-members, label 0), then applied to the forget set.
+``mia_efficacy`` = share of the forget set predicted non-member: higher = more
+forgotten; retrain's value is the target (``mia_efficacy_gap`` measures the
+distance to it). Choices: the feature is the posterior of the true label
+(``confidence``, the variant those papers report); ``entropy``, Song &
+Mittal's modified entropy ``m_entropy``, or both (``confidence_entropy``) are
+options. Members and non-members are balanced by a seeded subsample of the
+larger set (the papers take as many retain points as test points), capped at
+``max_points`` each to bound the SVC's quadratic cost on CPU. A model whose
+features are the same for every point leaves the attack at chance: 0.5.
+"""
+
+LOSS_DOC = """``loss_attack``: a loss-threshold membership attack on the forget set, with its ROC.
+
+Thresholds the evaluated model's per-example cross-entropy: forget points
+(positives) against held-out non-members (``splits.nonmember``, negatives),
+lower loss = member. Reports the ROC AUC and the TPR at 1% FPR (the
+low-false-positive view of Carlini et al. 2022) and returns the ROC curve as
+the series ``roc_fpr`` / ``roc_tpr``. For a model that never saw the forget
+set the AUC is about 0.5. The loss uses the label each point was trained with
+(for backdoor requests: the poisoned label, so a model that never saw the
+poisoned points gives them a *high* loss and an AUC far below 0.5; use
+``backdoor`` there).
+"""
+
+FEATURES = ("confidence", "entropy", "m_entropy", "confidence_entropy")
+_FLOOR = 1e-30
+
+
+def _entropy(p: torch.Tensor) -> torch.Tensor:
+    return -(p * p.clamp_min(_FLOOR).log()).sum(1)
+
+
+def _modified_entropy(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Song & Mittal (2021): -(1-p_y) log p_y - sum_{i != y} p_i log(1-p_i)."""
+    py = p.gather(1, y[:, None]).squeeze(1)
+    others = -(p * (1 - p).clamp_min(_FLOOR).log())
+    others = others.sum(1) - others.gather(1, y[:, None]).squeeze(1)
+    return -(1 - py) * py.clamp_min(_FLOOR).log() + others
+
+
+def population_features(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, kind: str
+) -> np.ndarray:
+    """Per-example attack features of ``model`` on ``(x, y)``, shape (n, d), as numpy."""
+    p = torch.softmax(predict_logits(model, x), dim=1)
+    conf = p.gather(1, y[:, None]).squeeze(1)
+    columns = {
+        "confidence": [conf],
+        "entropy": [_entropy(p)],
+        "m_entropy": [_modified_entropy(p, y)],
+        "confidence_entropy": [conf, _entropy(p)],
+    }[kind]
+    return torch.stack(columns, dim=1).double().cpu().numpy()
+
+
+def _subsample(indices: torch.Tensor, n: int, seed: int, label: str) -> torch.Tensor:
+    perm = torch.randperm(indices.numel(), generator=generator(seed, "mia-efficacy", label))
+    return indices[perm[:n].to(indices.device)]
+
+
+def mia_efficacy(model: nn.Module, task: Task, params: Mapping[str, Any]) -> float:
+    """Share of the forget set that an SVC fitted on retain-vs-test outputs calls non-member."""
+    s = task.splits
+    n = min(s.retain.numel(), s.test.numel())
+    if params["max_points"] > 0:
+        n = min(n, params["max_points"])
+    if n < 1 or s.forget.numel() == 0:
+        return float("nan")
+    members = _subsample(s.retain, n, task.seed, "retain")
+    nonmembers = _subsample(s.test, n, task.seed, "test")
+    kind = params["features"]
+    feats = np.concatenate(
+        [
+            population_features(model, task.x[members], task.y[members], kind),
+            population_features(model, task.x[nonmembers], task.y[nonmembers], kind),
+        ]
+    )
+    labels = np.concatenate([np.ones(n), np.zeros(n)])
+    forget = population_features(model, task.x[s.forget], task.y[s.forget], kind)
+    if np.ptp(feats, axis=0).max() == 0.0:
+        # The model gives every point the same features: the attack has nothing to
+        # learn and is at chance (balanced classes), so half the forget set is
+        # "called non-member". SVC would return an arbitrary constant instead.
+        return 0.5
+    clf = SVC(C=params["C"], gamma="auto", kernel="rbf")
+    clf.fit(feats, labels)
+    return float(1.0 - clf.predict(forget).mean())
+
+
+class MiaEfficacy:
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        if params["C"] <= 0:
+            raise ParamError(f"C: must be > 0, got {params['C']}")
+        if params["max_points"] < 0:
+            raise ParamError(f"max_points: must be >= 0 (0 = no cap), got {params['max_points']}")
+        self.params = dict(params)
+
+    def evaluate(self, inputs: EvaluationInputs, ctx: MethodContext) -> dict[str, float]:
+        ours = mia_efficacy(inputs.unlearned, inputs.task, self.params)
+        ref = mia_efficacy(inputs.reference, inputs.task, self.params)
+        return {"mia_efficacy": ours, "mia_efficacy_gap": abs(ours - ref)}
+
+
+def per_example_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of each example (no reduction)."""
+    if x.shape[0] == 0:
+        return torch.empty(0, device=x.device)
+    return F.cross_entropy(predict_logits(model, x).double(), y, reduction="none")
+
+
+def loss_attack(
+    model: nn.Module, task: Task, max_fpr: float = 0.01
+) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """ROC of "member when loss is low": forget (positive) vs nonmember (negative)."""
+    s = task.splits
+    pos = per_example_loss(model, task.x[s.forget], task.y[s.forget])
+    neg = per_example_loss(model, task.x[s.nonmember], task.y[s.nonmember])
+    if pos.numel() == 0 or neg.numel() == 0:
+        return {}, {}
+    scores = (-torch.cat([pos, neg])).double().cpu().numpy()
+    labels = np.concatenate([np.ones(pos.numel()), np.zeros(neg.numel())])
+    fpr, tpr, _ = roc_curve(labels, scores)
+    tpr_low = float(tpr[fpr <= max_fpr].max())
+    metrics = {
+        "loss_attack_auc": float(roc_auc_score(labels, scores)),
+        "loss_attack_tpr_at_1fpr": tpr_low,
+    }
+    return metrics, {"roc_fpr": fpr.tolist(), "roc_tpr": tpr.tolist()}
+
+
+class LossAttack:
+    def evaluate(self, inputs: EvaluationInputs, ctx: MethodContext) -> Evaluation:
+        metrics, series = loss_attack(inputs.unlearned, inputs.task)
+        return Evaluation(metrics=metrics, series=series)
+
+
+def create_efficacy(params: Mapping[str, Any]) -> MiaEfficacy:
+    return MiaEfficacy(params)
+
+
+def create_loss(params: Mapping[str, Any]) -> LossAttack:
+    return LossAttack()
+
+
+EFFICACY_PARAMS = (
+    Param("features", "confidence", "per-example attack feature(s)", choices=FEATURES),
+    Param("C", 3.0, "SVC regularisation (SalUn / Unlearn-Sparse use 3)"),
+    Param("max_points", 2500, "cap on members and on non-members fitted (0 = no cap)"),
+)
+
+EFFICACY_METRICS = (
+    Metric(
+        "mia_efficacy",
+        "higher",
+        "fraction",
+        "share of the forget set a retain-vs-test SVC attack calls non-member; "
+        "higher = more forgotten, retrain's value is the target",
+    ),
+    Metric(
+        "mia_efficacy_gap",
+        "lower",
+        "fraction",
+        "|mia_efficacy of the evaluated model - that of the reference (retrain)|",
+    ),
+)
+
+LOSS_METRICS = (
+    Metric(
+        "loss_attack_auc",
+        "lower",
+        "AUC",
+        "ROC AUC of a loss threshold telling forget from non-member points (0.5 = cannot)",
+    ),
+    Metric(
+        "loss_attack_tpr_at_1fpr",
+        "lower",
+        "fraction",
+        "share of the forget set detected at a 1% false-positive rate on non-members",
+    ),
+)
+
+
+@hookimpl
+def unlearnbench_evaluators() -> list[EvaluatorSpec]:
+    return [
+        EvaluatorSpec(
+            name="mia_efficacy",
+            create=create_efficacy,
+            metrics=EFFICACY_METRICS,
+            params=EFFICACY_PARAMS,
+            description=EFFICACY_DOC,
+        ),
+        EvaluatorSpec(
+            name="loss_attack",
+            create=create_loss,
+            metrics=LOSS_METRICS,
+            description=LOSS_DOC,
+        ),
+    ]

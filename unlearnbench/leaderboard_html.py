@@ -1,0 +1,163 @@
+"""The leaderboard as one self-contained HTML page.
+
+Everything is inline (CSS, a few lines of JavaScript, plots as ``data:`` PNG
+URIs), so the file can be mailed, committed or opened offline. Clicking a
+column header sorts the rows by it (numbers numerically, missing values last;
+a second click reverses); the ``#`` column restores the grouped order. Cells
+carry their raw value in ``data-v`` so sorting never parses formatted text.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections.abc import Mapping
+from html import escape
+from typing import Any
+
+from unlearnbench.leaderboard import (
+    GROUP_KEYS,
+    KEYS,
+    Leaderboard,
+    best_cells,
+    format_value,
+    gap_columns,
+    gap_legend,
+    legend,
+    metric_header,
+)
+
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5rem;color:#222}
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}
+p.legend{max-width:60rem;color:#444;font-size:.9rem}
+table.board{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}
+table.board th,table.board td{border:1px solid #ccc;padding:.25rem .5rem;white-space:nowrap}
+table.board th{background:#f0f0f0;cursor:pointer;user-select:none;position:sticky;top:0}
+table.board th[aria-sort=ascending]::after{content:" ▲"}
+table.board th[aria-sort=descending]::after{content:" ▼"}
+table.board td.num{text-align:right;font-variant-numeric:tabular-nums}
+table.board td.best{font-weight:700;background:#e6f4ea}
+table.board tr.anchor td{background:#fafafa;color:#555}
+table.board tr.anchor td.best{background:#e6f4ea;color:#222}
+table.board tr.missing td{color:#999;font-style:italic}
+table.board:not(.sorted) tr.group-start td{border-top:2px solid #888}
+div.scroll{overflow-x:auto;max-width:100%}
+figure{margin:1rem 0}figure img{max-width:100%;border:1px solid #ddd}
+figcaption{font-size:.9rem;color:#444}
+"""
+
+SCRIPT = """
+document.querySelectorAll("table.board").forEach(function (table) {
+  var heads = table.tHead.rows[0].cells;
+  Array.prototype.forEach.call(heads, function (th, col) {
+    th.addEventListener("click", function () {
+      var asc = th.getAttribute("aria-sort") !== "ascending";
+      Array.prototype.forEach.call(heads, function (h) { h.removeAttribute("aria-sort"); });
+      th.setAttribute("aria-sort", asc ? "ascending" : "descending");
+      table.classList.toggle("sorted", !(col === 0 && asc));
+      var body = table.tBodies[0];
+      var rows = Array.prototype.slice.call(body.rows);
+      var key = function (row) {
+        var v = row.cells[col].getAttribute("data-v");
+        if (v === null || v === "") return null;
+        var n = Number(v);
+        return isNaN(n) ? v.toLowerCase() : n;
+      };
+      rows.sort(function (a, b) {
+        var x = key(a), y = key(b);
+        if (x === null && y === null) return 0;
+        if (x === null) return 1;
+        if (y === null) return -1;
+        var c = (typeof x === typeof y) ? (x < y ? -1 : x > y ? 1 : 0)
+                                        : (typeof x === "number" ? -1 : 1);
+        return asc ? c : -c;
+      });
+      rows.forEach(function (row) { body.appendChild(row); });
+    });
+  });
+});
+"""
+
+
+def _data(value: Any) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    return escape(str(value), quote=True)
+
+
+def _table(board: Leaderboard, table_id: str, columns: list[tuple[str, str]]) -> str:
+    """``columns``: (column in board.table, header text); adds #, keys and seeds."""
+    marks = best_cells(board)
+    heads = ["#", *KEYS, "seeds"] + [header for _, header in columns]
+    out = [f'<div class="scroll"><table class="board" id="{table_id}"><thead><tr>']
+    out += [f'<th title="click to sort">{escape(h)}</th>' for h in heads]
+    out.append("</tr></thead><tbody>")
+    previous = None
+    for position, (index, row) in enumerate(board.table.iterrows()):
+        classes = []
+        group = tuple(row[k] for k in GROUP_KEYS)
+        if previous is not None and group != previous:
+            classes.append("group-start")
+        previous = group
+        if row["method"] in (board.reference, board.original):
+            classes.append("anchor")
+        if int(row["seeds"]) == 0:
+            classes.append("missing")
+        out.append(f'<tr class="{" ".join(classes)}">')
+        out.append(f'<td class="num" data-v="{position}">{position + 1}</td>')
+        for key in KEYS:
+            out.append(f'<td data-v="{_data(row[key])}">{escape(str(row[key]))}</td>')
+        out.append(f'<td class="num" data-v="{int(row["seeds"])}">{int(row["seeds"])}</td>')
+        for column, _ in columns:
+            value = row.get(column)
+            ci = row.get(f"{column}_ci95")
+            cls = "num best" if (index, column) in marks else "num"
+            text = escape(format_value(value, ci))
+            out.append(f'<td class="{cls}" data-v="{_data(value)}">{text}</td>')
+        out.append("</tr>")
+    out.append("</tbody></table></div>")
+    return "".join(out)
+
+
+def to_html(board: Leaderboard, title: str, images: Mapping[str, bytes]) -> str:
+    """The page: legend, main table, gap table, plots, failures."""
+    from unlearnbench.plots import caption
+
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{escape(title)}</h1>",
+        f'<p class="legend">{escape(legend(board))} Click a column header to sort; '
+        "click # to restore the grouped order.</p>",
+    ]
+    if board.table.empty:
+        parts.append("<p>No finished cells yet.</p>")
+    else:
+        main = [(m, metric_header(board, m)) for m in board.metrics]
+        parts.append(_table(board, "leaderboard", main))
+        gaps = gap_columns(board)
+        if gaps:
+            parts.append(f"<h2>Gap to {escape(board.reference)}</h2>")
+            parts.append(f'<p class="legend">{escape(gap_legend(board))}</p>')
+            parts.append(_table(board, "gaps", [(c, c) for c in gaps]))
+    if images:
+        parts.append("<h2>Plots</h2>")
+        for name, png in images.items():
+            data = base64.b64encode(png).decode("ascii")
+            text = escape(caption(name))
+            parts.append(
+                f'<figure id="plot-{escape(name)}"><img alt="{text}" '
+                f'src="data:image/png;base64,{data}"><figcaption>{text}</figcaption></figure>'
+            )
+    if board.failures:
+        parts.append(f"<h2>Failed cells ({len(board.failures)})</h2><ul>")
+        for failure in board.failures:
+            last = str(failure["error"] or "").strip().splitlines()[-1:] or [""]
+            where = "/".join(str(failure[k]) for k in KEYS)
+            parts.append(f"<li>{escape(where)} seed {failure['seed']}: {escape(last[0])}</li>")
+        parts.append("</ul>")
+    parts.append(f"<script>{SCRIPT}</script></body></html>")
+    return "\n".join(parts)

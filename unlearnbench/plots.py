@@ -1,0 +1,315 @@
+"""Leaderboard plots as PNG bytes (matplotlib, Agg canvas, no pyplot state).
+
+Three plots, each skipped cleanly when its data is missing:
+
+- ``tradeoff``: speed-up over the reference (metric ``speedup``, log scale)
+  against the accuracy gap (mean absolute gap to the reference over the
+  accuracy metrics of the Avg. Gap) and, when a membership-attack metric is
+  present, against its gap. One panel row per (dataset, architecture, request)
+  group, one point per method. Points are the leaderboard's values; error bars
+  are 95% CIs over seeds: of the speed-up, and of the per-seed gap (each seed
+  paired with the reference's run on the same seed).
+- ``residual_memory``: DeepObliviate-style Δ curves, any series whose name
+  (after an ``<evaluator>.`` prefix, before a ``@step<i>`` suffix) starts with
+  ``delta`` or ``residual_memory``; one line per seed. The stop is marked where
+  the cell says it: a series whose name contains ``stop`` (first value), else a
+  metric (cost) whose name contains ``stop``. When the cell reports a
+  ``first_block`` metric the x axis counts blocks from it (so ``stop_block`` is
+  in the same unit); otherwise x is the 0-based index into the series and the
+  stop value is read as such an index.
+- ``roc``: membership-attack ROC curves, series pairs ``<prefix>roc_fpr`` /
+  ``<prefix>roc_tpr`` of one cell; per method, the mean TPR over seeds on a
+  common FPR grid (linear interpolation), the chance diagonal dashed.
+
+Panels beyond ``MAX_PANELS`` are left out (the figure's title says so).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+
+from unlearnbench.leaderboard import AVG_GAP_METRICS, GROUP_KEYS, KEYS, ci95
+
+if TYPE_CHECKING:
+    from unlearnbench.leaderboard import Leaderboard
+
+log = logging.getLogger(__name__)
+SPEEDUP = "speedup"
+DELTA_PREFIXES = ("delta", "residual_memory")
+MAX_PANELS = 12
+CAPTIONS = {
+    "tradeoff": "Speed-up against gap to the reference",
+    "residual_memory": "Residual memory (Δ) curves and stopping points",
+    "roc": "Membership-attack ROC curves",
+}
+
+
+def caption(name: str) -> str:
+    return CAPTIONS.get(name, name)
+
+
+def make_plots(board: Leaderboard) -> dict[str, bytes]:
+    """Every plot the board has data for: name -> PNG bytes.
+
+    A plot that fails is logged and left out: a run's tables must never be lost
+    to a figure.
+    """
+    out: dict[str, bytes] = {}
+    for name, draw in PLOTS.items():
+        try:
+            figure = draw(board)
+            if figure is not None:
+                out[name] = png_bytes(figure)
+        except Exception:
+            log.warning("the %s plot failed and is left out", name, exc_info=True)
+    return out
+
+
+def png_bytes(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _colors(methods: Iterable[str]) -> dict[str, Any]:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10"]
+    palette = [cmap(i) for i in range(cmap.N)]
+    return {m: palette[i % len(palette)] for i, m in enumerate(dict.fromkeys(methods))}
+
+
+def _grid(n: int, ncols: int, width: float, height: float, title: str) -> tuple[Figure, list]:
+    nrows = math.ceil(n / ncols)
+    figure = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
+    axes = figure.subplots(nrows, ncols, squeeze=False).ravel().tolist()
+    for extra in axes[n:]:
+        extra.set_visible(False)
+    figure.suptitle(title)
+    return figure, axes[:n]
+
+
+def _limited(items: list[Any], what: str) -> tuple[list[Any], str]:
+    if len(items) > MAX_PANELS:
+        return items[:MAX_PANELS], f" (first {MAX_PANELS} of {len(items)} {what})"
+    return items, ""
+
+
+# --- trade-off ------------------------------------------------------------------
+
+
+def paired_gaps(board: Leaderboard, metrics: list[str]) -> pd.DataFrame:
+    """Per cell: the mean over ``metrics`` of |value - reference's value on the same seed|."""
+    wide = board.per_seed
+    present = [m for m in metrics if m in wide]
+    if wide.empty or not present:
+        return pd.DataFrame(columns=[*KEYS, "seed", "gap"])
+    ref = wide[wide["method"] == board.reference][[*GROUP_KEYS, "seed", *present]]
+    merged = wide[[*KEYS, "seed", *present]].merge(
+        ref, on=[*GROUP_KEYS, "seed"], suffixes=("", "_ref")
+    )
+    diffs = pd.concat([(merged[m] - merged[f"{m}_ref"]).abs() for m in present], axis=1)
+    merged["gap"] = diffs.mean(axis=1)
+    return merged[[*KEYS, "seed", "gap"]]
+
+
+def _gap_panels(board: Leaderboard) -> list[tuple[str, list[str]]]:
+    """(axis label, metrics) for each trade-off column, from the Avg. Gap metrics."""
+    accuracy = [m for m in board.avg_gap_metrics if m in AVG_GAP_METRICS]
+    attack = [m for m in board.avg_gap_metrics if m not in AVG_GAP_METRICS]
+    panels = []
+    if accuracy:
+        panels.append(("accuracy gap (mean |Δ| of accuracies)", accuracy))
+    panels += [(f"{m} gap", [m]) for m in attack]
+    return panels
+
+
+def tradeoff(board: Leaderboard) -> Figure | None:
+    table = board.table
+    panels = _gap_panels(board)
+    if table.empty or SPEEDUP not in table or not panels:
+        return None
+    table = table[table["seeds"] > 0]
+    groups = [
+        (key, g) for key, g in table.groupby(GROUP_KEYS, sort=False) if g[SPEEDUP].notna().any()
+    ]
+    if not groups:
+        return None
+    groups, note = _limited(groups, "groups")
+    colors = _colors(table["method"])
+    figure, axes = _grid(
+        len(groups) * len(panels),
+        len(panels),
+        5.0,
+        3.6,
+        f"Speed-up against gap to {board.reference}{note}",
+    )
+    gaps = {label: paired_gaps(board, metrics) for label, metrics in panels}
+    for g, (key, group) in enumerate(groups):
+        for p, (label, metrics) in enumerate(panels):
+            ax = axes[g * len(panels) + p]
+            per_seed = gaps[label]
+            for _, row in group.iterrows():
+                own = [f"{m}_gap" for m in metrics if f"{m}_gap" in row]
+                y = float(pd.to_numeric(row[own], errors="coerce").mean()) if own else math.nan
+                x = float(row[SPEEDUP])
+                if math.isnan(x) or math.isnan(y) or x <= 0:
+                    continue
+                seeds = per_seed[(per_seed[KEYS] == row[KEYS]).all(axis=1)]["gap"]
+                xerr = row.get(f"{SPEEDUP}_ci95")
+                ax.errorbar(
+                    x,
+                    y,
+                    xerr=_err(xerr, x * 0.999),
+                    yerr=_err(ci95(seeds), y),
+                    fmt="o",
+                    capsize=3,
+                    color=colors[row["method"]],
+                    label=row["method"],
+                )
+            ax.set_xscale("log")
+            ax.set_xlabel(f"{SPEEDUP} over {board.reference} (log)")
+            ax.set_ylabel(label, fontsize=8)
+            ax.set_title(" / ".join(str(k) for k in key), fontsize=9)
+            ax.grid(True, alpha=0.3)
+            if ax.has_data():
+                ax.legend(fontsize=7, loc="best")
+    return figure
+
+
+def _err(ci: Any, room: float) -> Any:
+    """A ± ``ci`` error bar whose lower arm stops at ``room`` below the point
+    (gaps are never negative; a log axis must stay positive)."""
+    if ci is None or (isinstance(ci, float) and math.isnan(ci)):
+        return None
+    return [[min(float(ci), room)], [float(ci)]]
+
+
+# --- residual memory ------------------------------------------------------------
+
+
+def _base(name: str) -> tuple[str, str]:
+    """(name without evaluator prefix or step suffix, the ``@step<i>`` suffix or '')."""
+    head, _, step = name.partition("@")
+    return head.rsplit(".", 1)[-1], (f"@{step}" if step else "")
+
+
+def _cell_metrics(board: Leaderboard) -> dict[tuple[Any, ...], dict[str, float]]:
+    wide = board.per_seed
+    if wide.empty:
+        return {}
+    metrics = [c for c in wide.columns if c not in (*KEYS, "seed")]
+    return {
+        tuple(row[k] for k in (*KEYS, "seed")): {m: row[m] for m in metrics}
+        for _, row in wide.iterrows()
+    }
+
+
+def _stop(
+    cell_series: dict[str, list[float]], metrics: dict[str, float], step: str
+) -> float | None:
+    for name, points in cell_series.items():
+        base, suffix = _base(name)
+        if "stop" in base and suffix == step and points:
+            return float(points[0])
+    if step:
+        return None  # costs are summed over a stream's steps: no per-step stop there
+    for name, value in metrics.items():
+        if "stop" in name and value is not None and not math.isnan(float(value)):
+            return float(value)
+    return None
+
+
+def delta_curves(board: Leaderboard) -> Figure | None:
+    by_cell: dict[tuple[Any, ...], dict[str, list[float]]] = {}
+    for row in board.series:
+        key = tuple(row[k] for k in (*KEYS, "seed"))
+        by_cell.setdefault(key, {})[row["name"]] = row["points"]
+    panels: dict[tuple[Any, ...], list[tuple[Any, list[float], str]]] = {}
+    for key, cell in by_cell.items():
+        for name, points in cell.items():
+            base, _ = _base(name)
+            if base.startswith(DELTA_PREFIXES) and points:
+                panels.setdefault((*key[:4], name), []).append((key, points, name))
+    if not panels:
+        return None
+    items, note = _limited(list(panels.items()), "curves")
+    metrics = _cell_metrics(board)
+    figure, axes = _grid(len(items), min(3, len(items)), 4.6, 3.4, f"Residual memory Δ{note}")
+    for ax, (panel, curves) in zip(axes, items, strict=True):
+        dataset, architecture, method, request, name = panel
+        for key, points, series_name in curves:
+            cell_metrics = metrics.get(key, {})
+            first = cell_metrics.get("first_block")
+            start = 0.0
+            if first is not None and not math.isnan(float(first)) and "@" not in name:
+                start = float(first)
+            x = start + np.arange(len(points))
+            (line,) = ax.plot(x, points, marker=".", label=f"seed {key[4]}")
+            stop = _stop(by_cell[key], cell_metrics, _base(series_name)[1])
+            if stop is not None:
+                ax.axvline(stop, color=line.get_color(), linestyle="--", alpha=0.7)
+                at = round(stop - start)
+                if 0 <= at < len(points):
+                    ax.plot([stop], [points[at]], marker="*", markersize=12, color=line.get_color())
+        ax.set_title(f"{method}: {name}\n{dataset}/{architecture}/{request}", fontsize=8)
+        ax.set_xlabel("block" if "@" not in name else "index")
+        ax.set_ylabel("Δ")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7, title="--/★ stop", title_fontsize=7)
+    return figure
+
+
+# --- ROC ------------------------------------------------------------------------
+
+
+def roc(board: Leaderboard) -> Figure | None:
+    by_cell: dict[tuple[Any, ...], dict[str, list[float]]] = {}
+    for row in board.series:
+        by_cell.setdefault(tuple(row[k] for k in (*KEYS, "seed")), {})[row["name"]] = row["points"]
+    curves: dict[tuple[Any, ...], dict[str, list[np.ndarray]]] = {}
+    grid = np.linspace(0.0, 1.0, 201)
+    for key, cell in by_cell.items():
+        for name, fpr in cell.items():
+            if not name.endswith("roc_fpr"):
+                continue
+            tpr = cell.get(name[: -len("roc_fpr")] + "roc_tpr")
+            if not tpr or len(tpr) != len(fpr) or len(fpr) < 2:
+                continue
+            order = np.argsort(np.asarray(fpr), kind="stable")
+            tpr_on_grid = np.interp(grid, np.asarray(fpr)[order], np.asarray(tpr)[order])
+            panel = (key[0], key[1], key[3], name[: -len("roc_fpr")].rstrip("._") or "attack")
+            curves.setdefault(panel, {}).setdefault(key[2], []).append(tpr_on_grid)
+    if not curves:
+        return None
+    items, note = _limited(list(curves.items()), "panels")
+    colors = _colors(board.table["method"] if not board.table.empty else [])
+    figure, axes = _grid(len(items), min(3, len(items)), 4.2, 4.0, f"Membership-attack ROC{note}")
+    for ax, (panel, methods) in zip(axes, items, strict=True):
+        dataset, architecture, request, attack = panel
+        for method, tprs in methods.items():
+            ax.plot(
+                grid,
+                np.mean(tprs, axis=0),
+                label=f"{method} ({len(tprs)} seeds)",
+                color=colors.get(method),
+            )
+        ax.plot([0, 1], [0, 1], linestyle="--", color="grey", linewidth=0.8)
+        ax.set_title(f"{attack}\n{dataset}/{architecture}/{request}", fontsize=8)
+        ax.set_xlabel("false-positive rate")
+        ax.set_ylabel("true-positive rate")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.legend(fontsize=7, loc="lower right")
+    return figure
+
+
+PLOTS = {"tradeoff": tradeoff, "residual_memory": delta_curves, "roc": roc}
