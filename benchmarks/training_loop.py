@@ -5,7 +5,7 @@ tensors with the same batch size, optimizer and randperm batching; they run
 interleaved (A, B, A, B, ...) in one process so machine noise hits both, and
 the script prints the median times and their ratio (target: within 10%).
 
-    python benchmarks/training_loop.py [--repeats 7] [--epochs 50]
+    python benchmarks/training_loop.py [--repeats 7] [--epochs 50] [--threads 1]
 """
 
 from __future__ import annotations
@@ -31,12 +31,19 @@ def digits_tensors() -> tuple[torch.Tensor, torch.Tensor]:
 
 def fresh_mlp() -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Flatten(), nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 64),
-                         nn.ReLU(), nn.Linear(64, 10))
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(64, 128),
+        nn.ReLU(),
+        nn.Linear(128, 64),
+        nn.ReLU(),
+        nn.Linear(64, 10),
+    )
 
 
-def bare_loop(model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch: int,
-              lr: float) -> None:
+def bare_loop(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, epochs: int, batch: int, lr: float
+) -> None:
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     model.train()
     n = x.shape[0]
@@ -55,7 +62,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--epochs", type=int, default=50)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     x, y = digits_tensors()
     indices = torch.arange(x.shape[0])
     recipe = TrainRecipe(epochs=args.epochs, batch_size=args.batch, lr=1e-3)
@@ -73,8 +83,10 @@ def main() -> None:
             ours.append(t_ours)
             bare.append(t_bare)
     m_ours, m_bare = statistics.median(ours), statistics.median(bare)
-    print(f"digits MLP, {x.shape[0]} samples, {args.epochs} epochs, batch {args.batch}, "
-          f"{torch.get_num_threads()} threads, {args.repeats} interleaved repeats")
+    print(
+        f"digits MLP, {x.shape[0]} samples, {args.epochs} epochs, batch {args.batch}, "
+        f"{torch.get_num_threads()} threads, {args.repeats} interleaved repeats"
+    )
     print(f"shared loop (train_model): median {m_ours:.3f} s  (min {min(ours):.3f})")
     print(f"bare PyTorch loop:         median {m_bare:.3f} s  (min {min(bare):.3f})")
     print(f"ratio shared / bare: {m_ours / m_bare:.3f} (median), {min(ours) / min(bare):.3f} (min)")

@@ -11,8 +11,18 @@ from unlearnbench.cli import main
 def test_list_everything(capsys) -> None:
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    for name in ("digits", "mnist1d", "mlp", "lenet5", "cnn1d", "retrain", "original",
-                 "accuracy", "consistency", "time"):
+    for name in (
+        "digits",
+        "mnist1d",
+        "mlp",
+        "lenet5",
+        "cnn1d",
+        "retrain",
+        "original",
+        "accuracy",
+        "consistency",
+        "time",
+    ):
         assert f"  {name} " in out
 
 
@@ -44,6 +54,8 @@ def test_show_unknown_suggests(capsys) -> None:
 def test_console_script_is_installed() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "unlearnbench.cli", "list", "datasets"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "digits" in out.stdout

@@ -75,9 +75,10 @@ def test_adversarial_term_moves_forget_posteriors_to_nonmember_level(make_tiny_t
         assert result.costs["gan_steps"] == 150
         gaps[alpha] = abs(top1(result.model, task.x[s.forget]) - nonmember_conf)
         retain_acc[alpha] = accuracy(result.model, task.x[s.retain], task.y[s.retain])
-    # The adversarial term closes most of the confidence gap; fine-tuning alone does not.
-    assert gaps[0.5] < 0.3 * gap_before
-    assert gaps[0.0] > 0.7 * gap_before
+    # The adversarial term closes most of the confidence gap (measured: 0.28 -> 0.02);
+    # fine-tuning alone, same steps, closes less than half of it (measured: 0.21).
+    assert gaps[0.5] < 0.25 * gap_before
+    assert gaps[0.0] > 0.5 * gap_before
     # Stated bound: retain accuracy stays within 5 points of the original's (100%).
     original_retain = accuracy(original, task.x[s.retain], task.y[s.retain])
     assert retain_acc[0.5] >= original_retain - 0.05
@@ -179,11 +180,11 @@ def test_stopping_rule_and_cap(make_tiny_task):
     gan = method(threshold=10.0, min_steps=12, max_steps=100, **common)  # always "close"
     early = gan.unlearn(gan.fit(task, ctx), task.forget_steps[0], task, ctx)
     assert early.costs["gan_steps"] == 15  # first check at or after min_steps, 3 checks below
-    assert len(early.series["gan_distance"]) == 3
+    assert len(early.series["gan_distance"]) == 4  # after warm-up, at 5, 10, 15
     gan = method(threshold=0.0, min_steps=0, max_steps=12, **common)  # never close enough
     capped = gan.unlearn(gan.fit(task, ctx), task.forget_steps[0], task, ctx)
     assert capped.costs["gan_steps"] == 12
-    assert len(capped.series["gan_distance"]) == 3  # checks at 5, 10 and the cap
+    assert len(capped.series["gan_distance"]) == 4  # after warm-up, at 5, 10 and the cap
     assert capped.costs["critic_steps"] == 12 * 5 + 2
 
 

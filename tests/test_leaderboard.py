@@ -35,6 +35,7 @@ DIRECTIONS = {
     "unlearn_seconds": "lower",
     "speedup": "higher",
 }
+UNITS = {"forget_accuracy": "fraction"}  # first_block, stop_block: undeclared costs
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -48,7 +49,8 @@ def record(
     config: dict[str, Any] | None = None,
 ) -> CellRecord:
     metrics = tuple(
-        MetricValue(name, value, DIRECTIONS.get(name, "none"), "") for name, value in values.items()
+        MetricValue(name, value, DIRECTIONS.get(name, "none"), UNITS.get(name, ""))
+        for name, value in values.items()
     )
     return CellRecord(
         cell_id=f"{method}/{request}/{seed}",
@@ -231,6 +233,18 @@ def test_best_values_follow_each_direction(demo_store: ResultStore) -> None:
     assert (index["retrain"], "test_accuracy_gap") not in marks
 
 
+def test_cost_counters_without_a_unit_are_not_marked(tmp_path: Path) -> None:
+    records = [
+        record(m, 0, {"forget_accuracy": acc, "blocks": blocks})
+        for m, acc, blocks in (("retrain", 0.8, 10.0), ("a", 0.7, 9.0), ("b", 0.5, 2.0))
+    ]
+    with make_store(tmp_path, records) as store:
+        board = build_leaderboard(store)
+    marks = best_cells(board)
+    assert (int(board.table.index[board.table["method"] == "a"][0]), "forget_accuracy") in marks
+    assert not any(column == "blocks" for _, column in marks)
+
+
 def test_markdown_shows_directions_marks_gaps_and_plots(demo_store: ResultStore) -> None:
     board = build_leaderboard(demo_store)
     text = render(board, "md", "T", plots={"Trade-off": "plots/tradeoff.png"})
@@ -389,3 +403,25 @@ def test_a_real_run_writes_the_leaderboards(tmp_path: Path) -> None:
     assert (out / "plots" / "tradeoff.png").read_bytes().startswith(PNG_MAGIC)
     assert not (out / "plots" / "roc.png").exists()  # no ROC series in this suite
     assert "data:image/png;base64," in (out / "leaderboard.html").read_text(encoding="utf-8")
+
+
+def test_a_store_with_only_failures_still_renders(tmp_path: Path) -> None:
+    failed = CellRecord(
+        "bad",
+        "k",
+        "digits",
+        "mlp",
+        "gan",
+        "random:10",
+        0,
+        "failed",
+        {},
+        error="Trace\nValueError: boom",
+    )
+    with make_store(tmp_path, [failed]) as store:
+        board = build_leaderboard(store)
+    assert board.table.empty
+    page = render(board, "html", "T", images={})
+    assert "No finished cells yet" in page and "ValueError: boom" in page
+    assert "digits/mlp/gan/random:10 seed 0: ValueError: boom" in render(board, "md")
+    assert json.loads(render(board, "json"))["failures"][0]["method"] == "gan"

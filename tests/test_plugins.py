@@ -20,8 +20,11 @@ from unlearnbench.plugins import (
 from unlearnbench.registry import RegistryError
 
 ROOT = Path(__file__).resolve().parents[1]
-HOOKS = [name for name, _ in inspect.getmembers(hookspecs, inspect.isfunction)
-         if name.startswith("unlearnbench_")]
+HOOKS = [
+    name
+    for name, _ in inspect.getmembers(hookspecs, inspect.isfunction)
+    if name.startswith("unlearnbench_")
+]
 
 
 def test_there_are_four_registration_hooks() -> None:
@@ -59,9 +62,8 @@ def test_builtins_are_ordinary_modules_registered_by_name() -> None:
     assert len(infos) == len(DEFAULT_PLUGINS)
     assert registry.entry("method", "retrain").origin.plugin == "retrain"
     for module in DEFAULT_PLUGINS:
-        assert "pluggy" not in open(
-            ROOT / (module.replace(".", "/") + ".py"), encoding="utf-8"
-        ).read(), f"{module} should use unlearnbench.hookimpl, not pluggy directly"
+        source = (ROOT / (module.replace(".", "/") + ".py")).read_text(encoding="utf-8")
+        assert "pluggy" not in source, f"{module} should use unlearnbench.hookimpl, not pluggy"
 
 
 def test_collision_names_both_origins() -> None:
@@ -76,7 +78,7 @@ def test_unknown_name_suggests_the_closest() -> None:
     registry, _ = load_registry(load_entry_points=False)
     with pytest.raises(RegistryError, match="Did you mean 'retrain'"):
         registry.get("method", "retrian")
-    with pytest.raises(RegistryError, match="Known datasets: .*digits.*mnist1d"):
+    with pytest.raises(RegistryError, match=r"Known datasets: .*digits.*mnist1d"):
         registry.get("dataset", "zzz")
 
 
@@ -91,7 +93,7 @@ def test_block_list_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_extra_plugin_objects_register_like_modules() -> None:
-    registry, infos = load_registry(load_entry_points=False, extra_plugins=[FixturePlugin()])
+    registry, _ = load_registry(load_entry_points=False, extra_plugins=[FixturePlugin()])
     assert "blobs" in registry.names("dataset")
     assert registry.entry("method", "exploding").origin.plugin == "fixture"
 
@@ -111,7 +113,7 @@ def test_entry_points_are_loaded_and_blockable(monkeypatch: pytest.MonkeyPatch) 
         name="fixture-ep", value="tests.plugins.entry_point_plugin", group="unlearnbench"
     )
     monkeypatch.setattr(plugins.metadata, "entry_points", _fake_entry_points(ep))
-    registry, infos = load_registry()
+    registry, _ = load_registry()
     assert "blobs2" in registry.names("dataset")
     assert registry.entry("dataset", "blobs2").origin.plugin == "fixture-ep"
     registry, _ = load_registry(blocked={"fixture-ep"})
@@ -121,9 +123,11 @@ def test_entry_points_are_loaded_and_blockable(monkeypatch: pytest.MonkeyPatch) 
 def test_plugin_that_raises_at_import_names_itself(monkeypatch: pytest.MonkeyPatch) -> None:
     import unlearnbench.plugins as plugins
 
-    ep = metadata.EntryPoint(name="broken", value="tests.plugins.broken_plugin", group="unlearnbench")
+    ep = metadata.EntryPoint(
+        name="broken", value="tests.plugins.broken_plugin", group="unlearnbench"
+    )
     monkeypatch.setattr(plugins.metadata, "entry_points", _fake_entry_points(ep))
-    with pytest.raises(PluginLoadError, match="plugin 'broken'.*failed to import.*ZeroDivision"):
+    with pytest.raises(PluginLoadError, match=r"plugin 'broken'.*failed to import.*ZeroDivision"):
         load_registry()
     # and it can be blocked away
     registry, _ = load_registry(blocked={"broken"})

@@ -52,8 +52,14 @@ def test_run_writes_store_and_leaderboards(tmp_path: Path, capsys) -> None:
     assert set(rows) == {"retrain", "original"}
     header = list(read_csv(out / "leaderboard.csv")[0])
     assert header[:5] == ["dataset", "architecture", "method", "request", "seeds"]
-    for metric in ("test_accuracy", "retain_accuracy", "forget_accuracy", "consistency",
-                   "unlearn_seconds", "speedup"):
+    for metric in (
+        "test_accuracy",
+        "retain_accuracy",
+        "forget_accuracy",
+        "consistency",
+        "unlearn_seconds",
+        "speedup",
+    ):
         assert metric in header and f"{metric}_ci95" in header
     retrain, original = rows["retrain"], rows["original"]
     assert retrain["seeds"] == "2"

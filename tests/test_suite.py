@@ -40,10 +40,16 @@ def test_default_suite_is_valid(fixture_registry) -> None:
         ({"train": {"optimizer": "lbfgs"}}, "train", "'adam' or 'sgd'"),
         ({"splits": {"target": "half"}}, "splits.target", "expected float"),
         ({"requests": [{"kind": "everything"}]}, "requests[0]", "kind must be one of"),
-        ({"requests": [{"kind": "random", "count": 5, "fraction": 0.1}]}, "requests[0]",
-         "exactly one of count or fraction"),
-        ({"requests": [{"kind": "random", "count": 5, "colour": 1}]}, "requests[0].colour",
-         "unknown key"),
+        (
+            {"requests": [{"kind": "random", "count": 5, "fraction": 0.1}]},
+            "requests[0]",
+            "exactly one of count or fraction",
+        ),
+        (
+            {"requests": [{"kind": "random", "count": 5, "colour": 1}]},
+            "requests[0].colour",
+            "unknown key",
+        ),
         ({"methods": [{"name": "retrain", "parms": {}}]}, "methods[0].parms", "unknown key"),
         ({"methods": [{"params": {}}]}, "methods[0].name", "required"),
         ({"methods": []}, "methods", "non-empty"),
@@ -64,12 +70,21 @@ def test_shape_errors_name_the_key(changes, key, text) -> None:
         ({"methods": ["retrian"]}, "methods[0].name", "Did you mean 'retrain'"),
         ({"datasets": ["digitz"]}, "datasets[0].name", "Did you mean 'digits'"),
         ({"evaluators": ["acuracy"]}, "evaluators[0].name", "Did you mean 'accuracy'"),
-        ({"architectures": [{"name": "mlp", "params": {"width": [3]}}]},
-         "architectures[0].params", "did you mean 'widths'"),
-        ({"architectures": [{"name": "mlp", "params": {"widths": 3}}]},
-         "architectures[0].params", "widths: expected list, got int"),
-        ({"datasets": [{"name": "mnist1d", "grid": {"samples": ["many"]}}]},
-         "datasets[0].grid", "samples: expected int"),
+        (
+            {"architectures": [{"name": "mlp", "params": {"width": [3]}}]},
+            "architectures[0].params",
+            "did you mean 'widths'",
+        ),
+        (
+            {"architectures": [{"name": "mlp", "params": {"widths": 3}}]},
+            "architectures[0].params",
+            "widths: expected list, got int",
+        ),
+        (
+            {"datasets": [{"name": "mnist1d", "grid": {"samples": ["many"]}}]},
+            "datasets[0].grid",
+            "samples: expected int",
+        ),
     ],
 )
 def test_registry_errors_name_the_key(fixture_registry, changes, key, text) -> None:
@@ -125,8 +140,11 @@ epochs = 2
     ("text", "message"),
     [
         ("seeds = [0\n", "not valid TOML"),
-        (SMALL + "[[requests]]\nkind = 'random'\ncount = 5000\n",
-         "requests[0]: digits: request asks to forget 5000 points but the target set has only 718"),
+        (
+            SMALL + "[[requests]]\nkind = 'random'\ncount = 5000\n",
+            "requests[0]: digits: request asks to forget 5000 points but the target set "
+            "has only 718",
+        ),
         (SMALL + "[splits]\ntarget = 1500\ntest = 500\n", "splits: digits: splits need"),
         (SMALL + "[[requests]]\nkind = 'class'\nlabel = 10\n", "not a class"),
         (SMALL.replace('"retrain", ', '"retrain", "nope", '), "unknown method 'nope'"),

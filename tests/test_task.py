@@ -23,7 +23,11 @@ def test_splits_are_disjoint_sized_and_deterministic() -> None:
     b = build_splits(1000, sizes, seed=3)
     c = build_splits(1000, sizes, seed=4)
     assert {k: len(v) for k, v in a.items()} == {
-        "target": 400, "nonmember": 100, "test": 200, "shadow_in": 100, "shadow_out": 100,
+        "target": 400,
+        "nonmember": 100,
+        "test": 200,
+        "shadow_in": 100,
+        "shadow_out": 100,
     }
     together = torch.cat(list(a.values()))
     assert together.unique().numel() == together.numel()
@@ -33,8 +37,9 @@ def test_splits_are_disjoint_sized_and_deterministic() -> None:
 
 def test_impossible_split_sizes_are_refused() -> None:
     with pytest.raises(TaskError, match="need 1100 points"):
-        build_splits(1000, SplitSizes(target=900, nonmember=199, test=1, shadow_in=0,
-                                      shadow_out=0), 0)
+        build_splits(
+            1000, SplitSizes(target=900, nonmember=199, test=1, shadow_in=0, shadow_out=0), 0
+        )
     with pytest.raises(TaskError, match="fraction must be < 1"):
         SplitSizes(target=1.5).counts(100)
 

@@ -51,9 +51,15 @@ def test_exclusion_keeps_the_order_of_the_rest() -> None:
 def test_training_learns_and_reports_sample_epochs() -> None:
     x, y = _data()
     model = _model()
-    stats = train_model(model, x, y, torch.arange(100), TrainRecipe(epochs=20, batch_size=16,
-                                                                       lr=0.01), seed=0,
-                        exclude=torch.tensor([0, 1]))
+    stats = train_model(
+        model,
+        x,
+        y,
+        torch.arange(100),
+        TrainRecipe(epochs=20, batch_size=16, lr=0.01),
+        seed=0,
+        exclude=torch.tensor([0, 1]),
+    )
     assert stats.sample_epochs == 20 * 98
     assert accuracy(model, x[100:], y[100:]) > 0.8
     assert not model.training

@@ -13,11 +13,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from unlearnbench.registry import KINDS, Registry, RegistryError
+from unlearnbench.registry import KINDS, Kind, Registry, RegistryError
 
 EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE = 0, 1, 2
 DEFAULT_OUT = Path("unlearnbench-results")
-KIND_ARGS = {
+KIND_ARGS: dict[str, Kind] = {
     "datasets": "dataset",
     "architectures": "architecture",
     "methods": "method",
@@ -69,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--threads-per-worker",
         type=int,
         default=0,
-        help="torch threads per worker or Ray task (default: cores / workers; never more)",
+        help="torch threads per worker, Ray task or (local) this process (default: cores / "
+        "workers; never more). CPU results are identical across executors at equal threads",
     )
     run.add_argument("--address", default=None, help="ray executor: cluster address")
     run.add_argument(
@@ -125,10 +126,12 @@ def _registry() -> tuple[Registry, list[Any]]:
 def cmd_run(args: argparse.Namespace) -> int:
     from unlearnbench.cache import ArtifactCache
     from unlearnbench.executors import (
+        ExecutorError,
         LocalExecutor,
         ProcessExecutor,
         RayExecutor,
         RegistryFactory,
+        available_cores,
         run_plan,
     )
     from unlearnbench.leaderboard import write_leaderboards
@@ -197,10 +200,16 @@ def cmd_run(args: argparse.Namespace) -> int:
             gpus_per_task=args.gpus_per_task,
         )
     else:
+        if args.threads_per_worker:
+            import torch
+
+            torch.set_num_threads(min(args.threads_per_worker, available_cores()))
         executor = LocalExecutor(runner)
     start = time.perf_counter()
     try:
         summary = run_plan(executor, plan, store, progress=not args.no_progress)
+    except ExecutorError as exc:  # workers that cannot start: a plugin or set-up problem
+        raise UsageError(f"the {args.executor} executor failed: {exc}") from None
     finally:
         board = write_leaderboards(out, store, title=f"Leaderboard: {suite.name}")
         store.close()

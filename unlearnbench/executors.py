@@ -473,14 +473,18 @@ class RayExecutor:
             ) from None
         started = not ray.is_initialized()
         if started:
-            if self.address:
-                ray.init(address=self.address, log_to_driver=False)
-            else:
-                ray.init(
-                    num_cpus=self.num_cpus or available_cores(),
-                    include_dashboard=False,
-                    log_to_driver=False,
-                )
+            try:
+                if self.address:
+                    ray.init(address=self.address, log_to_driver=False)
+                else:
+                    ray.init(
+                        num_cpus=self.num_cpus or available_cores(),
+                        include_dashboard=False,
+                        log_to_driver=False,
+                    )
+            except Exception as exc:  # a wrong address, a cluster that is down
+                where = self.address or "a local instance"
+                raise ExecutorError(f"could not start Ray on {where}: {exc}") from exc
         try:
             self._execute(ray, work, sink)
         finally:

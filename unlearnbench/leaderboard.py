@@ -26,9 +26,10 @@ the per-seed gap) that column is used instead.
 
 Best values (see :func:`best_cells`): per group and column, the highest mean
 for ``higher`` metrics, the lowest for ``lower`` metrics and for gaps, and for
-``none`` metrics (e.g. ``forget_accuracy``, which should match retrain rather
-than be maximised) the row closest to the reference row, the reference itself
-excluded. Nothing is marked when fewer than two rows have a value.
+``none`` metrics with a unit (e.g. ``forget_accuracy``, which should match
+retrain rather than be maximised) the row closest to the reference row, the
+reference itself excluded; cost counters without a unit are not marked.
+Nothing is marked when fewer than two rows have a value.
 """
 
 from __future__ import annotations
@@ -212,7 +213,10 @@ def best_cells(board: Leaderboard) -> set[tuple[int, str]]:
     ``higher``/``lower`` metrics: the extreme mean; gap columns: the smallest gap
     among rows other than the reference (whose gap is zero by definition);
     ``none`` metrics: the row closest to the reference row (reference excluded),
-    nothing when the group has no reference value. Ties are all marked.
+    nothing when the group has no reference value, and nothing for metrics
+    without a unit (cost counters a method reports, which the runner passes on
+    undeclared: closeness to retrain's counters means nothing). Ties are all
+    marked.
     """
     marked: set[tuple[int, str]] = set()
     table = board.table
@@ -228,6 +232,8 @@ def best_cells(board: Leaderboard) -> set[tuple[int, str]]:
             if column not in group:
                 continue
             values = group[column].astype(float)
+            if direction == "none" and not board.units.get(column):
+                continue  # a raw cost counter passed through by the runner: not comparable
             if direction in ("gap", "none"):
                 if direction == "none":
                     ref_value = values[is_ref].dropna()
@@ -270,7 +276,8 @@ def legend(board: Leaderboard) -> str:
         "↑ higher is better, ↓ lower is better; unmarked columns are compared with the "
         f"reference ({board.reference}), not maximised. Bold: the best value of its column "
         f"within a dataset/architecture/request group; for unmarked columns, the value "
-        f"closest to {board.reference}'s. {board.reference} and {board.original} come first "
+        f"closest to {board.reference}'s (raw cost counters are not marked). "
+        f"{board.reference} and {board.original} come first "
         "in each group; 0 seeds means the suite did not run that method."
     )
 

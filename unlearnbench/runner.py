@@ -157,6 +157,11 @@ def time_limit(seconds: float | None) -> Iterator[None]:
         and threading.current_thread() is threading.main_thread()
     )
     if not usable:
+        if seconds:
+            log.warning(
+                "the per-cell time limit needs SIGALRM in the main thread; not enforced here "
+                "(use the processes executor for a hard limit)"
+            )
         yield
         return
 

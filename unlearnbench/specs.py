@@ -38,7 +38,7 @@ class Param:
     name: str
     default: Any
     help: str = ""
-    type: type | None = None
+    type: Any = None  # one of bool, int, float, str, list; None: the default's type
     choices: tuple[Any, ...] = ()
 
     @property

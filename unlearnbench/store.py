@@ -3,7 +3,8 @@
 Each finished cell is written in a single transaction (its status, metrics and
 series together), so a crash leaves every cell either fully recorded or absent.
 WAL mode and a busy timeout let two runs share a folder without corrupting it.
-Re-running a suite skips cells whose status is ``ok``.
+Re-running a suite skips cells whose status is ``ok``, and a cell recorded
+``ok`` is never overwritten (not by a failure, not by a duplicate).
 """
 
 from __future__ import annotations
@@ -103,11 +104,22 @@ class ResultStore:
         rows = self._conn.execute("SELECT cell_id FROM cells WHERE status = 'ok'")
         return {row[0] for row in rows}
 
-    def write(self, record: CellRecord) -> None:
-        """Record one cell atomically, replacing any earlier attempt of it."""
+    def write(self, record: CellRecord) -> bool:
+        """Record one cell atomically, replacing an earlier failed or timed-out attempt.
+
+        A cell already recorded ``ok`` is kept as it is (returns ``False``): a
+        second run pointed at the same folder, or a late duplicate, can neither
+        count it twice nor overwrite a finished result with a failure.
+        """
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
+            row = conn.execute(
+                "SELECT status FROM cells WHERE cell_id = ?", (record.cell_id,)
+            ).fetchone()
+            if row is not None and row[0] == "ok":
+                conn.execute("ROLLBACK")
+                return False
             conn.execute("DELETE FROM cells WHERE cell_id = ?", (record.cell_id,))
             conn.execute(
                 "INSERT INTO cells VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
@@ -144,6 +156,7 @@ class ResultStore:
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+        return True
 
     def cells(self) -> list[dict[str, Any]]:
         cursor = self._conn.execute("SELECT * FROM cells ORDER BY rowid")

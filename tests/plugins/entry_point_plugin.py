@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from unlearnbench import DatasetSpec, hookimpl
 from tests.plugins.fixture_plugins import load_blobs
+from unlearnbench import DatasetSpec, hookimpl
 
 
 @hookimpl

@@ -6,6 +6,7 @@ they live in a module rather than inside a test file.
 
 from __future__ import annotations
 
+import os
 import signal
 import time
 from collections.abc import Mapping
@@ -41,6 +42,16 @@ class Sleepy:
         return Unlearned(model=ctx.original(), costs={})
 
 
+class Crashing:
+    """Unlearning that kills its own process, as a segfault or the OOM killer would."""
+
+    def fit(self, task: Any, ctx: Any) -> None:
+        return None
+
+    def unlearn(self, state: Any, forget: torch.Tensor, task: Any, ctx: Any) -> Unlearned:
+        os._exit(9)
+
+
 def load_missing(params: Mapping[str, Any]) -> DatasetArrays:
     """A data set whose files are not where the user said."""
     raise FileNotFoundError(f"no data set files under {params['root']!r}")
@@ -62,7 +73,8 @@ class ExecutorTestPlugin:
                     Param("deaf", False, "ignore SIGALRM while sleeping"),
                 ),
                 description="Sleeps (test fixture for time limits).",
-            )
+            ),
+            MethodSpec("crashing", lambda p: Crashing(), description="Kills its process."),
         ]
 
     @hookimpl

@@ -102,3 +102,11 @@ def test_l1_sparse_penalty_shrinks_the_weights(overfit_task):
     plain = unlearn("l1_sparse", task, ctx, gamma=0.0)
     sparse = unlearn("l1_sparse", task, ctx)
     assert l1_norm(sparse) < l1_norm(plain)
+
+
+def test_boundary_shrink_lowers_forget_accuracy(overfit_task):
+    task, ctx = overfit_task
+    s = task.splits
+    original = accuracy(ctx.original(), task.x[s.forget], task.y[s.forget])
+    model = unlearn("boundary_shrink", task, ctx)
+    assert accuracy(model, task.x[s.forget], task.y[s.forget]) < original

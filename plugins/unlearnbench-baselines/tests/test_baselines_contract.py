@@ -13,6 +13,7 @@ METHODS = (
     "scrub",
     "salun",
     "l1_sparse",
+    "boundary_shrink",
 )
 
 
@@ -38,6 +39,7 @@ def test_method_contract(name, make_tiny_task):
         ("salun", {"sparsity": 1.0}, "sparsity must be in"),
         ("scrub", {"temperature": 0.0}, "temperature must be > 0"),
         ("l1_sparse", {"gamma": -1.0}, "gamma must be >= 0"),
+        ("boundary_shrink", {"bound": 0.0}, "bound must be > 0"),
     ],
 )
 def test_bad_parameters_are_named(name, params, message):

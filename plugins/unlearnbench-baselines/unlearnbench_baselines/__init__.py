@@ -2,7 +2,7 @@
 
 Registered through the ``unlearnbench`` entry-point group (see ``plugin.py``):
 ``finetune``, ``gradient_ascent``, ``neggrad_plus``, ``random_label``,
-``scrub``, ``salun`` and ``l1_sparse``. Each starts from the task's shared
+``scrub``, ``salun``, ``l1_sparse`` and ``boundary_shrink``. Each starts from the task's shared
 trained model and edits it; none retrains from scratch.
 """
 

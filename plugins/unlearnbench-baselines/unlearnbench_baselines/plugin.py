@@ -10,6 +10,7 @@ from __future__ import annotations
 from unlearnbench import MethodSpec, hookimpl
 
 from unlearnbench_baselines import (
+    boundary_shrink,
     finetune,
     gradient_ascent,
     l1_sparse,
@@ -27,6 +28,7 @@ METHOD_MODULES = (
     scrub,
     salun,
     l1_sparse,
+    boundary_shrink,
 )
 
 

@@ -181,10 +181,10 @@ EFFICACY_PARAMS = (
 EFFICACY_METRICS = (
     Metric(
         "mia_efficacy",
-        "higher",
+        "none",  # judged by closeness to retrain (see mia_efficacy_gap), not maximised
         "fraction",
         "share of the forget set a retain-vs-test SVC attack calls non-member; "
-        "higher = more forgotten, retrain's value is the target",
+        "higher = more forgotten; retrain's value is the target, and overshooting it is a tell too",
     ),
     Metric(
         "mia_efficacy_gap",

@@ -74,10 +74,10 @@ PARAMS = (
 METRICS = (
     Metric(
         "mia_fnr",
-        "higher",
+        "none",  # judged by closeness to retrain (see mia_fnr_gap), not maximised
         "fraction",
         "share of the forget set the attack calls non-member, FN/(TP+FN) (seed 000); "
-        "higher = more forgotten, retrain's value is the target",
+        "higher = more forgotten; retrain's value is the target, and overshooting it is a tell too",
     ),
     Metric(
         "mia_fnr_gap",

@@ -73,10 +73,10 @@ def dfa_exponent(series: Sequence[float], min_points: int, fallback_h: float) ->
     """
     if len(series) < max(min_points, 4):
         return fallback_h, False
-    import nolds  # imported lazily: nolds 0.6.2 pulls in pkg_resources
-
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore")  # nolds 0.6.2 imports the deprecated pkg_resources
+        import nolds  # imported lazily: it is slow to import
+
         h = float(nolds.dfa(np.asarray(series, dtype=np.float64), fit_exp="poly"))
     if not math.isfinite(h):
         return fallback_h, False
