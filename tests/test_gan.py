@@ -92,7 +92,7 @@ def test_default_stopping_rule_ends_early_with_small_distance(make_tiny_task):
     assert curve[0] > 0.15, "after warm-up the critic must see the overfit model's gap"
     assert result.costs["gan_steps"] < 1000, "should stop before the cap"
     assert all(d < 0.03 for d in curve[-3:])
-    assert result.costs["gan_distance"] == curve[-1]
+    assert result.costs["gan_distance_final"] == curve[-1]
     assert result.costs["prediction_cost"] == 1.0
     assert result.costs["storage_bytes"] == 0.0
 

@@ -134,3 +134,28 @@ def test_new_model_is_seeded_and_leaves_global_rng_alone(make_tiny_task) -> None
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
     c = task.new_model("shadow")
     assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters(), strict=True))
+
+
+def test_stream_costs_combine_by_name_suffix() -> None:
+    from unlearnbench.specs import combine_stream_costs
+
+    steps = [
+        {
+            "blocks_retrained": 3,
+            "storage_bytes": 100,
+            "block_speedup": 10,
+            "gan_distance_final": 0.5,
+        },
+        {
+            "blocks_retrained": 5,
+            "storage_bytes": 90,
+            "block_speedup": 20,
+            "x_final": 0.1,
+        },
+    ]
+    assert combine_stream_costs(steps) == {
+        "blocks_retrained": 8.0,
+        "storage_bytes": 100.0,
+        "block_speedup": 15.0,
+        "x_final": 0.1,
+    }

@@ -249,15 +249,23 @@ def _check_run_options(args: argparse.Namespace) -> None:
             )
 
 
+def summary(description: str, width: int = 90) -> str:
+    """The first sentence of a plugin's description, on one line, without RST markup."""
+    paragraph = " ".join((description or "").strip().split("\n\n")[0].split())
+    sentence = paragraph.replace("``", "").split(". ")[0].rstrip(".")
+    return sentence if len(sentence) <= width else sentence[: width - 1] + "…"
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     registry, _ = _registry()
     kinds = [KIND_ARGS[args.kind]] if args.kind else list(KINDS)
     for kind in kinds:
         print(f"{kind}s:")
         for entry in registry.entries(kind):
-            lines = (entry.spec.description or "").strip().splitlines()
-            first = lines[0] if lines else ""
-            print(f"  {entry.spec.name:<18} {first}  [{entry.origin.plugin}]")
+            print(
+                f"  {entry.spec.name:<18} {summary(entry.spec.description)}  "
+                f"[{entry.origin.plugin}]"
+            )
     return EXIT_OK
 
 

@@ -46,6 +46,7 @@ import pandas as pd
 from scipy import stats
 from tabulate import tabulate
 
+from unlearnbench.cache import atomic_write_bytes
 from unlearnbench.store import ResultStore
 
 KEYS = ["dataset", "architecture", "method", "request"]
@@ -414,7 +415,7 @@ def write_plots(board: Leaderboard, out_dir: Path) -> tuple[dict[str, str], dict
     paths: dict[str, str] = {}
     for name, png in images.items():
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"{name}.png").write_bytes(png)
+        atomic_write_bytes(folder / f"{name}.png", png)
         paths[caption(name)] = f"plots/{name}.png"
     return paths, images
 
@@ -439,5 +440,5 @@ def write_leaderboards(
     paths, images = write_plots(board, out_dir)
     for fmt in formats:
         text = render(board, fmt, title, plots=paths, images=images)
-        (out_dir / f"leaderboard.{fmt}").write_text(text, encoding="utf-8")
+        atomic_write_bytes(out_dir / f"leaderboard.{fmt}", text.encode("utf-8"))
     return out_dir / "leaderboard.md"

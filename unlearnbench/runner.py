@@ -49,6 +49,7 @@ from unlearnbench.specs import (
     EvaluationInputs,
     EvaluatorSpec,
     MethodSpec,
+    combine_stream_costs,
 )
 from unlearnbench.store import CellRecord, MetricValue, ResultStore
 from unlearnbench.task import Task, build_task
@@ -529,15 +530,15 @@ class Runner:
 def run_method(spec: MethodSpec, component: Component, task: Task, ctx: TaskContext) -> Outcome:
     """``fit`` then the timed ``unlearn`` over the request's stream of deletions.
 
-    Over a stream, counters are summed, except names ending in ``_bytes`` or
-    ``_cost`` (sizes rather than work), which keep their largest value. Series
-    of later steps get a ``@step<i>`` suffix.
+    Costs of a stream are combined by :func:`unlearnbench.specs.combine_stream_costs`
+    (summed, or by name suffix: max, mean or last). Series of later steps get
+    a ``@step<i>`` suffix.
     """
     method = spec.create(component.params)
     start = time.perf_counter()
     state = method.fit(task, ctx)
     fit_seconds = time.perf_counter() - start
-    costs: dict[str, float] = {}
+    step_costs: list[dict[str, float]] = []
     series: dict[str, list[float]] = {}
     seconds = 0.0
     result = None
@@ -548,13 +549,9 @@ def run_method(spec: MethodSpec, component: Component, task: Task, ctx: TaskCont
             torch.cuda.synchronize(task.device)
         seconds += time.perf_counter() - start
         state = result.state
-        for name, value in result.costs.items():
-            if name.endswith(("_bytes", "_cost")):
-                costs[name] = max(costs.get(name, float(value)), float(value))
-            else:
-                costs[name] = costs.get(name, 0.0) + float(value)
+        step_costs.append(result.costs)
         suffix = f"@step{step}" if step else ""
         series.update({f"{name}{suffix}": list(map(float, v)) for name, v in result.series.items()})
     assert result is not None  # forget_steps is never empty
     result.model.eval()
-    return Outcome(result.model, costs, series, fit_seconds, seconds)
+    return Outcome(result.model, combine_stream_costs(step_costs), series, fit_seconds, seconds)

@@ -152,12 +152,42 @@ class Unlearned:
     ``blocks_retrained``, ``retrain_sample_epochs``, ``storage_bytes``,
     ``prediction_cost``); ``series`` holds curves worth plotting (for example
     DeepObliviate's residual memory).
+
+    Over a request stream the host combines each cost by the suffix of its
+    name (:func:`combine_stream_costs`): work counters are summed; ``_bytes``
+    and ``_cost`` (sizes) keep their largest value; ``_speedup`` and
+    ``_ratio`` are averaged; ``_final`` keeps the last step's value.
     """
 
     model: nn.Module
     state: Any = None
     costs: dict[str, float] = field(default_factory=dict)
     series: dict[str, list[float]] = field(default_factory=dict)
+
+
+STREAM_RULES: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("_bytes", "_cost"), "max"),
+    (("_speedup", "_ratio"), "mean"),
+    (("_final",), "last"),
+)
+
+
+def combine_stream_costs(steps: Sequence[Mapping[str, float]]) -> dict[str, float]:
+    """One cost table for a stream of deletions, by the name-suffix rules above."""
+    combined: dict[str, float] = {}
+    names = list(dict.fromkeys(name for step in steps for name in step))
+    for name in names:
+        values = [float(step[name]) for step in steps if name in step]
+        rule = next((r for suffixes, r in STREAM_RULES if name.endswith(suffixes)), "sum")
+        if rule == "max":
+            combined[name] = max(values)
+        elif rule == "mean":
+            combined[name] = sum(values) / len(values)
+        elif rule == "last":
+            combined[name] = values[-1]
+        else:
+            combined[name] = sum(values)
+    return combined
 
 
 @runtime_checkable

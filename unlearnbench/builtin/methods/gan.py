@@ -54,7 +54,7 @@ S(P1): the forget set then looks like data the model never saw.
 - Streams: ``unlearn`` returns a state holding the new generator and the
   non-member posteriors of the frozen original; the next deletion starts from
   that generator with a fresh critic and targets only the new forget points.
-- Costs: ``gan_steps`` (generator steps), ``critic_steps``, ``gan_distance``
+- Costs: ``gan_steps`` (generator steps), ``critic_steps``, ``gan_distance_final``
   (final W), ``prediction_cost`` 1, ``storage_bytes`` 0 (nothing is stored
   beyond the model, as the paper claims).
 """
@@ -266,7 +266,7 @@ class GanUnlearning:
             costs={
                 "gan_steps": float(steps),
                 "critic_steps": float(steps * p["critic_steps"] + p["critic_warmup"]),
-                "gan_distance": distances[-1] if distances else float("nan"),
+                "gan_distance_final": distances[-1] if distances else float("nan"),
                 "prediction_cost": 1.0,
                 "storage_bytes": 0.0,
             },
