@@ -144,7 +144,7 @@ def test_stream_costs_combine_by_name_suffix() -> None:
             "blocks_retrained": 3,
             "storage_bytes": 100,
             "block_speedup": 10,
-            "gan_distance_final": 0.5,
+            "x_final": 0.5,
         },
         {
             "blocks_retrained": 5,
