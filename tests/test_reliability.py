@@ -385,3 +385,16 @@ def test_a_finished_cell_is_never_overwritten(tmp_path) -> None:
         assert not store.write(record("ok", 0.9))  # nor counted twice
         assert [(c["status"]) for c in store.cells()] == ["ok"]
         assert [r["value"] for r in store.metric_rows()] == [0.5]
+
+
+def test_atomic_writes_get_the_usual_file_mode(tmp_path) -> None:
+    import os
+    import stat
+
+    from unlearnbench.cache import atomic_write_bytes
+
+    target = tmp_path / "board.md"
+    atomic_write_bytes(target, b"x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask

@@ -159,3 +159,13 @@ def test_stream_costs_combine_by_name_suffix() -> None:
         "block_speedup": 15.0,
         "x_final": 0.1,
     }
+
+
+def test_backdoor_position_lands_in_the_methods_block(make_tiny_task) -> None:
+    """Partitions use the labels from before poisoning, so a backdoor request with
+    a position and a method with the same block count agree on the block."""
+    request = ForgetRequest(kind="backdoor", count=5, target_class=0, position=0.5, blocks=6)
+    task, _ = make_tiny_task(request=request)
+    blocks = label_balanced_blocks(task.splits.target, task.clean_y, 6, task.seed)
+    assert torch.isin(task.splits.forget, blocks[3]).all()
+    assert not torch.equal(task.clean_y, task.y)

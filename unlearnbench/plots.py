@@ -79,12 +79,21 @@ def png_bytes(figure: Figure) -> bytes:
     return buffer.getvalue()
 
 
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "*")
+
+
 def _colors(methods: Iterable[str]) -> dict[str, Any]:
+    """A distinct colour per method (tab10, then tab20's lighter shades)."""
     from matplotlib import colormaps
 
-    cmap = colormaps["tab10"]
-    palette = [cmap(i) for i in range(cmap.N)]
+    tab20 = colormaps["tab20"]
+    palette = [colormaps["tab10"](i) for i in range(10)] + [tab20(i) for i in range(1, 20, 2)]
     return {m: palette[i % len(palette)] for i, m in enumerate(dict.fromkeys(methods))}
+
+
+def _markers(methods: Iterable[str]) -> dict[str, str]:
+    """A marker per method, so points stay apart even where colours are close."""
+    return {m: MARKERS[i % len(MARKERS)] for i, m in enumerate(dict.fromkeys(methods))}
 
 
 def _grid(n: int, ncols: int, width: float, height: float, title: str) -> tuple[Figure, list]:
@@ -145,6 +154,7 @@ def tradeoff(board: Leaderboard) -> Figure | None:
         return None
     groups, note = _limited(groups, "groups")
     colors = _colors(table["method"])
+    markers = _markers(table["method"])
     figure, axes = _grid(
         len(groups) * len(panels),
         len(panels),
@@ -170,7 +180,7 @@ def tradeoff(board: Leaderboard) -> Figure | None:
                     y,
                     xerr=_err(xerr, x * 0.999),
                     yerr=_err(ci95(seeds), y),
-                    fmt="o",
+                    fmt=markers[row["method"]],
                     capsize=3,
                     color=colors[row["method"]],
                     label=row["method"],

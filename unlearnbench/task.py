@@ -261,6 +261,14 @@ class Task:
     build_model: Callable[[], nn.Module]
     backdoor: Backdoor | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    partition_labels: torch.Tensor | None = None
+
+    @property
+    def clean_y(self) -> torch.Tensor:
+        """Labels before any backdoor relabelling. Partitions of the target set
+        (DeepObliviate's blocks, SISA's shards, a request's ``position``) are
+        computed from these, so they agree on backdoor tasks too."""
+        return self.y if self.partition_labels is None else self.partition_labels
 
     def new_model(self, label: object = "init") -> nn.Module:
         """A freshly initialised model; the same ``label`` gives the same weights.
@@ -343,6 +351,7 @@ def build_task(
     parts = build_splits(int(y.numel()), sizes, seed)
     forget = select_forget(parts["target"], y, request, seed)
     backdoor = None
+    clean_y = y.to(device)
     if request.kind == "backdoor":
         if not 0 <= request.target_class < num_classes:
             raise TaskError(f"request.target_class={request.target_class} is not a class")
@@ -384,4 +393,5 @@ def build_task(
         build_model=build_model,
         backdoor=backdoor,
         config=config or {},
+        partition_labels=clean_y,
     )

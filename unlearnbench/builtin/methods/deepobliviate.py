@@ -328,7 +328,7 @@ class DeepObliviate:
                 f"deepobliviate: blocks={self.cfg.blocks} exceeds the {target.numel()} "
                 "target points"
             )
-        return label_balanced_blocks(target, task.y, self.cfg.blocks, task.seed)
+        return label_balanced_blocks(target, task.clean_y, self.cfg.blocks, task.seed)
 
     def fit(self, task: Task, ctx: MethodContext) -> DeepObliviateState:
         cfg = self.cfg

@@ -137,7 +137,7 @@ def make_layout(task: Task, config: SisaConfig) -> list[list[torch.Tensor]]:
         shards = [target]
     else:
         seed = task.seed if config.partition == "shared" else derive_seed(task.seed, "sisa")
-        shards = label_balanced_blocks(target, task.y, config.shards, seed)
+        shards = label_balanced_blocks(target, task.clean_y, config.shards, seed)
     layout = []
     for s, shard in enumerate(shards):
         if config.slices > shard.numel():
@@ -148,7 +148,7 @@ def make_layout(task: Task, config: SisaConfig) -> list[list[torch.Tensor]]:
             layout.append([shard])
         else:
             seed = derive_seed(task.seed, "sisa-slices", config.shards, s)
-            layout.append(label_balanced_blocks(shard, task.y, config.slices, seed))
+            layout.append(label_balanced_blocks(shard, task.clean_y, config.slices, seed))
     return layout
 
 
