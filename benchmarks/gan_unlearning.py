@@ -145,7 +145,9 @@ def main() -> None:
             for name, model, costs, series, wall, cpu in rows:
                 m = describe(task, model)
                 steps = f"{costs['gan_steps']:5.0f}" if costs else f"{'':5}"
-                dist = f"{series[0]:6.3f} {costs['gan_distance_final']:6.3f}" if costs else f"{'':13}"
+                dist = (
+                    f"{series[0]:6.3f} {costs['gan_distance_final']:6.3f}" if costs else f"{'':13}"
+                )
                 speed = f"{r_cpu / cpu:7.2f}" if name.startswith("gan") else f"{'':7}"
                 print(
                     f"{size:>6} {name:<12} {m['test']:6.3f} {m['forget']:6.3f} {m['conf_f']:6.3f} "

@@ -124,3 +124,23 @@ def test_leaderboard_command(tmp_path: Path, capsys) -> None:
         assert main(["leaderboard", str(tmp_path / "out"), "--format", fmt]) == 0
         assert "retrain" in capsys.readouterr().out
     assert main(["leaderboard", str(tmp_path / "nowhere")]) == 2
+
+
+def test_a_changed_suite_in_the_same_folder_shows_only_its_own_results(tmp_path, capsys) -> None:
+    assert run(tmp_path, SUITE.replace("epochs = 30", "epochs = 1")) == 0
+    short = {r["method"]: r for r in read_csv(tmp_path / "out" / "leaderboard.csv")}
+    assert run(tmp_path) == 0
+    full = {r["method"]: r for r in read_csv(tmp_path / "out" / "leaderboard.csv")}
+    con = sqlite3.connect(tmp_path / "out" / "results.sqlite")
+    assert con.execute("SELECT count(*) FROM cells WHERE method = 'retrain'").fetchone()[0] == 4
+    assert full["retrain"]["seeds"] == "2"
+    assert float(full["retrain"]["test_accuracy"]) > float(short["retrain"]["test_accuracy"])
+
+
+def test_adding_an_evaluator_does_not_retrain_the_shared_models(tmp_path) -> None:
+    assert run(tmp_path) == 0
+    more = SUITE.replace('"time"]', '"time", "costs"]')
+    assert run(tmp_path, more) == 0
+    kinds = [p.read_text() for p in (tmp_path / "out" / "cache").rglob("*.json")]
+    assert sum('"artifact": "original"' in k for k in kinds) == 2  # one per seed
+    assert sum('"artifact": "reference"' in k for k in kinds) == 2

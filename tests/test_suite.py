@@ -55,6 +55,11 @@ def test_default_suite_is_valid(fixture_registry) -> None:
         ({"methods": []}, "methods", "non-empty"),
         ({"methods": ["retrain", "retrain"]}, "methods", "listed twice"),
         ({"methods": [{"name": "retrain", "grid": {"x": 3}}]}, "methods[0].grid.x", "list"),
+        (
+            {"requests": [{"kind": "random", "count": 5}, {"kind": "random", "count": 5}]},
+            "requests[1]",
+            "repeats an earlier request",
+        ),
     ],
 )
 def test_shape_errors_name_the_key(changes, key, text) -> None:
@@ -166,3 +171,10 @@ def test_check_validates_without_training(tmp_path, capsys) -> None:
     assert _run(tmp_path, SMALL, "--check") == 0
     assert "1 tasks, 2 cells" in capsys.readouterr().err
     assert not (tmp_path / "out" / "cache").exists()
+
+
+def test_an_evaluator_listed_twice_is_refused(fixture_registry) -> None:
+    evaluators = ["accuracy", {"name": "accuracy", "label": "again"}]
+    with pytest.raises(SuiteError, match="metric names would collide") as err:
+        plan_of(fixture_registry, evaluators=evaluators)
+    assert err.value.key == "evaluators"

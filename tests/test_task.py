@@ -169,3 +169,9 @@ def test_backdoor_position_lands_in_the_methods_block(make_tiny_task) -> None:
     blocks = label_balanced_blocks(task.splits.target, task.clean_y, 6, task.seed)
     assert torch.isin(task.splits.forget, blocks[3]).all()
     assert not torch.equal(task.clean_y, task.y)
+
+
+def test_request_labels_tell_backdoors_apart() -> None:
+    a = ForgetRequest(kind="backdoor", count=10, target_class=0)
+    b = ForgetRequest(kind="backdoor", count=10, target_class=1, trigger_size=3)
+    assert a.label_text == "backdoor:10→0" and b.label_text == "backdoor:10→1/t3"

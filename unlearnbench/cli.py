@@ -211,7 +211,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ExecutorError as exc:  # workers that cannot start: a plugin or set-up problem
         raise UsageError(f"the {args.executor} executor failed: {exc}") from None
     finally:
-        board = write_leaderboards(out, store, title=f"Leaderboard: {suite.name}")
+        board = write_leaderboards(
+            out,
+            store,
+            title=f"Leaderboard: {suite.name}",
+            cells={cell.cell_id for _, cell in plan.cells()},
+        )
         store.close()
     print(
         f"{summary.ok} cells done, {summary.skipped} already done, {summary.failed} failed, "

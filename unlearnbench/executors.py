@@ -155,8 +155,10 @@ def run_plan(
     bar = tqdm(total=total, disable=not progress, unit="cell", dynamic_ncols=True)
 
     def sink(record: CellRecord) -> None:
-        store.write(record)
-        summary.add(record)
+        if store.write(record):
+            summary.add(record)
+        else:  # another run recorded this cell as done meanwhile
+            summary.skipped += 1
         bar.update(1)
         bar.set_postfix_str(f"{record.method} ({record.status})")
 

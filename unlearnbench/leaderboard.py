@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,12 +102,23 @@ def infer_reference(store: ResultStore, default: str = REFERENCE) -> str:
 
 
 def build_leaderboard(
-    store: ResultStore, reference: str = REFERENCE, original: str = ORIGINAL
+    store: ResultStore,
+    reference: str = REFERENCE,
+    original: str = ORIGINAL,
+    cells: Collection[str] | None = None,
 ) -> Leaderboard:
-    """Aggregate the store's ``ok`` cells over seeds into one row per method and group."""
-    rows = pd.DataFrame(store.metric_rows())
+    """Aggregate the store's ``ok`` cells over seeds into one row per method and group.
+
+    ``cells`` limits the board to those cell ids (a run passes its plan's, so
+    results of an earlier, different suite in the same folder stay out). When a
+    folder holds two results under the same labels and seed, the latest wins.
+    """
+    keep = (lambda cell_id: cell_id in cells) if cells is not None else (lambda _: True)
+    rows = pd.DataFrame([r for r in store.metric_rows() if keep(r["cell_id"])])
     failures = [
-        {k: c[k] for k in (*KEYS, "seed", "error")} for c in store.cells() if c["status"] != "ok"
+        {k: c[k] for k in (*KEYS, "seed", "error")}
+        for c in store.cells()
+        if c["status"] != "ok" and keep(c["cell_id"])
     ]
     if rows.empty:
         empty = pd.DataFrame(columns=[*KEYS, "seeds"])
@@ -117,7 +128,7 @@ def build_leaderboard(
     directions = meta["direction"].to_dict()
     units = meta["unit"].to_dict()
     wide = rows.pivot_table(
-        index=[*KEYS, "seed"], columns="name", values="value", aggfunc="first", dropna=False
+        index=[*KEYS, "seed"], columns="name", values="value", aggfunc="last", dropna=False
     ).reset_index()
     wide.columns.name = None
     order = rows.drop_duplicates(KEYS)[KEYS]
@@ -146,7 +157,7 @@ def build_leaderboard(
     if mia is not None:
         avg_metrics.append(mia)
     table = _with_gaps(table, gap_metrics, avg_metrics, reference)
-    wanted = [r for r in store.series_rows() if _plot_series(r["name"])]
+    wanted = [r for r in store.series_rows() if _plot_series(r["name"]) and keep(r["cell_id"])]
     return Leaderboard(
         table,
         metrics,
@@ -428,6 +439,7 @@ def write_leaderboards(
     reference: str | None = None,
     original: str = ORIGINAL,
     formats: Sequence[str] = FORMATS,
+    cells: Collection[str] | None = None,
 ) -> Path:
     """Write leaderboard.md/.csv/.json/.html and plots/*.png; return the Markdown path.
 
@@ -436,7 +448,7 @@ def write_leaderboards(
     """
     if reference is None:
         reference = infer_reference(store)
-    board = build_leaderboard(store, reference, original)
+    board = build_leaderboard(store, reference, original, cells)
     paths, images = write_plots(board, out_dir)
     for fmt in formats:
         text = render(board, fmt, title, plots=paths, images=images)

@@ -128,6 +128,12 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
     archs = [(e, expand(e, "architecture", registry)) for e in suite.architectures]
     methods = [c for e in suite.methods for c in expand(e, "method", registry)]
     evaluators = [c for e in suite.evaluators for c in expand(e, "evaluator", registry)]
+    names = [e.name for e in evaluators]
+    if len(set(names)) != len(names):
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        raise SuiteError(
+            "evaluators", f"{dupes} listed more than once: their metric names would collide"
+        )
     reference = expand(suite.reference, "method", registry)
     if len(reference) != 1:
         raise SuiteError("reference", "must name one method without a grid")
@@ -182,7 +188,7 @@ def _task_plan(
         "train": asdict(recipe),
         "seed": seed,
         # poisoned points change the training data; other requests do not
-        "backdoor": request.as_dict() if request.kind == "backdoor" else None,
+        "backdoor": _poisoning(request),
     }
     plan = TaskPlan(
         key="",
@@ -201,6 +207,14 @@ def _task_plan(
         CellPlan(content_key({"task": plan.key, "method": m.ident()}), m) for m in methods
     ]
     return plan
+
+
+def _poisoning(request: ForgetRequest) -> dict[str, Any] | None:
+    """What of a request changes the training data: only a backdoor's poisoning
+    (not how its deletion is split into a stream)."""
+    if request.kind != "backdoor":
+        return None
+    return {k: v for k, v in request.as_dict().items() if k != "steps"}
 
 
 def check_feasible(plan: Plan, load: Callable[[Component], DatasetArrays], suite: Suite) -> None:

@@ -107,8 +107,14 @@ class TaskContext:
         return self.cache.get_or_build(self.artifact_parts(name, params), build)
 
     def artifact_parts(self, name: str, params: Mapping[str, Any]) -> dict[str, Any]:
-        """What an artifact's cache key is computed from (one training configuration)."""
-        return {"artifact": name, "params": dict(params), "train_key": self.task.train_key}
+        """What an artifact's cache key is computed from: one training configuration
+        on one kind of device (weights trained on CPU and on CUDA differ)."""
+        return {
+            "artifact": name,
+            "params": dict(params),
+            "train_key": self.task.train_key,
+            "device": self.task.device.type,
+        }
 
     def original(self) -> nn.Module:
         def build() -> dict[str, Any]:
@@ -277,8 +283,10 @@ class Runner:
         )
 
         def emit(record: CellRecord) -> None:
-            store.write(record)
-            summary.add(record)
+            if store.write(record):
+                summary.add(record)
+            else:  # another run recorded this cell as done meanwhile
+                summary.skipped += 1
             bar.update(1)
 
         try:
@@ -390,7 +398,11 @@ class Runner:
                 "unlearn_seconds": outcome.unlearn_seconds,
             }
 
-        parts = {"artifact": "reference", "task": task.key, "method": ref.ident()}
+        # the training configuration and the request, not the evaluators: adding
+        # an evaluator to a suite must not retrain the reference
+        parts = ctx.artifact_parts(
+            "reference", {"request": task.request.as_dict(), "method": ref.ident()}
+        )
         value = self.cache.get_or_build(parts, build)
         try:
             model = ctx.load_model(value["state_dict"])
@@ -537,6 +549,8 @@ def run_method(spec: MethodSpec, component: Component, task: Task, ctx: TaskCont
     method = spec.create(component.params)
     start = time.perf_counter()
     state = method.fit(task, ctx)
+    if task.device.type == "cuda":  # fit's queued GPU work belongs to fit, not unlearn
+        torch.cuda.synchronize(task.device)
     fit_seconds = time.perf_counter() - start
     step_costs: list[dict[str, float]] = []
     series: dict[str, list[float]] = {}

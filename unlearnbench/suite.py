@@ -115,6 +115,9 @@ def parse_suite(data: dict[str, Any], *, default_name: str = "suite", source: st
     requests = tuple(
         _dataclass_from(ForgetRequest, raw, f"requests[{i}]") for i, raw in enumerate(raw_requests)
     )
+    for i, request in enumerate(requests):
+        if request in requests[:i]:
+            raise SuiteError(f"requests[{i}]", "repeats an earlier request")
     return Suite(
         name=name,
         seeds=seeds,

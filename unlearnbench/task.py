@@ -146,6 +146,10 @@ class ForgetRequest:
         else:
             size = str(self.count) if self.count else f"{self.fraction:g}"
             text = f"{self.kind}:{size}"
+            if self.kind == "backdoor":
+                text += f"→{self.target_class}" + (
+                    f"/t{self.trigger_size}" if self.trigger_size else ""
+                )
         if self.position >= 0:
             text += f"@{self.position:g}/{self.blocks}"
         if self.steps > 1:
