@@ -27,17 +27,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from unlearnbench import MethodSpec, Param, Unlearned
-from unlearnbench.task import MethodContext, Task
+from unlearnbench.task import Task
 
 from unlearnbench_baselines.common import (
-    StreamState,
-    batches,
-    begin_step,
-    build_optimizer,
-    check_finite,
-    check_optimizer_params,
-    finish_step,
-    fit_original,
+    PostHocMethod,
+    UnlearnStep,
+    descend_each_batch,
     optimizer_params,
 )
 
@@ -61,40 +56,25 @@ def nearest_wrong_labels(
         return frozen(x + step * grad.sign()).argmax(1)
 
 
-class BoundaryShrink:
-    def __init__(self, params: Mapping[str, Any]) -> None:
-        check_optimizer_params(NAME, params)
+class BoundaryShrink(PostHocMethod):
+    name = NAME
+
+    def check(self, params: Mapping[str, Any]) -> None:
         if params["bound"] <= 0:
             raise ValueError(f"{NAME}: bound must be > 0, got {params['bound']}")
-        self.params = dict(params)
 
-    def fit(self, task: Task, ctx: MethodContext) -> StreamState:
-        return fit_original(task, ctx)
-
-    def unlearn(
-        self, state: StreamState, forget: torch.Tensor, task: Task, ctx: MethodContext
-    ) -> Unlearned:
-        step = begin_step(state, forget, task, NAME)
-        model, p, x, y = step.model, self.params, task.x, task.y
+    def edit(self, step: UnlearnStep, task: Task) -> Unlearned:
+        model, x, y = step.model, task.x, task.y
         frozen = copy.deepcopy(model).eval()
         for weight in frozen.parameters():
             weight.requires_grad_(False)
-        fgsm = p["bound"] * float(x.max() - x.min())
-        opt = build_optimizer(model, task, p)
-        passes = 0
-        for epoch in range(p["epochs"]):
-            total = torch.zeros((), device=task.device)
-            for idx in batches(step.forget, step.seed, epoch, task.recipe.batch_size):
-                target = nearest_wrong_labels(frozen, x[idx], y[idx], fgsm)
-                model.train()
-                loss = F.cross_entropy(model(x[idx]), target)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += loss.detach() * idx.numel()
-                passes += idx.numel()
-            check_finite(total, NAME, epoch, p["lr"])
-        return finish_step(step, retain_passes=0, forget_passes=passes)
+        fgsm = self.params["bound"] * float(x.max() - x.min())
+
+        def loss(idx: torch.Tensor, epoch: int) -> torch.Tensor:
+            target = nearest_wrong_labels(frozen, x[idx], y[idx], fgsm)
+            return F.cross_entropy(model(x[idx]), target)
+
+        return descend_each_batch(step, task, self.params, NAME, "forget", loss)
 
 
 def create(params: Mapping[str, Any]) -> BoundaryShrink:

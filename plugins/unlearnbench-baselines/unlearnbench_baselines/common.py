@@ -11,15 +11,20 @@ only that step's deletion.
 Every random choice (batch order, dropout, random labels) is drawn from a seed
 derived from ``(task.seed, method name, step)``: the same task gives the same
 model on every run.
+
+``PostHocMethod`` is the methods' base class (parameter checks, ``fit``, one
+fresh step per deletion); ``EpochLoop`` owns a deletion's optimiser, epoch
+loop, divergence check and cost counters, and ``descend_each_batch`` is that
+loop with one step per batch of a single set on a per-batch loss.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
@@ -192,3 +197,109 @@ def random_labels(
         shift = torch.randint(1, num_classes, (count,), generator=gen).to(true.device)
         return (true + shift) % num_classes
     return torch.randint(0, num_classes, (count,), generator=gen).to(true.device)
+
+
+class EpochLoop:
+    """The optimiser, the epoch loop and the cost counters of one deletion.
+
+    ``epochs()`` puts the model in training mode and yields the epoch numbers
+    (from 0); after each epoch it raises ``TrainingDiverged`` if the epoch's
+    loss ``total`` is not finite. ``descend`` takes one optimiser step and
+    counts the retain and forget examples it saw; ``finish`` wraps the model
+    with those counts.
+    """
+
+    def __init__(
+        self, step: UnlearnStep, task: Task, params: Mapping[str, Any], method: str
+    ) -> None:
+        self.step, self.task, self.params, self.method = step, task, params, method
+        self.model = step.model
+        self.opt = build_optimizer(step.model, task, params)
+        self.total = torch.zeros((), device=task.device)
+        self.retain_passes = 0
+        self.forget_passes = 0
+
+    def epochs(self) -> Iterator[int]:
+        self.model.train()
+        for epoch in range(self.params["epochs"]):
+            self.total = torch.zeros((), device=self.task.device)
+            yield epoch
+            check_finite(self.total, self.method, epoch, self.params["lr"])
+
+    def update(self, loss: torch.Tensor) -> None:
+        """One optimiser step on ``loss``."""
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+
+    def descend(
+        self, loss: torch.Tensor, *, retain: int = 0, forget: int = 0, weighted: bool = True
+    ) -> None:
+        """Step on ``loss`` of a batch of ``retain`` + ``forget`` examples; the
+        epoch total adds the loss times that count (``weighted``) or the loss."""
+        self.update(loss)
+        if weighted:
+            self.total += loss.detach() * (retain + forget)
+        else:
+            self.total += loss.detach()
+        self.retain_passes += retain
+        self.forget_passes += forget
+
+    def finish(self) -> Unlearned:
+        return finish_step(
+            self.step, retain_passes=self.retain_passes, forget_passes=self.forget_passes
+        )
+
+
+def descend_each_batch(
+    step: UnlearnStep,
+    task: Task,
+    params: Mapping[str, Any],
+    method: str,
+    on: Literal["retain", "forget"],
+    batch_loss: Callable[[torch.Tensor, int], torch.Tensor],
+) -> Unlearned:
+    """Every epoch, one optimiser step per seeded batch of the ``on`` set, on
+    ``batch_loss(batch indices, epoch)``, with the task recipe's batch size."""
+    loop = EpochLoop(step, task, params, method)
+    indices = step.retain if on == "retain" else step.forget
+    for epoch in loop.epochs():
+        for idx in batches(indices, step.seed, epoch, task.recipe.batch_size):
+            count = idx.numel()
+            loop.descend(
+                batch_loss(idx, epoch),
+                retain=count if on == "retain" else 0,
+                forget=count if on == "forget" else 0,
+            )
+    return loop.finish()
+
+
+class PostHocMethod:
+    """A method that edits the task's shared trained model, deletion by deletion.
+
+    Subclasses set ``name``, add their own parameter checks in ``check`` (the
+    optimiser parameters are checked first) and edit the fresh copy of the
+    model in ``edit``.
+    """
+
+    name: ClassVar[str]
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        check_optimizer_params(self.name, params)
+        self.check(params)
+        self.params = dict(params)
+
+    def check(self, params: Mapping[str, Any]) -> None:
+        """Reject the method's own bad parameter values (none by default)."""
+
+    def fit(self, task: Task, ctx: MethodContext) -> StreamState:
+        return fit_original(task, ctx)
+
+    def unlearn(
+        self, state: StreamState, forget: torch.Tensor, task: Task, ctx: MethodContext
+    ) -> Unlearned:
+        return self.edit(begin_step(state, forget, task, self.name), task)
+
+    def edit(self, step: UnlearnStep, task: Task) -> Unlearned:
+        """Edit ``step.model`` for this deletion and return it with its costs."""
+        raise NotImplementedError

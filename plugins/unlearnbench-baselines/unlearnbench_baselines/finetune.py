@@ -21,18 +21,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import torch
 from unlearnbench import MethodSpec, Unlearned
-from unlearnbench.task import MethodContext, Task
+from unlearnbench.task import Task
 from unlearnbench.training import train_model
 
 from unlearnbench_baselines.common import (
-    StreamState,
-    begin_step,
+    PostHocMethod,
+    UnlearnStep,
     build_optimizer,
-    check_optimizer_params,
     finish_step,
-    fit_original,
     optimizer_params,
 )
 
@@ -43,18 +40,10 @@ PARAMS = optimizer_params(
 )
 
 
-class FineTune:
-    def __init__(self, params: Mapping[str, Any]) -> None:
-        check_optimizer_params(NAME, params)
-        self.params = dict(params)
+class FineTune(PostHocMethod):
+    name = NAME
 
-    def fit(self, task: Task, ctx: MethodContext) -> StreamState:
-        return fit_original(task, ctx)
-
-    def unlearn(
-        self, state: StreamState, forget: torch.Tensor, task: Task, ctx: MethodContext
-    ) -> Unlearned:
-        step = begin_step(state, forget, task, NAME)
+    def edit(self, step: UnlearnStep, task: Task) -> Unlearned:
         stats = train_model(
             step.model,
             task.x,

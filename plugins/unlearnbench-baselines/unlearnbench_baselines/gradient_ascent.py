@@ -21,17 +21,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from unlearnbench import MethodSpec, Unlearned
-from unlearnbench.task import MethodContext, Task
+from unlearnbench.task import Task
 
 from unlearnbench_baselines.common import (
-    StreamState,
-    batches,
-    begin_step,
-    build_optimizer,
-    check_finite,
-    check_optimizer_params,
-    finish_step,
-    fit_original,
+    PostHocMethod,
+    UnlearnStep,
+    descend_each_batch,
     optimizer_params,
 )
 
@@ -42,33 +37,14 @@ PARAMS = optimizer_params(
 )
 
 
-class GradientAscent:
-    def __init__(self, params: Mapping[str, Any]) -> None:
-        check_optimizer_params(NAME, params)
-        self.params = dict(params)
+class GradientAscent(PostHocMethod):
+    name = NAME
 
-    def fit(self, task: Task, ctx: MethodContext) -> StreamState:
-        return fit_original(task, ctx)
+    def edit(self, step: UnlearnStep, task: Task) -> Unlearned:
+        def loss(idx: torch.Tensor, epoch: int) -> torch.Tensor:
+            return -F.cross_entropy(step.model(task.x[idx]), task.y[idx])
 
-    def unlearn(
-        self, state: StreamState, forget: torch.Tensor, task: Task, ctx: MethodContext
-    ) -> Unlearned:
-        step = begin_step(state, forget, task, NAME)
-        model, p = step.model, self.params
-        opt = build_optimizer(model, task, p)
-        model.train()
-        passes = 0
-        for epoch in range(p["epochs"]):
-            total = torch.zeros((), device=task.device)
-            for idx in batches(step.forget, step.seed, epoch, task.recipe.batch_size):
-                loss = -F.cross_entropy(model(task.x[idx]), task.y[idx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += loss.detach() * idx.numel()
-                passes += idx.numel()
-            check_finite(total, NAME, epoch, p["lr"])
-        return finish_step(step, retain_passes=0, forget_passes=passes)
+        return descend_each_batch(step, task, self.params, NAME, "forget", loss)
 
 
 def create(params: Mapping[str, Any]) -> GradientAscent:

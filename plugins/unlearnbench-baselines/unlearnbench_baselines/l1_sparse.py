@@ -23,17 +23,12 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from unlearnbench import MethodSpec, Param, Unlearned
-from unlearnbench.task import MethodContext, Task
+from unlearnbench.task import Task
 
 from unlearnbench_baselines.common import (
-    StreamState,
-    batches,
-    begin_step,
-    build_optimizer,
-    check_finite,
-    check_optimizer_params,
-    finish_step,
-    fit_original,
+    PostHocMethod,
+    UnlearnStep,
+    descend_each_batch,
     optimizer_params,
 )
 
@@ -47,38 +42,24 @@ PARAMS = (
 )
 
 
-class L1Sparse:
-    def __init__(self, params: Mapping[str, Any]) -> None:
-        check_optimizer_params(NAME, params)
+class L1Sparse(PostHocMethod):
+    name = NAME
+
+    def check(self, params: Mapping[str, Any]) -> None:
         if params["gamma"] < 0:
             raise ValueError(f"{NAME}: gamma must be >= 0, got {params['gamma']}")
-        self.params = dict(params)
 
-    def fit(self, task: Task, ctx: MethodContext) -> StreamState:
-        return fit_original(task, ctx)
-
-    def unlearn(
-        self, state: StreamState, forget: torch.Tensor, task: Task, ctx: MethodContext
-    ) -> Unlearned:
-        step = begin_step(state, forget, task, NAME)
+    def edit(self, step: UnlearnStep, task: Task) -> Unlearned:
         model, p = step.model, self.params
-        opt = build_optimizer(model, task, p)
-        model.train()
-        passes = 0
-        for epoch in range(p["epochs"]):
+
+        def loss(idx: torch.Tensor, epoch: int) -> torch.Tensor:
             weight = p["gamma"] * (1.0 - epoch / p["epochs"])
-            total = torch.zeros((), device=task.device)
-            for idx in batches(step.retain, step.seed, epoch, task.recipe.batch_size):
-                loss = F.cross_entropy(model(task.x[idx]), task.y[idx])
-                if weight > 0:
-                    loss = loss + weight * sum(w.abs().sum() for w in model.parameters())
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += loss.detach() * idx.numel()
-                passes += idx.numel()
-            check_finite(total, NAME, epoch, p["lr"])
-        return finish_step(step, retain_passes=passes, forget_passes=0)
+            value = F.cross_entropy(model(task.x[idx]), task.y[idx])
+            if weight > 0:
+                value = value + weight * sum(w.abs().sum() for w in model.parameters())
+            return value
+
+        return descend_each_batch(step, task, p, NAME, "retain", loss)
 
 
 def l1_norm(model: torch.nn.Module) -> float:

@@ -18,21 +18,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import torch
 import torch.nn.functional as F
 from unlearnbench import MethodSpec, Param, Unlearned
-from unlearnbench.task import MethodContext, Task
+from unlearnbench.task import Task
 
 from unlearnbench_baselines.common import (
-    StreamState,
+    EpochLoop,
+    PostHocMethod,
+    UnlearnStep,
     batches,
-    begin_step,
-    build_optimizer,
-    check_finite,
-    check_optimizer_params,
     cycled_batches,
-    finish_step,
-    fit_original,
     optimizer_params,
 )
 
@@ -46,41 +41,26 @@ PARAMS = (
 )
 
 
-class NegGradPlus:
-    def __init__(self, params: Mapping[str, Any]) -> None:
-        check_optimizer_params(NAME, params)
+class NegGradPlus(PostHocMethod):
+    name = NAME
+
+    def check(self, params: Mapping[str, Any]) -> None:
         if not 0.0 <= params["beta"] <= 1.0:
             raise ValueError(f"{NAME}: beta must be in [0, 1], got {params['beta']}")
-        self.params = dict(params)
 
-    def fit(self, task: Task, ctx: MethodContext) -> StreamState:
-        return fit_original(task, ctx)
-
-    def unlearn(
-        self, state: StreamState, forget: torch.Tensor, task: Task, ctx: MethodContext
-    ) -> Unlearned:
-        step = begin_step(state, forget, task, NAME)
-        model, p, x, y = step.model, self.params, task.x, task.y
-        beta, size = p["beta"], task.recipe.batch_size
-        opt = build_optimizer(model, task, p)
+    def edit(self, step: UnlearnStep, task: Task) -> Unlearned:
+        model, x, y = step.model, task.x, task.y
+        beta, size = self.params["beta"], task.recipe.batch_size
+        loop = EpochLoop(step, task, self.params, NAME)
         forget_stream = cycled_batches(step.forget, (*step.seed, "forget"), size)
-        model.train()
-        retain_passes = forget_passes = 0
-        for epoch in range(p["epochs"]):
-            total = torch.zeros((), device=task.device)
+        for epoch in loop.epochs():
             for idx in batches(step.retain, step.seed, epoch, size):
                 fidx = next(forget_stream)
                 loss = beta * F.cross_entropy(model(x[idx]), y[idx]) - (
                     1.0 - beta
                 ) * F.cross_entropy(model(x[fidx]), y[fidx])
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += loss.detach()
-                retain_passes += idx.numel()
-                forget_passes += fidx.numel()
-            check_finite(total, NAME, epoch, p["lr"])
-        return finish_step(step, retain_passes=retain_passes, forget_passes=forget_passes)
+                loop.descend(loss, retain=idx.numel(), forget=fidx.numel(), weighted=False)
+        return loop.finish()
 
 
 def create(params: Mapping[str, Any]) -> NegGradPlus:

@@ -20,20 +20,14 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from unlearnbench import MethodSpec, Param, Unlearned
-from unlearnbench.task import MethodContext, Task
+from unlearnbench.task import Task
 
 from unlearnbench_baselines.common import (
-    StreamState,
+    EpochLoop,
+    PostHocMethod,
     UnlearnStep,
     batches,
-    begin_step,
-    build_optimizer,
-    check_finite,
-    check_optimizer_params,
-    finish_step,
-    fit_original,
     optimizer_params,
     random_labels,
 )
@@ -52,6 +46,36 @@ RL_PARAMS = (
 )
 
 
+class MaskedLoop(EpochLoop):
+    """The epoch loop with only weights where ``mask`` is 1 ever changing. The
+    gradient is masked and, because momentum and weight decay would still move
+    masked weights, those weights are put back to their starting values after
+    every step."""
+
+    def __init__(
+        self,
+        step: UnlearnStep,
+        task: Task,
+        params: Mapping[str, Any],
+        method: str,
+        mask: dict[str, torch.Tensor],
+    ) -> None:
+        super().__init__(step, task, params, method)
+        self.mask = mask
+        self.frozen = {name: p.detach().clone() for name, p in self.model.named_parameters()}
+
+    def update(self, loss: torch.Tensor) -> None:
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        for name, p in self.model.named_parameters():
+            if p.grad is not None:
+                p.grad.mul_(self.mask[name])
+        self.opt.step()
+        with torch.no_grad():
+            for name, p in self.model.named_parameters():
+                p.copy_(torch.where(self.mask[name].bool(), p, self.frozen[name]))
+
+
 def relabel_training(
     step: UnlearnStep,
     task: Task,
@@ -62,12 +86,12 @@ def relabel_training(
     """The RL loop; with ``mask`` only weights where the mask is 1 ever change."""
     model, x, y = step.model, task.x, task.y
     size = task.recipe.batch_size
-    opt = build_optimizer(model, task, params)
-    frozen = _frozen_values(model, mask)
-    model.train()
-    retain_passes = forget_passes = 0
-    for epoch in range(params["epochs"]):
-        total = torch.zeros((), device=task.device)
+    loop = (
+        EpochLoop(step, task, params, method)
+        if mask is None
+        else MaskedLoop(step, task, params, method, mask)
+    )
+    for epoch in loop.epochs():
         forget_batches = list(batches(step.forget, (*step.seed, "forget"), epoch, size))
         order = torch.cat(forget_batches)
         labels = random_labels(
@@ -78,61 +102,16 @@ def relabel_training(
             params["exclude_true"],
         )
         for idx, target in zip(forget_batches, labels.split(size), strict=True):
-            total += _masked_step(model, opt, x[idx], target, mask, frozen) * idx.numel()
-            forget_passes += idx.numel()
+            loop.descend(F.cross_entropy(model(x[idx]), target), forget=idx.numel())
         for idx in batches(step.retain, step.seed, epoch, size):
-            total += _masked_step(model, opt, x[idx], y[idx], mask, frozen) * idx.numel()
-            retain_passes += idx.numel()
-        check_finite(total, method, epoch, params["lr"])
-    return finish_step(step, retain_passes=retain_passes, forget_passes=forget_passes)
+            loop.descend(F.cross_entropy(model(x[idx]), y[idx]), retain=idx.numel())
+    return loop.finish()
 
 
-def _frozen_values(
-    model: nn.Module, mask: dict[str, torch.Tensor] | None
-) -> dict[str, torch.Tensor]:
-    if mask is None:
-        return {}
-    return {name: p.detach().clone() for name, p in model.named_parameters()}
+class RandomLabel(PostHocMethod):
+    name = NAME
 
-
-def _masked_step(
-    model: nn.Module,
-    opt: torch.optim.Optimizer,
-    x: torch.Tensor,
-    target: torch.Tensor,
-    mask: dict[str, torch.Tensor] | None,
-    frozen: dict[str, torch.Tensor],
-) -> torch.Tensor:
-    """One cross-entropy step. Under a mask the gradient is masked and, because
-    momentum and weight decay would still move masked weights, those weights
-    are put back to their starting values after the step."""
-    loss = F.cross_entropy(model(x), target)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    if mask is not None:
-        for name, p in model.named_parameters():
-            if p.grad is not None:
-                p.grad.mul_(mask[name])
-    opt.step()
-    if mask is not None:
-        with torch.no_grad():
-            for name, p in model.named_parameters():
-                p.copy_(torch.where(mask[name].bool(), p, frozen[name]))
-    return loss.detach()
-
-
-class RandomLabel:
-    def __init__(self, params: Mapping[str, Any]) -> None:
-        check_optimizer_params(NAME, params)
-        self.params = dict(params)
-
-    def fit(self, task: Task, ctx: MethodContext) -> StreamState:
-        return fit_original(task, ctx)
-
-    def unlearn(
-        self, state: StreamState, forget: torch.Tensor, task: Task, ctx: MethodContext
-    ) -> Unlearned:
-        step = begin_step(state, forget, task, NAME)
+    def edit(self, step: UnlearnStep, task: Task) -> Unlearned:
         return relabel_training(step, task, self.params, NAME)
 
 

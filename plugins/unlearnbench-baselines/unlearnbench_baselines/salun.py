@@ -26,14 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from unlearnbench import MethodSpec, Param, Unlearned
-from unlearnbench.task import MethodContext, Task
+from unlearnbench.task import Task
 
-from unlearnbench_baselines.common import (
-    StreamState,
-    begin_step,
-    check_optimizer_params,
-    fit_original,
-)
+from unlearnbench_baselines.common import PostHocMethod, UnlearnStep
 from unlearnbench_baselines.random_label import RL_PARAMS, relabel_training
 
 NAME = "salun"
@@ -82,20 +77,14 @@ def saliency_mask(
     return masks
 
 
-class SalUn:
-    def __init__(self, params: Mapping[str, Any]) -> None:
-        check_optimizer_params(NAME, params)
+class SalUn(PostHocMethod):
+    name = NAME
+
+    def check(self, params: Mapping[str, Any]) -> None:
         if not 0.0 <= params["sparsity"] < 1.0:
             raise ValueError(f"{NAME}: sparsity must be in [0, 1), got {params['sparsity']}")
-        self.params = dict(params)
 
-    def fit(self, task: Task, ctx: MethodContext) -> StreamState:
-        return fit_original(task, ctx)
-
-    def unlearn(
-        self, state: StreamState, forget: torch.Tensor, task: Task, ctx: MethodContext
-    ) -> Unlearned:
-        step = begin_step(state, forget, task, NAME)
+    def edit(self, step: UnlearnStep, task: Task) -> Unlearned:
         mask = saliency_mask(
             step.model,
             task.x,

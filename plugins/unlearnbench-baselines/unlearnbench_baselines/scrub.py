@@ -31,17 +31,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from unlearnbench import MethodSpec, Param, Unlearned
-from unlearnbench.task import MethodContext, Task
+from unlearnbench.task import Task
 
 from unlearnbench_baselines.common import (
-    StreamState,
+    EpochLoop,
+    PostHocMethod,
+    UnlearnStep,
     batches,
-    begin_step,
-    build_optimizer,
-    check_finite,
-    check_optimizer_params,
-    finish_step,
-    fit_original,
     optimizer_params,
 )
 
@@ -68,66 +64,47 @@ def distill_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float)
     return F.kl_div(log_p, q, reduction="batchmean") * temperature**2
 
 
-class Scrub:
-    def __init__(self, params: Mapping[str, Any]) -> None:
-        check_optimizer_params(NAME, params)
+class Scrub(PostHocMethod):
+    name = NAME
+
+    def check(self, params: Mapping[str, Any]) -> None:
         if params["temperature"] <= 0:
             raise ValueError(f"{NAME}: temperature must be > 0, got {params['temperature']}")
         if params["forget_batch_size"] < 1:
             raise ValueError(f"{NAME}: forget_batch_size must be >= 1")
         if not all(isinstance(e, int) for e in params["lr_decay_epochs"]):
             raise ValueError(f"{NAME}: lr_decay_epochs must be a list of integers")
-        self.params = dict(params)
 
-    def fit(self, task: Task, ctx: MethodContext) -> StreamState:
-        return fit_original(task, ctx)
-
-    def unlearn(
-        self, state: StreamState, forget: torch.Tensor, task: Task, ctx: MethodContext
-    ) -> Unlearned:
-        step = begin_step(state, forget, task, NAME)
+    def edit(self, step: UnlearnStep, task: Task) -> Unlearned:
         p, x, y = self.params, task.x, task.y
         student = step.model
         teacher = copy.deepcopy(student).eval()
         for weight in teacher.parameters():
             weight.requires_grad_(False)
-        opt = build_optimizer(student, task, p)
+        loop = EpochLoop(step, task, p, NAME)
         T = p["temperature"]
-        retain_passes = forget_passes = 0
-        for epoch in range(1, p["epochs"] + 1):
+        for counted_from_0 in loop.epochs():
+            epoch = counted_from_0 + 1  # the reference counts epochs from 1
             decays = sum(epoch > e for e in p["lr_decay_epochs"])
-            for group in opt.param_groups:
+            for group in loop.opt.param_groups:
                 group["lr"] = p["lr"] * p["lr_decay_rate"] ** decays
-            total = torch.zeros((), device=task.device)
-            student.train()
             if epoch <= p["max_steps"]:
                 seed = (*step.seed, "max")
                 for idx in batches(step.forget, seed, epoch, p["forget_batch_size"]):
                     loss = -distill_kl(student(x[idx]), _logits(teacher, x[idx]), T)
-                    _step(opt, loss)
-                    total += loss.detach()
-                    forget_passes += idx.numel()
+                    loop.descend(loss, forget=idx.numel(), weighted=False)
             for idx in batches(step.retain, step.seed, epoch, task.recipe.batch_size):
                 out = student(x[idx])
                 loss = p["gamma"] * F.cross_entropy(out, y[idx]) + p["alpha"] * distill_kl(
                     out, _logits(teacher, x[idx]), T
                 )
-                _step(opt, loss)
-                total += loss.detach()
-                retain_passes += idx.numel()
-            check_finite(total, NAME, epoch - 1, p["lr"])
-        return finish_step(step, retain_passes=retain_passes, forget_passes=forget_passes)
+                loop.descend(loss, retain=idx.numel(), weighted=False)
+        return loop.finish()
 
 
 @torch.no_grad()
 def _logits(teacher: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return teacher(x)
-
-
-def _step(opt: torch.optim.Optimizer, loss: torch.Tensor) -> None:
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
 
 
 def create(params: Mapping[str, Any]) -> Scrub:
