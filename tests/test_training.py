@@ -80,3 +80,18 @@ def test_predict_logits_batches_and_restores_mode() -> None:
     assert out.shape == (120, 2) and model.training
     model.eval()
     assert torch.allclose(out, model(x))
+
+
+def test_cycled_batches_cover_each_epoch_once_and_repeat_by_seed() -> None:
+    from itertools import islice
+
+    from unlearnbench.training import cycled_batches
+
+    idx = torch.arange(10) * 2
+    first = list(islice(cycled_batches(idx, seed=3, batch_size=4), 6))  # 3 batches an epoch
+    again = list(islice(cycled_batches(idx, seed=3, batch_size=4), 6))
+    assert [b.numel() for b in first] == [4, 4, 2, 4, 4, 2]
+    assert torch.cat(first[:3]).sort().values.equal(idx)
+    assert torch.cat(first[:3]).equal(epoch_order(idx, 3, 0))
+    assert torch.cat(first[3:]).equal(epoch_order(idx, 3, 1))
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))

@@ -16,7 +16,7 @@ for image inputs). With both off the per-batch loop is exactly the plain one.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -64,6 +64,18 @@ def epoch_order(
     if exclude is not None and exclude.numel():
         order = order[~torch.isin(order, exclude.to(order.device))]
     return order
+
+
+def cycled_batches(indices: torch.Tensor, seed: object, batch_size: int) -> Iterator[torch.Tensor]:
+    """Batches of ``indices`` forever: epoch ``e`` is cut from ``epoch_order(indices,
+    seed, e)``, so an endless stream (a GAN's retain batches, NegGrad+'s forget
+    batches) is as reproducible as a training run."""
+    epoch = 0
+    while True:
+        order = epoch_order(indices, seed, epoch)
+        for begin in range(0, order.numel(), batch_size):
+            yield order[begin : begin + batch_size]
+        epoch += 1
 
 
 def train_model(

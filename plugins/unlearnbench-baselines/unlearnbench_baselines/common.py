@@ -164,17 +164,6 @@ def batches(
         yield order[begin : begin + batch_size]
 
 
-def cycled_batches(indices: torch.Tensor, seed: object, batch_size: int) -> Iterator[torch.Tensor]:
-    """Batches of ``indices`` forever, a fresh seeded order each pass (``itertools.cycle``
-    over a shuffling loader, without touching the global generator)."""
-    epoch = 0
-    while True:
-        order = epoch_order(indices, seed, epoch)
-        for begin in range(0, order.numel(), batch_size):
-            yield order[begin : begin + batch_size]
-        epoch += 1
-
-
 def check_finite(total: torch.Tensor, method: str, epoch: int, lr: float) -> None:
     """Raise ``TrainingDiverged`` naming the method and its ``lr`` on a NaN/inf loss."""
     if not bool(torch.isfinite(total)):

@@ -21,13 +21,13 @@ from typing import Any
 import torch.nn.functional as F
 from unlearnbench import MethodSpec, Param, Unlearned
 from unlearnbench.task import Task
+from unlearnbench.training import cycled_batches
 
 from unlearnbench_baselines.common import (
     EpochLoop,
     PostHocMethod,
     UnlearnStep,
     batches,
-    cycled_batches,
     optimizer_params,
 )
 

@@ -62,7 +62,7 @@ S(P1): the forget set then looks like data the model never saw.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,7 +79,7 @@ from unlearnbench.builtin.methods.gan_critic import (
 )
 from unlearnbench.seeding import derive_seed, generator
 from unlearnbench.task import MethodContext, Task
-from unlearnbench.training import epoch_order, predict_logits
+from unlearnbench.training import cycled_batches, predict_logits
 
 PARAMS: tuple[Param, ...] = (
     Param("alpha", 0.5, "weight α of the adversarial term in the generator loss (0 = fine-tune)"),
@@ -147,16 +147,6 @@ def retain_subset(task: Task, fraction: float, minimum: int) -> torch.Tensor:
     return retain[perm[:count].to(retain.device)]
 
 
-def retain_batches(subset: torch.Tensor, seed: object, batch_size: int) -> Iterator[torch.Tensor]:
-    """Endless batches: slices of ``epoch_order(subset, seed, e)`` for e = 0, 1, ..."""
-    epoch = 0
-    while True:
-        order = epoch_order(subset, seed, epoch)
-        for begin in range(0, order.numel(), batch_size):
-            yield order[begin : begin + batch_size]
-        epoch += 1
-
-
 def _draw(pool_size: int, batch: int, gen: torch.Generator, device: torch.device) -> torch.Tensor:
     return torch.randint(pool_size, (batch,), generator=gen).to(device)
 
@@ -212,7 +202,7 @@ class GanUnlearning:
         subset = retain_subset(task, p["retain_fraction"], p["retain_min"])
         if subset.numel() == 0:
             raise ValueError("gan needs retain points for its CE term: splits.retain is empty")
-        retain = retain_batches(
+        retain = cycled_batches(
             subset,
             (task.seed, "gan", deletion),
             p["batch_size"],
