@@ -131,6 +131,7 @@ class ArtifactCache:
             return None
         data = path.read_bytes()
         if hashlib.sha256(data).hexdigest() != sidecar.read_text().strip():
+            log.warning("artifact %s failed its checksum; rebuilding it", path)
             return None
         return data
 
@@ -143,14 +144,10 @@ class ArtifactCache:
                 self._write(key, data, parts)
 
     def load(self, key: str) -> dict[str, Any] | None:
+        data = self.read_verified(key)
+        if data is None:
+            return None
         path = self.path(key)
-        sidecar = path.with_suffix(".sha256")
-        if not path.exists() or not sidecar.exists():
-            return None
-        data = path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != sidecar.read_text().strip():
-            log.warning("artifact %s failed its checksum; rebuilding it", path)
-            return None
         try:
             return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except Exception as exc:  # a damaged or foreign file: rebuild rather than fail
