@@ -117,7 +117,7 @@ def main() -> None:
         out = root / name
         with ResultStore(out / "results.sqlite") as store:
             cache = ArtifactCache(out / "cache")
-            runner = Runner(registry, store, cache, torch.device("cpu"), progress=False)
+            runner = Runner(registry, cache, torch.device("cpu"))
             if name.startswith("local"):
                 threads = 1 if name == "local-1t" else cores
                 torch.set_num_threads(threads)

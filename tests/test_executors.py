@@ -176,7 +176,7 @@ def stuck_cell_run(tmp_path: Path, make_executor, extra: str = "") -> dict:
     )
     with ResultStore(tmp_path / "results.sqlite") as store:
         cache = ArtifactCache(tmp_path / "cache")
-        runner = Runner(registry, store, cache, torch.device("cpu"), cell_timeout=1.0)
+        runner = Runner(registry, cache, torch.device("cpu"), cell_timeout=1.0)
         executor = make_executor(runner, factory, str(cache.root.resolve()))
         executor.kill_grace = 0.5
         summary = run_plan(executor, plan, store, progress=False)

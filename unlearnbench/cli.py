@@ -155,10 +155,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     cache = ArtifactCache(out / "cache")
     runner = Runner(
         registry,
-        store,
         cache,
         device,
-        progress=not args.no_progress,
         cell_timeout=args.cell_timeout,
         provenance_extra={"executor": args.executor},
     )

@@ -129,10 +129,8 @@ def make_worker_runner(config: WorkerConfig) -> Runner:
     registry = config.registry_factory()
     return Runner(
         registry,
-        None,
         ArtifactCache(config.cache_root),
         torch.device(config.device),
-        progress=False,
         cell_timeout=config.cell_timeout,
         provenance_extra={"executor": config.executor, "worker": config.worker},
     )

@@ -35,7 +35,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from unlearnbench.cache import ArtifactCache, content_key
 from unlearnbench.plan import CellPlan, Component, Plan, TaskPlan
@@ -51,7 +50,7 @@ from unlearnbench.specs import (
     MethodSpec,
     combine_stream_costs,
 )
-from unlearnbench.store import CellRecord, MetricValue, ResultStore
+from unlearnbench.store import CellRecord, MetricValue
 from unlearnbench.task import Task, build_task
 from unlearnbench.training import TrainStats, train_model
 
@@ -238,19 +237,15 @@ class Runner:
     def __init__(
         self,
         registry: Registry,
-        store: ResultStore | None,
         cache: ArtifactCache,
         device: torch.device,
         *,
-        progress: bool = True,
         cell_timeout: float | None = None,
         provenance_extra: Mapping[str, Any] | None = None,
     ) -> None:
         self.registry = registry
-        self.store = store
         self.cache = cache
         self.device = device
-        self.progress = progress
         self.cell_timeout = cell_timeout
         self._datasets: dict[str, DatasetArrays] = {}
         self._provenance = {
@@ -267,38 +262,6 @@ class Runner:
             spec: DatasetSpec = self.registry.get("dataset", component.name)  # type: ignore[assignment]
             self._datasets[key] = spec.load(component.params)
         return self._datasets[key]
-
-    def run(self, plan: Plan) -> RunSummary:
-        """Run every pending cell here, writing each result as soon as it is known."""
-        if self.store is None:
-            raise ValueError("Runner.run needs a store; a worker calls run_task instead")
-        store = self.store
-        summary = RunSummary()
-        work, summary.skipped = pending_work(plan, store.finished())
-        bar = tqdm(
-            total=sum(len(c) for _, c in work),
-            disable=not self.progress,
-            unit="cell",
-            dynamic_ncols=True,
-        )
-
-        def emit(record: CellRecord) -> None:
-            if store.write(record):
-                summary.add(record)
-            else:  # another run recorded this cell as done meanwhile
-                summary.skipped += 1
-            bar.update(1)
-
-        try:
-            for task_plan, cells in work:
-                bar.set_description(
-                    f"{task_plan.dataset.label}/{task_plan.architecture.label} "
-                    f"seed {task_plan.seed}"
-                )
-                self.run_task(task_plan, cells, emit)
-        finally:
-            bar.close()
-        return summary
 
     def build_task(self, plan: TaskPlan) -> Task:
         data = self.load_dataset(plan.dataset)

@@ -54,6 +54,7 @@ class FullCell:
         import torch
 
         from unlearnbench.cache import ArtifactCache
+        from unlearnbench.executors import LocalExecutor, run_plan
         from unlearnbench.plan import build_plan
         from unlearnbench.runner import Runner
         from unlearnbench.store import STORE_FILE, ResultStore
@@ -64,10 +65,8 @@ class FullCell:
         plan = build_plan(load_suite(self.suite), reg)
         out = self.folder / "out"
         with ResultStore(out / STORE_FILE) as store:
-            runner = Runner(
-                reg, store, ArtifactCache(out / "cache"), torch.device("cpu"), progress=False
-            )
-            summary = runner.run(plan)
+            runner = Runner(reg, ArtifactCache(out / "cache"), torch.device("cpu"))
+            summary = run_plan(LocalExecutor(runner), plan, store, progress=False)
         assert summary.ok == 1, summary.failures
 
     def teardown(self) -> None:
