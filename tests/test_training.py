@@ -12,6 +12,7 @@ from unlearnbench.training import (
     accuracy,
     epoch_order,
     predict_logits,
+    predict_proba,
     train_model,
 )
 
@@ -95,3 +96,15 @@ def test_cycled_batches_cover_each_epoch_once_and_repeat_by_seed() -> None:
     assert torch.cat(first[:3]).equal(epoch_order(idx, 3, 0))
     assert torch.cat(first[3:]).equal(epoch_order(idx, 3, 1))
     assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
+
+
+def test_predict_proba_reads_a_models_own_posteriors() -> None:
+    class Voting(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:  # log vote shares, floored
+            return torch.full((x.shape[0], 2), -18.4)
+
+        def posteriors(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.tensor([[0.25, 0.75]]).expand(x.shape[0], 2)
+
+    probs = predict_proba(Voting(), torch.zeros(5, 3))
+    assert torch.allclose(probs, torch.tensor([[0.25, 0.75]]).expand(5, 2))

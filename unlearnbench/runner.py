@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 import signal
 import threading
@@ -55,6 +56,7 @@ from unlearnbench.task import Task, build_task
 from unlearnbench.training import TrainStats, train_model
 
 log = logging.getLogger(__name__)
+WORK_KEY = "_unlearnbench_sample_passes"  # the work an artifact's build counted, kept with it
 
 
 def resolve_device(name: str) -> torch.device:
@@ -75,6 +77,12 @@ class TaskContext:
         self.task = task
         self.cache = cache
         self.device = task.device
+        self.work = 0.0  # sample-passes counted so far (ctx.train, add_work, cached builds)
+
+    def add_work(self, sample_passes: float) -> None:
+        if not math.isfinite(sample_passes) or sample_passes < 0:
+            raise ValueError(f"add_work needs a finite count >= 0, got {sample_passes!r}")
+        self.work += float(sample_passes)
 
     def train(
         self,
@@ -88,7 +96,7 @@ class TaskContext:
         labels: torch.Tensor | None = None,
     ) -> TrainStats:
         task = self.task
-        return train_model(
+        stats = train_model(
             model,
             task.x,
             task.y if labels is None else labels,
@@ -99,11 +107,28 @@ class TaskContext:
             exclude=exclude,
             optimizer=optimizer,
         )
+        self.work += stats.sample_epochs
+        return stats
 
     def cached(
         self, name: str, params: Mapping[str, Any], build: Callable[[], dict[str, Any]]
     ) -> dict[str, Any]:
-        return self.cache.get_or_build(self.artifact_parts(name, params), build)
+        """The artifact, built or loaded; either way the work of building it is counted."""
+        built = False
+
+        def counted() -> dict[str, Any]:
+            nonlocal built
+            before = self.work
+            value = dict(build())
+            value[WORK_KEY] = self.work - before
+            built = True
+            return value
+
+        value = dict(self.cache.get_or_build(self.artifact_parts(name, params), counted))
+        work = float(value.pop(WORK_KEY, 0.0))
+        if not built:
+            self.work += work
+        return value
 
     def artifact_parts(self, name: str, params: Mapping[str, Any]) -> dict[str, Any]:
         """What an artifact's cache key is computed from: one training configuration
@@ -140,6 +165,10 @@ class Outcome:
     series: dict[str, list[float]] = field(default_factory=dict)
     fit_seconds: float = 0.0
     unlearn_seconds: float = 0.0
+    fit_work: float = 0.0  # sample-passes of fit (cached builds included)
+    unlearn_work: float = 0.0  # sample-passes of the unlearning steps
+    naive: nn.Module | None = None  # exact retraining under the method's own procedure
+    naive_work: float = 0.0
 
 
 class CellTimeout(BaseException):
@@ -349,38 +378,23 @@ class Runner:
         return self.registry.get("method", component.name)  # type: ignore[return-value]
 
     def _reference(self, task: Task, ctx: TaskContext, ref: Component) -> Outcome:
-        """The reference method's outcome for this task, cached like any model."""
+        """The reference method's outcome for this task, run (and timed) in this run.
 
-        def build() -> dict[str, Any]:
-            outcome = run_method(self._method_spec(ref), ref, task, ctx)
-            return {
-                "state_dict": outcome.model.state_dict(),
-                "costs": outcome.costs,
-                "series": outcome.series,
-                "fit_seconds": outcome.fit_seconds,
-                "unlearn_seconds": outcome.unlearn_seconds,
-            }
-
-        # the training configuration and the request, not the evaluators: adding
-        # an evaluator to a suite must not retrain the reference
-        parts = ctx.artifact_parts(
-            "reference", {"request": task.request.as_dict(), "method": ref.ident()}
-        )
-        value = self.cache.get_or_build(parts, build)
+        The reference is not taken from the artifact cache: a speed-up divides
+        the method's time by the reference's, and both must be measured at the
+        same moment on the same machine (a cached retrain measured 13.5 s in
+        one run and 3.6 s in another). Its shared inputs (the original model)
+        still come from the cache.
+        """
+        outcome = run_method(self._method_spec(ref), ref, task, ctx)
         try:
-            model = ctx.load_model(value["state_dict"])
+            ctx.load_model(outcome.model.state_dict())
         except RuntimeError as exc:
             raise RuntimeError(
                 f"the reference method {ref.name!r} must return a model of the task's "
                 f"architecture: {exc}"
             ) from exc
-        return Outcome(
-            model=model,
-            costs=dict(value["costs"]),
-            series=dict(value["series"]),
-            fit_seconds=float(value["fit_seconds"]),
-            unlearn_seconds=float(value["unlearn_seconds"]),
-        )
+        return outcome
 
     def _evaluate(
         self,
@@ -396,7 +410,12 @@ class Runner:
             "unlearn_seconds": outcome.unlearn_seconds,
             "fit_seconds": outcome.fit_seconds,
             "reference_seconds": reference.unlearn_seconds,
+            "unlearn_sample_passes": outcome.unlearn_work,
+            "fit_sample_passes": outcome.fit_work,
+            "reference_sample_passes": reference.unlearn_work,
         }
+        if outcome.naive is not None:
+            costs["naive_sample_passes"] = outcome.naive_work
         inputs = EvaluationInputs(
             task=task,
             original=original,
@@ -404,6 +423,7 @@ class Runner:
             reference=reference.model,
             costs=costs,
             series=outcome.series,
+            naive=outcome.naive,
         )
         metrics: list[MetricValue] = []
         series = dict(outcome.series)
@@ -510,15 +530,25 @@ def run_method(spec: MethodSpec, component: Component, task: Task, ctx: TaskCont
     a ``@step<i>`` suffix.
     """
     method = spec.create(component.params)
+    work_start = ctx.work
     start = time.perf_counter()
     state = method.fit(task, ctx)
     if task.device.type == "cuda":  # fit's queued GPU work belongs to fit, not unlearn
         torch.cuda.synchronize(task.device)
     fit_seconds = time.perf_counter() - start
+    fit_work = ctx.work - work_start
+    naive, naive_work = None, 0.0
+    naive_of = getattr(method, "naive", None)
+    if callable(naive_of):  # before unlearn, which may update the stored state
+        before = ctx.work
+        naive = naive_of(state, task.splits.forget, task, ctx).model
+        naive.eval()
+        naive_work = ctx.work - before
     step_costs: list[dict[str, float]] = []
     series: dict[str, list[float]] = {}
     seconds = 0.0
     result = None
+    work_start = ctx.work
     for step, forget in enumerate(task.forget_steps):
         start = time.perf_counter()
         result = method.unlearn(state, forget, task, ctx)
@@ -531,4 +561,14 @@ def run_method(spec: MethodSpec, component: Component, task: Task, ctx: TaskCont
         series.update({f"{name}{suffix}": list(map(float, v)) for name, v in result.series.items()})
     assert result is not None  # forget_steps is never empty
     result.model.eval()
-    return Outcome(result.model, combine_stream_costs(step_costs), series, fit_seconds, seconds)
+    return Outcome(
+        result.model,
+        combine_stream_costs(step_costs),
+        series,
+        fit_seconds,
+        seconds,
+        fit_work=fit_work,
+        unlearn_work=ctx.work - work_start,
+        naive=naive,
+        naive_work=naive_work,
+    )

@@ -8,6 +8,7 @@ must not import torch: the spec types are re-exported by ``unlearnbench``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
@@ -32,7 +33,11 @@ class Param:
 
     ``type`` is inferred from ``default`` when not given. Integers are accepted
     where floats are declared; a list parameter accepts a list of scalars.
-    ``choices`` restricts the allowed values.
+    ``choices`` restricts the allowed values. ``minimum`` / ``maximum`` bound a
+    number (each item of a list), inclusive unless ``exclusive_minimum`` /
+    ``exclusive_maximum``; float values must always be finite (no nan, no inf).
+    The host checks every value before anything trains, so a plugin needs no
+    range checks of its own.
     """
 
     name: str
@@ -40,6 +45,10 @@ class Param:
     help: str = ""
     type: Any = None  # one of bool, int, float, str, list; None: the default's type
     choices: tuple[Any, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+    exclusive_minimum: bool = False
+    exclusive_maximum: bool = False
 
     @property
     def kind(self) -> type:
@@ -47,6 +56,17 @@ class Param:
         if kind not in _PARAM_TYPES:
             raise TypeError(f"parameter {self.name!r}: unsupported type {kind.__name__}")
         return kind
+
+    @property
+    def bounds_text(self) -> str:
+        """The valid range in interval notation (``(0, inf)``, ``[1, 100]``), or ``""``."""
+        if self.minimum is None and self.maximum is None:
+            return ""
+        low = "-inf" if self.minimum is None else f"{self.minimum:g}"
+        high = "inf" if self.maximum is None else f"{self.maximum:g}"
+        left = "(" if self.minimum is None or self.exclusive_minimum else "["
+        right = ")" if self.maximum is None or self.exclusive_maximum else "]"
+        return f"{left}{low}, {high}{right}"
 
     def coerce(self, value: Any) -> Any:
         """Return ``value`` checked against the declaration, or raise ParamError."""
@@ -59,7 +79,20 @@ class Param:
             raise ParamError(f"expected {kind.__name__}, got {type(value).__name__} ({value!r})")
         if self.choices and value not in self.choices:
             raise ParamError(f"{value!r} is not one of {list(self.choices)}")
+        for item in value if isinstance(value, list) else [value]:
+            self._check_number(item)
         return value
+
+    def _check_number(self, value: Any) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ParamError(f"must be a finite number, got {value!r}")
+        low, high = self.minimum, self.maximum
+        below = low is not None and (value <= low if self.exclusive_minimum else value < low)
+        above = high is not None and (value >= high if self.exclusive_maximum else value > high)
+        if below or above:
+            raise ParamError(f"{value!r} is outside the valid range {self.bounds_text}")
 
 
 def resolve_params(declared: Sequence[Param], given: Mapping[str, Any]) -> dict[str, Any]:
@@ -198,6 +231,20 @@ class Method(Protocol):
     ``ctx.original()``) and returns whatever state ``unlearn`` needs. It must
     not look at the forget set. ``unlearn`` is the timed step: it receives the
     indices (into ``task.x``) to delete and returns an :class:`Unlearned`.
+
+    Work is counted in sample-passes (one forward and backward pass of one
+    example): ``ctx.train`` counts its own; a method with a loop of its own
+    calls ``ctx.add_work(n)`` for it (a GAN's critic steps included).
+
+    A method that changes the training procedure (SISA's shards,
+    DeepObliviate's stored blocks) may also define ``naive(state, forget,
+    task, ctx) -> Unlearned``: exact retraining *under its own procedure*
+    without ``forget`` (all the points the request deletes), built from
+    ``fit``'s state without changing it, and cached through ``ctx.cached``
+    keyed by the procedure's parameters only, so cells that differ in an
+    unlearning-only parameter share it. The host compares the method with it
+    as well as with the reference (``naive_consistency``, ...), so "how good
+    is the shortcut" and "how good is the procedure" are told apart.
     """
 
     def fit(self, task: Task, ctx: MethodContext) -> Any: ...
@@ -224,7 +271,11 @@ class EvaluationInputs:
     ``original`` is the model trained on the whole target set, ``unlearned`` the
     method's result, ``reference`` the reference method's result (retrain by
     default). ``costs`` holds the method's counters plus ``unlearn_seconds``,
-    ``fit_seconds`` and ``reference_seconds``.
+    ``fit_seconds``, ``reference_seconds`` (the reference re-timed in the same
+    run), ``unlearn_sample_passes``, ``fit_sample_passes`` and
+    ``reference_sample_passes``. ``naive`` is the method's exact retraining
+    under its own training procedure when it defines one (see :class:`Method`),
+    else ``None``; its work is ``costs["naive_sample_passes"]``.
     """
 
     task: Task
@@ -233,6 +284,7 @@ class EvaluationInputs:
     reference: nn.Module
     costs: Mapping[str, float]
     series: Mapping[str, list[float]] = field(default_factory=dict)
+    naive: nn.Module | None = None
 
 
 @dataclass

@@ -220,10 +220,16 @@ class MethodContext(Protocol):
     - ``train(model, indices, ...)``: the shared training loop on the task data.
     - ``cached(name, params, build)``: a content-addressed artifact for this
       task; ``build()`` returns a dict of tensors and plain values and runs only
-      when no valid cached copy exists.
+      when no valid cached copy exists. The work its build counted travels
+      with it: loading it counts that work again.
+    - ``add_work(sample_passes)``: count work done outside ``ctx.train`` (one
+      sample-pass = one forward and backward pass of one example), so every
+      method's cost is also known in a machine-independent unit.
     """
 
     device: torch.device
+
+    def add_work(self, sample_passes: float) -> None: ...
 
     def original(self) -> nn.Module: ...
 

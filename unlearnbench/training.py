@@ -214,7 +214,19 @@ def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) ->
 
 
 def predict_proba(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """Softmax posteriors of ``model`` on ``x``."""
+    """Posterior probabilities, what membership attacks read.
+
+    A model whose ``forward`` returns something other than log-posteriors of
+    one softmax (an ensemble voting by majority, say) defines
+    ``posteriors(x) -> probabilities`` and is read through it, so attacks see
+    posteriors while accuracy and consistency use the model's own prediction.
+    """
+    own = getattr(model, "posteriors", None)
+    if callable(own):
+        model.eval()
+        with torch.no_grad():
+            outs = [own(x[i : i + batch_size]) for i in range(0, x.shape[0], batch_size)]
+        return torch.cat(outs) if outs else torch.empty(0, 0, device=x.device)
     return torch.softmax(predict_logits(model, x, batch_size), dim=1)
 
 
