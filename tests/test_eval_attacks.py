@@ -70,7 +70,8 @@ def test_efficacy_known_answers(make_tiny_task, features):
     assert attacks.mia_efficacy(remembers, task, params) == 0.0
     assert attacks.mia_efficacy(forgot, task, params) == 1.0
     metrics = evaluator.evaluate(_inputs(task, remembers, forgot), ctx)
-    assert metrics == {"mia_efficacy": 0.0, "mia_efficacy_gap": 1.0}
+    # the original (here: the memoriser) tells held-out members from non-members perfectly
+    assert metrics == {"mia_efficacy": 0.0, "mia_efficacy_gap": 1.0, "mia_efficacy_strength": 1.0}
 
 
 def test_efficacy_constant_model_is_at_chance(make_tiny_task):
@@ -104,15 +105,51 @@ def test_loss_attack_known_answers(make_tiny_task):
     remembers = _memoriser(task, task.splits.forget)
     result = evaluator.evaluate(_inputs(task, remembers, remembers), ctx)
     assert isinstance(result, Evaluation)
-    assert result.metrics == {"loss_attack_auc": 1.0, "loss_attack_tpr_at_1fpr": 1.0}
+    # strength on the original: the 30 memorised of 300 members beat every non-member,
+    # the other 270 tie with them: AUC = (30 + 270 / 2) / 300
+    assert result.metrics == {
+        "loss_attack_auc": 1.0,
+        "loss_attack_tpr_at_1fpr": 1.0,
+        "loss_attack_auc_gap": 0.0,
+        "loss_attack_tpr_at_1fpr_gap": 0.0,
+        "loss_attack_strength": pytest.approx(0.55),
+    }
     fpr, tpr = result.series["roc_fpr"], result.series["roc_tpr"]
     assert len(fpr) == len(tpr) >= 2
     assert fpr[0] == tpr[0] == 0.0 and fpr[-1] == tpr[-1] == 1.0
     assert fpr == sorted(fpr) and tpr == sorted(tpr)
 
     constant = Memoriser(task.x[:0], task.y[:0], task.num_classes)
-    blind = evaluator.evaluate(_inputs(task, constant, constant), ctx)
-    assert blind.metrics == {"loss_attack_auc": 0.5, "loss_attack_tpr_at_1fpr": 0.0}
+    blind = evaluator.evaluate(_inputs(task, constant, remembers), ctx)
+    assert blind.metrics["loss_attack_auc"] == 0.5
+    assert blind.metrics["loss_attack_tpr_at_1fpr"] == 0.0
+    assert blind.metrics["loss_attack_auc_gap"] == 0.5  # |0.5 - the reference's 1.0|
+
+
+def test_an_attack_that_cannot_tell_the_originals_members_reports_it(make_tiny_task):
+    task, ctx = make_tiny_task(request=ForgetRequest(kind="random", count=30))
+    constant = Memoriser(task.x[:0], task.y[:0], task.num_classes)
+    loss = attacks.create_loss({}).evaluate(_inputs(task, constant, constant), ctx)
+    efficacy = attacks.create_efficacy(EFFICACY).evaluate(_inputs(task, constant, constant), ctx)
+    assert loss.metrics["loss_attack_strength"] == 0.5
+    assert efficacy["mia_efficacy_strength"] == 0.5
+
+
+def test_attacks_read_an_ensembles_posteriors_not_its_votes(make_tiny_task):
+    task, _ = make_tiny_task(request=ForgetRequest(kind="random", count=30))
+
+    class Votes(nn.Module):  # forward: floored log vote shares; posteriors: the real ones
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            out = torch.full((x.shape[0], task.num_classes), math.log(1e-8))
+            out[:, 0] = 0.0
+            return out
+
+        def posteriors(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.full((x.shape[0], task.num_classes), 1.0 / task.num_classes)
+
+    x, y = task.x[task.splits.test], task.y[task.splits.test]
+    loss = attacks.per_example_loss(Votes(), x, y)
+    assert torch.allclose(loss, torch.full_like(loss, math.log(task.num_classes)))
 
 
 def test_loss_attack_original_above_retrain(make_tiny_task):
@@ -126,7 +163,7 @@ def test_loss_attack_original_above_retrain(make_tiny_task):
     assert abs(ref["loss_attack_auc"] - 0.5) < 0.15
 
 
-@pytest.mark.parametrize(("name", "value"), [("C", 0.0), ("max_points", -1)])
+@pytest.mark.parametrize(("name", "value"), [("C", 0.0), ("max_points", -1), ("C", math.nan)])
 def test_bad_params_name_the_parameter(name, value):
     with pytest.raises(ParamError, match=name):
-        attacks.create_efficacy({**EFFICACY, name: value})
+        resolve_params(attacks.EFFICACY_PARAMS, {name: value})

@@ -42,14 +42,18 @@ class LabelOracle(nn.Module):
 
 
 def _evaluate(task, ctx, model, **params):
+    """The success rate of ``model`` (original, unlearned and reference alike)."""
     evaluator = backdoor.create({"include_target_class": False, **params})
     inputs = EvaluationInputs(task=task, original=model, unlearned=model, reference=model, costs={})
-    return evaluator.evaluate(inputs, ctx)
+    metrics = evaluator.evaluate(inputs, ctx)
+    assert metrics["backdoor_success_gap"] == 0.0  # the same model as reference
+    assert metrics["backdoor_strength"] == metrics["backdoor_success"]  # ... and as original
+    return {"backdoor_success": metrics["backdoor_success"]}
 
 
 def test_contract_with_backdoor(make_tiny_task):
     metrics = check_evaluator_contract("backdoor", make_tiny_task, request=REQUEST)
-    assert set(metrics) == {"backdoor_success"}
+    assert set(metrics) == {"backdoor_success", "backdoor_success_gap", "backdoor_strength"}
     assert 0.0 <= metrics["backdoor_success"] <= 1.0
 
 
@@ -81,3 +85,9 @@ def test_original_obeys_trigger_retrain_does_not(make_tiny_task):
     removed = _evaluate(task, ctx, retrained)["backdoor_success"]
     assert planted > 0.7  # 1.0 when this test was written
     assert removed < 0.1  # 0.0 when this test was written
+    inputs = EvaluationInputs(
+        task=task, original=original, unlearned=original, reference=retrained, costs={}
+    )
+    metrics = backdoor.create({"include_target_class": False}).evaluate(inputs, ctx)
+    assert metrics["backdoor_success_gap"] == abs(planted - removed)
+    assert metrics["backdoor_strength"] == planted > backdoor.BACKDOOR_LEARNED

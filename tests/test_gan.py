@@ -197,10 +197,11 @@ def test_stopping_rule_and_cap(make_tiny_task):
         ({"lr": 0.0}, "lr"),
         ({"retain_fraction": 2.0}, "retain_fraction"),
         ({"beta1": 1.0}, "beta1"),
+        ({"alpha": float("nan")}, "alpha"),
     ],
 )
 def test_bad_parameters_name_themselves(params, name):
-    with pytest.raises(ValueError, match=f"'{name}'"):
+    with pytest.raises(ValueError, match=name):
         method(**params)
 
 

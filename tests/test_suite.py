@@ -148,7 +148,7 @@ epochs = 2
         (
             SMALL + "[[requests]]\nkind = 'random'\ncount = 5000\n",
             "requests[0]: digits: request asks to forget 5000 points but the target set "
-            "has only 718",
+            "has only 539",
         ),
         (SMALL + "[splits]\ntarget = 1500\ntest = 500\n", "splits: digits: splits need"),
         (SMALL + "[[requests]]\nkind = 'class'\nlabel = 10\n", "not a class"),

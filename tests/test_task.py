@@ -28,6 +28,7 @@ def test_splits_are_disjoint_sized_and_deterministic() -> None:
         "test": 200,
         "shadow_in": 100,
         "shadow_out": 100,
+        "auxiliary": 50,
     }
     together = torch.cat(list(a.values()))
     assert together.unique().numel() == together.numel()
@@ -38,10 +39,21 @@ def test_splits_are_disjoint_sized_and_deterministic() -> None:
 def test_impossible_split_sizes_are_refused() -> None:
     with pytest.raises(TaskError, match="need 1100 points"):
         build_splits(
-            1000, SplitSizes(target=900, nonmember=199, test=1, shadow_in=0, shadow_out=0), 0
+            1000,
+            SplitSizes(target=900, nonmember=199, test=1, shadow_in=0, shadow_out=0, auxiliary=0),
+            0,
         )
     with pytest.raises(TaskError, match="fraction must be < 1"):
         SplitSizes(target=1.5).counts(100)
+
+
+def test_the_shadow_model_trains_on_as_many_points_as_the_target_by_default() -> None:
+    counts = SplitSizes().counts(1797)
+    assert counts["shadow_in"] == counts["target"]
+    assert SplitSizes().warnings() == []
+    (warning,) = SplitSizes(target=0.4, shadow_in=0.15).warnings()
+    assert "splits.shadow_in" in warning and "ML-Leaks" in warning
+    assert SplitSizes(shadow_in=0, shadow_out=0).warnings() == []  # no shadow model at all
 
 
 def test_label_balanced_blocks() -> None:

@@ -442,11 +442,14 @@ class Runner:
                         f"spec does not declare (declared: {sorted(declared)})"
                     )
                 meta = declared[name]
-                metrics.append(MetricValue(name, float(value), meta.direction, meta.unit))
+                about: dict[str, Any] = {"evaluator": component.name, "role": meta.role}
+                if meta.informative_above is not None:
+                    about["informative_above"] = meta.informative_above
+                metrics.append(MetricValue(name, float(value), meta.direction, meta.unit, about))
             series.update({f"{component.name}.{k}": list(v) for k, v in extra.items()})
         reported = {m.name for m in metrics}
         metrics += [
-            MetricValue(name, float(value), "none", "")
+            MetricValue(name, float(value), "none", "", {"evaluator": "", "role": "cost"})
             for name, value in outcome.costs.items()
             if name not in reported
         ]

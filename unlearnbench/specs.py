@@ -124,14 +124,43 @@ def resolve_params(declared: Sequence[Param], given: Mapping[str, Any]) -> dict[
     return resolved
 
 
+METRIC_ROLES = ("", "utility", "forgetting", "attack", "attack_strength", "speed", "cost")
+
+
 @dataclass(frozen=True)
 class Metric:
-    """A named measurement with the direction in which it is better."""
+    """A named measurement with the direction in which it is better, and its role.
+
+    ``direction``: ``higher`` or ``lower`` is better, or ``none``: judged by its
+    distance to the reference (retrain), never maximised or minimised (attack
+    rates, forget accuracy: declare a ``<name>_gap`` metric beside it).
+
+    ``role`` tells reports what kind of number it is, so they treat a
+    third-party evaluator's metrics like built-in ones: ``utility`` (the
+    model's quality on test data: a cell far below the original is flagged
+    collapsed), ``forgetting``, ``attack`` (an attack's result on the evaluated
+    model), ``attack_strength`` (how well that attack tells the *original*
+    model's members from non-members), ``speed``, ``cost``, or ``""``.
+
+    An ``attack_strength`` metric sets ``informative_above``: where its mean in
+    a group is below that value, the ``attack`` metrics of the same evaluator
+    measure nothing there and reports say so instead of ranking them.
+    """
 
     name: str
     direction: Direction
     unit: str = ""
     help: str = ""
+    role: str = ""
+    informative_above: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.role not in METRIC_ROLES:
+            raise ValueError(f"metric {self.name!r}: role must be one of {METRIC_ROLES}")
+        if (self.role == "attack_strength") != (self.informative_above is not None):
+            raise ValueError(
+                f"metric {self.name!r}: informative_above goes with role 'attack_strength'"
+            )
 
 
 @dataclass

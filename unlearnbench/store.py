@@ -13,7 +13,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS metrics (
     direction TEXT NOT NULL,
     unit TEXT NOT NULL,
     position INTEGER NOT NULL,
+    meta TEXT NOT NULL DEFAULT '{}',
     PRIMARY KEY (cell_id, name)
 );
 CREATE TABLE IF NOT EXISTS series (
@@ -58,6 +59,7 @@ class MetricValue:
     value: float
     direction: str
     unit: str
+    meta: Mapping[str, Any] = field(default_factory=dict)  # role, evaluator, thresholds
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,9 @@ class ResultStore:
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.executescript(SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(metrics)")}
+        if "meta" not in columns:  # a store written before metrics carried their role
+            self._conn.execute("ALTER TABLE metrics ADD COLUMN meta TEXT NOT NULL DEFAULT '{}'")
 
     def close(self) -> None:
         self._conn.close()
@@ -139,9 +144,18 @@ class ResultStore:
                 ),
             )
             conn.executemany(
-                "INSERT INTO metrics VALUES (?,?,?,?,?,?)",
+                "INSERT INTO metrics (cell_id, name, value, direction, unit, position, meta) "
+                "VALUES (?,?,?,?,?,?,?)",
                 [
-                    (record.cell_id, m.name, _finite_or_none(m.value), m.direction, m.unit, i)
+                    (
+                        record.cell_id,
+                        m.name,
+                        _finite_or_none(m.value),
+                        m.direction,
+                        m.unit,
+                        i,
+                        json.dumps(dict(m.meta), sort_keys=True),
+                    )
                     for i, m in enumerate(record.metrics)
                 ],
             )
@@ -166,7 +180,7 @@ class ResultStore:
     def metric_rows(self) -> list[dict[str, Any]]:
         cursor = self._conn.execute(
             "SELECT c.cell_id, c.dataset, c.architecture, c.method, c.request, c.seed, "
-            "m.name, m.value, m.direction, m.unit, m.position "
+            "m.name, m.value, m.direction, m.unit, m.position, m.meta "
             "FROM metrics m JOIN cells c USING (cell_id) WHERE c.status = 'ok' "
             "ORDER BY c.rowid, m.position"
         )

@@ -4,7 +4,10 @@ A task is (dataset, architecture, training recipe, forget request, seed). From
 the dataset's pool it derives, deterministically from the seed, disjoint index
 sets: ``target`` (what the model trains on), ``forget`` ⊂ target, ``retain`` =
 target − forget, ``nonmember`` (held-out points of the same distribution),
-``test``, and ``shadow_in`` / ``shadow_out`` for shadow-model attacks.
+``test``, ``shadow_in`` / ``shadow_out`` for shadow-model attacks, and
+``auxiliary``: held-out data a *method* may use (GAN unlearning's third-party
+non-member posteriors), which no evaluator reads, so a method never trains on
+the points the attacks then score it on.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from unlearnbench.seeding import derive_seed, generator, seed_torch
 if TYPE_CHECKING:
     from unlearnbench.training import TrainStats
 
-SPLIT_NAMES = ("target", "nonmember", "test", "shadow_in", "shadow_out")
+SPLIT_NAMES = ("target", "nonmember", "test", "shadow_in", "shadow_out", "auxiliary")
 RequestKind = Literal["random", "class", "block", "backdoor"]
 REQUEST_KINDS: tuple[str, ...] = ("random", "class", "block", "backdoor")
 
@@ -64,13 +67,29 @@ class TrainRecipe:
 
 @dataclass(frozen=True)
 class SplitSizes:
-    """Size of each split: a fraction of the pool (float < 1) or a count (int)."""
+    """Size of each split: a fraction of the pool (float < 1) or a count (int).
 
-    target: float | int = 0.4
+    The shadow model is trained on as many points as the target model, as in
+    ML-Leaks (Salem et al. 2019), so by default ``shadow_in`` equals
+    ``target``; :meth:`warnings` says when a suite sets them apart.
+    """
+
+    target: float | int = 0.3
     nonmember: float | int = 0.1
-    test: float | int = 0.2
-    shadow_in: float | int = 0.15
-    shadow_out: float | int = 0.15
+    test: float | int = 0.15
+    shadow_in: float | int = 0.3
+    shadow_out: float | int = 0.1
+    auxiliary: float | int = 0.05
+
+    def warnings(self) -> list[str]:
+        """Sizes that are allowed but weaken a measurement."""
+        if self.shadow_in and self.shadow_in != self.target:
+            return [
+                f"splits.shadow_in ({self.shadow_in}) differs from splits.target "
+                f"({self.target}): ML-Leaks trains the shadow model on as many points as the "
+                "target model, and a smaller shadow overfits less, which weakens the attack"
+            ]
+        return []
 
     def counts(self, pool: int) -> dict[str, int]:
         counts = {}
@@ -171,6 +190,7 @@ class Splits:
     test: torch.Tensor
     shadow_in: torch.Tensor
     shadow_out: torch.Tensor
+    auxiliary: torch.Tensor
 
     def sizes(self) -> dict[str, int]:
         return {k: int(v.numel()) for k, v in vars(self).items()}
@@ -384,6 +404,7 @@ def build_task(
         test=parts["test"].to(device),
         shadow_in=parts["shadow_in"].to(device),
         shadow_out=parts["shadow_out"].to(device),
+        auxiliary=parts["auxiliary"].to(device),
     )
     return Task(
         key=key,

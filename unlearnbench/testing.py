@@ -203,10 +203,15 @@ def check_evaluator_contract(
             "unlearn_seconds": 0.01,
             "fit_seconds": 0.0,
             "reference_seconds": 0.5,
+            "unlearn_sample_passes": 100.0,
+            "fit_sample_passes": 0.0,
+            "reference_sample_passes": 5000.0,
+            "naive_sample_passes": 2000.0,
             "storage_bytes": 1000.0,
             "prediction_cost": 1.0,
             "retrain_sample_epochs": 0.0,
         },
+        naive=reference,  # exercises the naive comparisons too
     )
     result = spec.create(resolve_params(spec.params, dict(params or {}))).evaluate(inputs, ctx)
     metrics = result.metrics if isinstance(result, Evaluation) else dict(result)

@@ -7,18 +7,26 @@ one that never saw them (retrain) does not. ``backdoor_success`` is the share
 of triggered test inputs classified as ``target_class``.
 
 By default every test point is triggered and counted, the target class
-included, so a clean model scores about 1/classes: the issue's definition, and
-DeepObliviate's Table VI (about 11% for naive retraining on ten classes).
+included, so a clean model scores about 1/classes: DeepObliviate's Table VI
+(about 11% for naive retraining on ten classes).
 ``include_target_class = false`` counts only test points whose true label is
 not the target class, which reads 0 for a clean, accurate model.
-The metric is computed for the evaluated (unlearned) model only: the original
-and retrain are rows of their own. A task without a backdoor yields no metrics.
+
+The target is retrain's value, not 0: a model that never predicts the target
+class scores below retrain and has not "forgotten better", so the board judges
+``backdoor_success`` by ``backdoor_success_gap``, its distance to the
+reference's value. ``backdoor_strength`` is the original model's success rate:
+a trigger the original did not learn (below 0.5) verifies nothing, and the
+board marks the backdoor metrics of that group as uninformative. A task
+without a backdoor yields no metrics.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+from torch import nn
 
 from unlearnbench import EvaluatorSpec, Metric, Param, hookimpl
 from unlearnbench.specs import EvaluationInputs
@@ -33,12 +41,34 @@ PARAMS = (
     ),
 )
 
+BACKDOOR_LEARNED = 0.5
+"""Documented threshold: the check is informative when the original model maps
+at least half the triggered test inputs to the target class."""
+
 METRICS = (
     Metric(
         "backdoor_success",
+        "none",  # retrain's value is the target: see backdoor_success_gap
+        "fraction",
+        "share of triggered test inputs classified as the target class (test points of the "
+        "target class included unless include_target_class = false)",
+        role="attack",
+    ),
+    Metric(
+        "backdoor_success_gap",
         "lower",
         "fraction",
-        "share of triggered test inputs (true label != target class) classified as the target",
+        "|backdoor_success of the evaluated model - that of the reference (retrain)|",
+        role="attack",
+    ),
+    Metric(
+        "backdoor_strength",
+        "higher",
+        "fraction",
+        "backdoor_success of the original model: below 0.5 the trigger was never learned "
+        "and the check verifies nothing",
+        role="attack_strength",
+        informative_above=BACKDOOR_LEARNED,
     ),
 )
 
@@ -58,8 +88,17 @@ class BackdoorSuccess:
         if test.numel() == 0:
             return {}
         triggered = backdoor.apply(task.x[test])
-        predicted = predict_logits(inputs.unlearned, triggered).argmax(1)
-        return {"backdoor_success": float((predicted == backdoor.target_class).float().mean())}
+
+        def success(model: nn.Module) -> float:
+            predicted = predict_logits(model, triggered).argmax(1)
+            return float((predicted == backdoor.target_class).float().mean())
+
+        ours = success(inputs.unlearned)
+        return {
+            "backdoor_success": ours,
+            "backdoor_success_gap": abs(ours - success(inputs.reference)),
+            "backdoor_strength": success(inputs.original),
+        }
 
 
 def create(params: Mapping[str, Any]) -> BackdoorSuccess:

@@ -26,13 +26,26 @@ from unlearnbench.specs import EvaluationInputs
 from unlearnbench.task import MethodContext
 
 METRICS = (
-    Metric("storage_bytes", "lower", "bytes", "bytes the method stores to be able to unlearn"),
-    Metric("prediction_cost", "lower", "x", "forward passes per prediction relative to one model"),
+    Metric(
+        "storage_bytes",
+        "lower",
+        "bytes",
+        "bytes the method stores to be able to unlearn",
+        role="cost",
+    ),
+    Metric(
+        "prediction_cost",
+        "lower",
+        "x",
+        "forward passes per prediction relative to one model",
+        role="cost",
+    ),
     Metric(
         "retrain_sample_epochs",
         "lower",
         "samples",
         "training examples processed while unlearning (examples x epochs)",
+        role="cost",
     ),
 )
 

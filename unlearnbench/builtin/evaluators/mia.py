@@ -36,6 +36,16 @@ Besides the FNR on the forget set, the evaluator reports the attack's TNR on
 ``splits.nonmember`` and TPR on ``splits.retain`` for the evaluated model (so
 one can tell "forgot" from "attack calls everything non-member") and the gap
 between the evaluated model's FNR and the reference's (retrain's).
+
+``mia_strength``: the ROC AUC of the attack's member score on the *original*
+model, its members (``splits.target``) against non-members
+(``splits.nonmember``). Below 0.6 the attack cannot tell members at all and
+its numbers measure nothing: leaderboards mark them so (see
+``unlearnbench.builtin.evaluators.strength``). ML-Leaks trains the shadow on as
+many points as the target: by default ``splits.shadow_in`` equals
+``splits.target``, and the suite check warns when a suite sets them apart.
+Posteriors are read through ``unlearnbench.training.predict_proba``, so an
+ensemble (SISA) is attacked on the mean of its members' softmax, not on votes.
 """
 
 from __future__ import annotations
@@ -48,6 +58,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlearnbench import EvaluatorSpec, Metric, Param, hookimpl
+from unlearnbench.builtin.evaluators.strength import (
+    cached_strength,
+    membership_auc,
+    strength_metric,
+)
 from unlearnbench.seeding import derive_seed, generator
 from unlearnbench.specs import EvaluationInputs, ParamError
 from unlearnbench.task import MethodContext, Task
@@ -78,24 +93,28 @@ METRICS = (
         "fraction",
         "share of the forget set the attack calls non-member, FN/(TP+FN) (seed 000); "
         "higher = more forgotten; retrain's value is the target, and overshooting it is a tell too",
+        role="attack",
     ),
     Metric(
         "mia_fnr_gap",
         "lower",
         "fraction",
         "|mia_fnr of the evaluated model - mia_fnr of the reference (retrain)|",
+        role="attack",
     ),
     Metric(
         "mia_nonmember_tnr",
         "none",
         "fraction",
         "share of held-out non-members (splits.nonmember) the attack calls non-member",
+        role="attack",
     ),
     Metric(
         "mia_retain_tpr",
         "none",
         "fraction",
         "share of retained training points the attack calls member",
+        role="attack",
     ),
     Metric(
         "mia_attack_accuracy",
@@ -104,6 +123,7 @@ METRICS = (
         "attack accuracy on held-out shadow members/non-members (training accuracy "
         "when holdout = 0); near 0.5 means the attack is weak",
     ),
+    strength_metric("mia_strength", "shadow-model attack"),
 )
 
 _FLOOR = 1e-12
@@ -240,6 +260,15 @@ def attack_model(
     return model, float(value["accuracy"])
 
 
+def member_scores(
+    model: nn.Module, attack: AttackMLP, x: torch.Tensor, params: Mapping[str, Any]
+) -> torch.Tensor:
+    """The attack's member logit for each row of ``x``, from ``model``'s posteriors."""
+    feats = attack_features(predict_proba(model, x), params["top_k"], params["features"])
+    with torch.no_grad():
+        return attack(feats)
+
+
 def member_rate(
     model: nn.Module, attack: AttackMLP, x: torch.Tensor, params: Mapping[str, Any]
 ) -> float:
@@ -269,6 +298,16 @@ class MembershipInference:
             - member_rate(inputs.unlearned, attack, task.x[s.nonmember], self.params),
             "mia_retain_tpr": member_rate(inputs.unlearned, attack, task.x[s.retain], self.params),
             "mia_attack_accuracy": acc,
+            "mia_strength": cached_strength(
+                task,
+                ctx,
+                "mia-strength",
+                self.params,
+                lambda: membership_auc(
+                    member_scores(inputs.original, attack, task.x[s.target], self.params),
+                    member_scores(inputs.original, attack, task.x[s.nonmember], self.params),
+                ),
+            ),
         }
 
 

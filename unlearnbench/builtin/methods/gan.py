@@ -1,7 +1,7 @@
 """``gan``: GAN-based data deletion with WGAN-GP on sorted posteriors (seed paper 000).
 
 The trained model is the generator G. A frozen copy of the trained model gives
-the posteriors P1 of the third-party ``nonmember`` set once (in ``fit``); G
+the posteriors P1 of the third-party ``auxiliary`` split once (in ``fit``); G
 gives P2 = softmax(G(x)) on the forget set. Both are sorted in descending
 order (S) so the critic judges confidence, not the predicted class. A WGAN-GP
 critic D and G are trained alternately until D can no longer tell S(P2) from
@@ -56,7 +56,15 @@ S(P1): the forget set then looks like data the model never saw.
   that generator with a fresh critic and targets only the new forget points.
 - Costs: ``gan_steps`` (generator steps), ``critic_steps``, ``gan_distance_final``
   (final W), ``prediction_cost`` 1, ``storage_bytes`` 0 (nothing is stored
-  beyond the model, as the paper claims).
+  beyond the model, as the paper claims). Work (``ctx.add_work``, in
+  sample-passes): each generator step passes a forget and a retain batch
+  forward and backward through the model; the critic rounds and distance
+  checks pass forget points forward only, counted as 1/3 of a pass (a
+  backward pass costs about two forwards). The critic itself, an MLP on
+  C-dimensional posteriors, is negligible beside the model and not counted.
+- Third-party data: the non-member posteriors come from ``splits.auxiliary``,
+  a split no evaluator reads (the attacks score ``splits.nonmember``), so the
+  method is never tuned towards the very points it is then measured on.
 """
 
 from __future__ import annotations
@@ -82,28 +90,48 @@ from unlearnbench.task import MethodContext, Task
 from unlearnbench.training import cycled_batches, predict_logits
 
 PARAMS: tuple[Param, ...] = (
-    Param("alpha", 0.5, "weight α of the adversarial term in the generator loss (0 = fine-tune)"),
+    Param(
+        "alpha",
+        0.5,
+        "weight α of the adversarial term in the generator loss (0 = fine-tune)",
+        minimum=0.0,
+    ),
     Param(
         "alpha_weights",
         "adversarial",
         "adversarial: α·L_adv + CE; convex: α·L_adv + (1 − α)·CE",
         choices=("adversarial", "convex"),
     ),
-    Param("retain_fraction", 0.01, "share of the retain set used for the CE term (fixed subset)"),
-    Param("retain_min", 64, "at least this many retain points in the CE subset"),
-    Param("batch_size", 64, "forget / non-member / retain batch size per step"),
-    Param("critic_steps", 5, "critic updates per generator update"),
-    Param("critic_warmup", 100, "critic updates before the first generator update"),
-    Param("gp_weight", 10.0, "gradient-penalty weight λ"),
-    Param("lr", 3e-4, "Adam learning rate of the generator"),
-    Param("critic_lr", 1e-3, "Adam learning rate of the critic"),
-    Param("beta1", 0.5, "Adam β1 of both optimisers (β2 = 0.9); WGAN-GP uses 0 or 0.5"),
-    Param("critic_width", 64, "hidden width of the critic MLP (two hidden layers)"),
-    Param("threshold", 0.03, "stop when the critic's distance estimate stays below this"),
-    Param("patience", 3, "consecutive checks below threshold needed to stop"),
-    Param("check_every", 10, "generator steps between distance checks"),
-    Param("min_steps", 50, "generator steps before stopping is allowed"),
-    Param("max_steps", 1000, "cap on generator steps per deletion"),
+    Param(
+        "retain_fraction",
+        0.01,
+        "share of the retain set used for the CE term (fixed subset)",
+        minimum=0.0,
+        maximum=1.0,
+    ),
+    Param("retain_min", 64, "at least this many retain points in the CE subset", minimum=1),
+    Param("batch_size", 64, "forget / non-member / retain batch size per step", minimum=1),
+    Param("critic_steps", 5, "critic updates per generator update", minimum=1),
+    Param("critic_warmup", 100, "critic updates before the first generator update", minimum=0),
+    Param("gp_weight", 10.0, "gradient-penalty weight λ", minimum=0.0),
+    Param("lr", 3e-4, "Adam learning rate of the generator", minimum=0, exclusive_minimum=True),
+    Param("critic_lr", 1e-3, "Adam learning rate of the critic", minimum=0, exclusive_minimum=True),
+    Param(
+        "beta1",
+        0.5,
+        "Adam β1 of both optimisers (β2 = 0.9); WGAN-GP uses 0 or 0.5",
+        minimum=0.0,
+        maximum=1.0,
+        exclusive_maximum=True,
+    ),
+    Param("critic_width", 64, "hidden width of the critic MLP (two hidden layers)", minimum=1),
+    Param(
+        "threshold", 0.03, "stop when the critic's distance estimate stays below this", minimum=0.0
+    ),
+    Param("patience", 3, "consecutive checks below threshold needed to stop", minimum=1),
+    Param("check_every", 10, "generator steps between distance checks", minimum=1),
+    Param("min_steps", 50, "generator steps before stopping is allowed", minimum=0),
+    Param("max_steps", 1000, "cap on generator steps per deletion", minimum=1),
 )
 
 
@@ -117,26 +145,9 @@ class GanState:
 
 
 def _check(params: Mapping[str, Any]) -> None:
-    positive = ("batch_size", "critic_steps", "patience", "check_every", "max_steps", "retain_min")
-    for name in positive:
-        if params[name] < 1:
-            raise ValueError(f"gan: parameter {name!r} must be >= 1, got {params[name]}")
-    for name in ("lr", "critic_lr", "critic_width"):
-        if params[name] <= 0:
-            raise ValueError(f"gan: parameter {name!r} must be > 0, got {params[name]}")
-    for name in ("gp_weight", "threshold", "min_steps", "critic_warmup"):
-        if params[name] < 0:
-            raise ValueError(f"gan: parameter {name!r} must be >= 0, got {params[name]}")
-    if params["alpha"] < 0 or (params["alpha_weights"] == "convex" and params["alpha"] > 1):
-        raise ValueError(
-            f"gan: parameter 'alpha' must be >= 0 (and <= 1 when convex), got {params['alpha']}"
-        )
-    if not 0.0 <= params["retain_fraction"] <= 1.0:
-        raise ValueError(
-            f"gan: parameter 'retain_fraction' must be in [0, 1], got {params['retain_fraction']}"
-        )
-    if not 0.0 <= params["beta1"] < 1.0:
-        raise ValueError(f"gan: parameter 'beta1' must be in [0, 1), got {params['beta1']}")
+    """What the declared bounds cannot say: α ≤ 1 when the weights are convex."""
+    if params["alpha_weights"] == "convex" and params["alpha"] > 1:
+        raise ValueError(f"gan: parameter 'alpha' must be <= 1 when convex, got {params['alpha']}")
 
 
 def retain_subset(task: Task, fraction: float, minimum: int) -> torch.Tensor:
@@ -166,6 +177,9 @@ def _fake_batches(
     return sorted_posteriors(predict_logits(model, forget_x[idx]))
 
 
+FORWARD_ONLY = 1.0 / 3.0  # a forward pass without backward, in sample-passes
+
+
 class GanUnlearning:
     """Alternating WGAN-GP training of the model against a sorted-posterior critic."""
 
@@ -175,9 +189,11 @@ class GanUnlearning:
 
     def fit(self, task: Task, ctx: MethodContext) -> GanState:
         frozen = ctx.original()
-        if task.splits.nonmember.numel() == 0:
-            raise ValueError("gan needs non-member (third-party) data: splits.nonmember is empty")
-        logits = predict_logits(frozen, task.x[task.splits.nonmember])
+        if task.splits.auxiliary.numel() == 0:
+            raise ValueError(
+                "gan needs third-party non-member data: splits.auxiliary is empty"
+            )
+        logits = predict_logits(frozen, task.x[task.splits.auxiliary])
         return GanState(model=frozen, nonmember_sorted=sorted_posteriors(logits))
 
     def unlearn(
@@ -215,7 +231,9 @@ class GanUnlearning:
         steps = 0
 
         def critic_round(n_batches: int) -> None:
-            for fake in _fake_batches(model, forget_x, n_batches, batch, gen).split(batch):
+            fakes = _fake_batches(model, forget_x, n_batches, batch, gen)
+            ctx.add_work(min(n_batches * batch, forget_x.shape[0]) * FORWARD_ONLY)
+            for fake in fakes.split(batch):
                 real_b = real[_draw(real.shape[0], batch, gen, device)]
                 eps = torch.rand(batch, 1, generator=gen).to(device)
                 loss_d = critic_loss(critic, real_b, fake, eps, p["gp_weight"])
@@ -237,11 +255,13 @@ class GanUnlearning:
             opt_g.zero_grad(set_to_none=True)
             loss_g.backward()
             opt_g.step()
+            ctx.add_work(batch + idx.numel())  # forget and retain batches, forward + backward
             for param in critic.parameters():
                 param.requires_grad_(True)
             steps += 1
             if steps % p["check_every"] == 0 or steps == p["max_steps"]:
                 distance = self._distance(critic, model, real, forget_x)
+                ctx.add_work(forget_x.shape[0] * FORWARD_ONLY)
                 distances.append(distance)
                 below = below + 1 if distance < p["threshold"] else 0
                 if steps >= p["min_steps"] and below >= p["patience"]:
