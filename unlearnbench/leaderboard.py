@@ -30,11 +30,26 @@ for ``higher`` metrics, the lowest for ``lower`` metrics and for gaps, and for
 retrain rather than be maximised) the row closest to the reference row, the
 reference itself excluded; cost counters without a unit are not marked.
 Nothing is marked when fewer than two rows have a value.
+
+What is never marked best (see :func:`best_cells`): the ``original`` row (doing
+nothing is the floor, not a contender: its speed-up is infinite by
+construction), a **collapsed** row (its mean of a ``utility`` metric, such as
+test accuracy, is more than ``COLLAPSE_MARGIN`` below the original's in the
+same group: a model wrecked by unlearning "forgets" everything and must not
+win), and an **uninformative** attack metric: where an evaluator's
+``attack_strength`` metric (the attack's AUC on the original's members
+against non-members, or the original's backdoor success) has a group mean
+below the threshold it declares, that evaluator's ``attack`` metrics and their
+gaps measure nothing in the group; they are printed with a dagger and
+explained under the table, and ``unlearnbench run`` warns. Metric roles come
+from the evaluators' declarations, stored with every metric, so reports know no
+built-in metric name.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +64,7 @@ from tabulate import tabulate
 from unlearnbench.cache import atomic_write_bytes
 from unlearnbench.store import ResultStore
 
+log = logging.getLogger(__name__)
 KEYS = ["dataset", "architecture", "method", "request"]
 GROUP_KEYS = ["dataset", "architecture", "request"]
 ARROWS = {"higher": "↑", "lower": "↓", "none": ""}
@@ -59,6 +75,14 @@ AVG_GAP_METRICS = ("test_accuracy", "retain_accuracy", "forget_accuracy")
 MIA_GAP_METRICS = ("mia_efficacy", "mia_fnr")
 AVG_GAP = "avg_gap"
 PLOT_SERIES_HINTS = ("delta", "residual_memory", "roc_fpr", "roc_tpr", "stop")
+COLLAPSE_MARGIN = 0.2
+"""A row whose ``utility`` metric (test or retain accuracy) is more than 0.2 (20
+points) below the original's in its group is flagged collapsed and never marked
+best. Absolute, since reports do not know the number of classes; it flags
+SalUn's and random-label's falls to 0.10-0.18 on MNIST-1D (original 0.48) and
+leaves a 10-point loss of a changed training procedure to the gap columns."""
+FLAGS = "flags"
+DAGGER = "†"
 
 
 @dataclass
@@ -74,6 +98,45 @@ class Leaderboard:
     avg_gap_metrics: list[str] = field(default_factory=list)  # the ones averaged in avg_gap
     per_seed: pd.DataFrame = field(default_factory=pd.DataFrame)  # KEYS + seed + metrics
     series: list[dict[str, Any]] = field(default_factory=list)  # store.series_rows() for plots
+    about: dict[str, dict[str, Any]] = field(default_factory=dict)  # metric -> role, evaluator
+    uninformative: list[Uninformative] = field(default_factory=list)
+    collapse_margin: float = COLLAPSE_MARGIN
+
+    def role(self, metric: str) -> str:
+        return str(self.about.get(metric, {}).get("role", ""))
+
+    def hidden_cells(self) -> set[tuple[int, str]]:
+        """(row index, column) of every uninformative attack value (gap columns too)."""
+        out: set[tuple[int, str]] = set()
+        for item in self.uninformative:
+            for index in item.rows:
+                for metric in item.metrics:
+                    out.update({(index, metric), (index, f"{metric}_gap")})
+        return out
+
+    def collapsed_rows(self) -> set[int]:
+        return {int(i) for i in self.table.index[self.table[FLAGS] == "collapsed"]}
+
+
+@dataclass(frozen=True)
+class Uninformative:
+    """An attack that cannot tell the original's members from non-members in a group."""
+
+    group: tuple[str, ...]  # dataset, architecture, request
+    evaluator: str
+    strength_metric: str
+    strength: float
+    threshold: float
+    metrics: tuple[str, ...]  # the evaluator's attack metrics, now meaningless
+    rows: tuple[int, ...]  # the group's row indices in the table
+
+    def message(self) -> str:
+        where = "/".join(self.group)
+        return (
+            f"the {self.evaluator} attack measures nothing on {where}: "
+            f"{self.strength_metric} = {self.strength:.3g} < {self.threshold:g} on the original "
+            f"model, so {', '.join(self.metrics)} are not ranked"
+        )
 
 
 def ci95(values: pd.Series) -> float:
@@ -127,6 +190,10 @@ def build_leaderboard(
     meta = rows.drop_duplicates("name").set_index("name")
     directions = meta["direction"].to_dict()
     units = meta["unit"].to_dict()
+    about = {
+        name: json.loads(text or "{}")
+        for name, text in (meta["meta"] if "meta" in meta else pd.Series(dtype=str)).items()
+    }
     wide = rows.pivot_table(
         index=[*KEYS, "seed"], columns="name", values="value", aggfunc="last", dropna=False
     ).reset_index()
@@ -157,8 +224,9 @@ def build_leaderboard(
     if mia is not None:
         avg_metrics.append(mia)
     table = _with_gaps(table, gap_metrics, avg_metrics, reference)
+    table.insert(table.columns.get_loc("seeds") + 1, FLAGS, "")
     wanted = [r for r in store.series_rows() if _plot_series(r["name"]) and keep(r["cell_id"])]
-    return Leaderboard(
+    board = Leaderboard(
         table,
         metrics,
         directions,
@@ -170,7 +238,65 @@ def build_leaderboard(
         avg_metrics,
         wide,
         wanted,
+        about,
     )
+    _flag_collapsed(board)
+    board.uninformative = find_uninformative(board)
+    return board
+
+
+def _flag_collapsed(board: Leaderboard) -> None:
+    """Set ``flags`` to ``collapsed`` where a utility metric falls more than the margin
+    below the original's in the same group."""
+    utility = [m for m in board.metrics if board.role(m) == "utility"]
+    table = board.table
+    for _, group in table.groupby(GROUP_KEYS, sort=False):
+        original = group[group["method"] == board.original]
+        if original.empty:
+            continue
+        for metric in utility:
+            floor = float(original[metric].iloc[0]) - board.collapse_margin
+            if math.isnan(floor):
+                continue
+            fallen = group.index[group[metric].astype(float) < floor]
+            table.loc[fallen, FLAGS] = "collapsed"
+
+
+def find_uninformative(board: Leaderboard) -> list[Uninformative]:
+    """Per group, every evaluator whose attack-strength mean is below its threshold."""
+    strengths = [
+        (m, board.about[m]) for m in board.metrics if board.role(m) == "attack_strength"
+    ]
+    found: list[Uninformative] = []
+    if not strengths:
+        return found
+    for key, group in board.table.groupby(GROUP_KEYS, sort=False):
+        for metric, about in strengths:
+            values = group[metric].astype(float).dropna()
+            if values.empty:
+                continue
+            strength = float(values.mean())  # one original per seed: the same in every row
+            threshold = float(about["informative_above"])
+            if strength >= threshold:
+                continue
+            evaluator = about.get("evaluator", "")
+            attack = tuple(
+                m
+                for m in board.metrics
+                if board.role(m) == "attack" and board.about[m].get("evaluator") == evaluator
+            )
+            found.append(
+                Uninformative(
+                    tuple(str(k) for k in key),
+                    evaluator,
+                    metric,
+                    strength,
+                    threshold,
+                    attack,
+                    tuple(int(i) for i in group.index),
+                )
+            )
+    return found
 
 
 def _plot_series(name: str) -> bool:
@@ -228,18 +354,22 @@ def best_cells(board: Leaderboard) -> set[tuple[int, str]]:
     nothing when the group has no reference value, and nothing for metrics
     without a unit (cost counters a method reports, which the runner passes on
     undeclared: closeness to retrain's counters means nothing). Ties are all
-    marked.
+    marked. Never marked: the original row, collapsed rows, uninformative
+    attack values.
     """
     marked: set[tuple[int, str]] = set()
     table = board.table
     if table.empty:
         return marked
+    excluded_rows = board.collapsed_rows()
+    hidden = board.hidden_cells()
     columns = [
         (m, "gap" if m.endswith("_gap") else board.directions.get(m, "none")) for m in board.metrics
     ]
     columns += [(c, "gap") for c in gap_columns(board) if c not in board.directions]
     for _, group in table.groupby(GROUP_KEYS, sort=False):
         is_ref = group["method"] == board.reference
+        contenders = (group["method"] != board.original) & ~group.index.isin(excluded_rows)
         for column, direction in columns:
             if column not in group:
                 continue
@@ -253,7 +383,8 @@ def best_cells(board: Leaderboard) -> set[tuple[int, str]]:
                         continue
                     values = (values - float(ref_value.iloc[0])).abs()
                 values = values[~is_ref]
-            values = values.dropna()
+            values = values[contenders.reindex(values.index)]
+            values = values[[(int(i), column) not in hidden for i in values.index]].dropna()
             if len(values) < 2:
                 continue
             best = values.max() if direction == "higher" else values.min()
@@ -290,8 +421,17 @@ def legend(board: Leaderboard) -> str:
         f"within a dataset/architecture/request group; for unmarked columns, the value "
         f"closest to {board.reference}'s (raw cost counters are not marked). "
         f"{board.reference} and {board.original} come first "
-        "in each group; 0 seeds means the suite did not run that method."
+        "in each group; 0 seeds means the suite did not run that method. "
+        f"{board.original} (doing nothing) is never marked best; a row flagged collapsed "
+        f"(a utility metric more than {board.collapse_margin:g} below {board.original}'s) "
+        f"is not ranked; {DAGGER}: an attack that cannot tell the original model's members "
+        "from non-members in that group (see the notes), not ranked."
     )
+
+
+def notes(board: Leaderboard) -> list[str]:
+    """One line per uninformative attack and group, for under the tables and the terminal."""
+    return [f"{DAGGER} {item.message()}" for item in board.uninformative]
 
 
 def gap_legend(board: Leaderboard) -> str:
@@ -304,19 +444,32 @@ def gap_legend(board: Leaderboard) -> str:
 
 
 def _row_key(row: pd.Series) -> list[Any]:
-    return [row[k] for k in KEYS] + [row["seeds"]]
+    return [row[k] for k in KEYS] + [row["seeds"], row[FLAGS]]
+
+
+def cell_text(
+    board: Leaderboard,
+    index: int,
+    column: str,
+    marks: set[tuple[int, str]],
+    hidden: set[tuple[int, str]],
+) -> str:
+    """One formatted value: bold when best, a dagger when uninformative."""
+    row = board.table.loc[index]
+    text = format_value(row[column], row.get(f"{column}_ci95"))
+    if (index, column) in hidden and text != "–":
+        return f"{text} {DAGGER}"
+    return f"**{text}**" if (index, column) in marks else text
 
 
 def markdown_tables(board: Leaderboard) -> tuple[list[str], list[list[str]]]:
     """Headers and formatted cells of the main table (best values in bold)."""
-    marks = best_cells(board)
-    headers = [*KEYS, "seeds"] + [metric_header(board, m) for m in board.metrics]
+    marks, hidden = best_cells(board), board.hidden_cells()
+    headers = [*KEYS, "seeds", FLAGS] + [metric_header(board, m) for m in board.metrics]
     body = []
     for index, row in board.table.iterrows():
         cells = [str(v) for v in _row_key(row)]
-        for metric in board.metrics:
-            text = format_value(row[metric], row.get(f"{metric}_ci95"))
-            cells.append(f"**{text}**" if (index, metric) in marks else text)
+        cells += [cell_text(board, index, m, marks, hidden) for m in board.metrics]
         body.append(cells)
     return headers, body
 
@@ -332,21 +485,21 @@ def to_markdown(
     headers, body = markdown_tables(board)
     lines = [f"# {title}", "", legend(board), ""]
     lines += [tabulate(body, headers=headers, tablefmt="github", disable_numparse=True), ""]
+    if board.uninformative:
+        lines += [*notes(board), ""]
     columns = gap_columns(board)
     if gaps and columns and not board.table.empty:
-        marks = best_cells(board)
+        marks, hidden = best_cells(board), board.hidden_cells()
         gap_body = []
         for index, row in board.table.iterrows():
             cells = [str(v) for v in _row_key(row)]
-            for column in columns:
-                text = format_value(row[column])
-                cells.append(f"**{text}**" if (index, column) in marks else text)
+            cells += [cell_text(board, index, c, marks, hidden) for c in columns]
             gap_body.append(cells)
         lines += [f"## Gap to {board.reference}", "", gap_legend(board), ""]
         lines += [
             tabulate(
                 gap_body,
-                headers=[*KEYS, "seeds", *columns],
+                headers=[*KEYS, "seeds", FLAGS, *columns],
                 tablefmt="github",
                 disable_numparse=True,
             ),
@@ -377,11 +530,28 @@ def to_json(board: Leaderboard) -> str:
             "reference": board.reference,
             "original": board.original,
             "metrics": [
-                {"name": m, "direction": board.directions[m], "unit": board.units[m]}
+                {
+                    "name": m,
+                    "direction": board.directions[m],
+                    "unit": board.units[m],
+                    "role": board.role(m),
+                }
                 for m in board.metrics
             ],
             "gap_columns": gap_columns(board),
             "avg_gap_metrics": board.avg_gap_metrics,
+            "collapse_margin": board.collapse_margin,
+            "uninformative": [
+                {
+                    "group": dict(zip(GROUP_KEYS, item.group, strict=True)),
+                    "evaluator": item.evaluator,
+                    "strength_metric": item.strength_metric,
+                    "strength": item.strength,
+                    "threshold": item.threshold,
+                    "metrics": list(item.metrics),
+                }
+                for item in board.uninformative
+            ],
             "rows": rows,
             "failures": board.failures,
         },
@@ -449,6 +619,8 @@ def write_leaderboards(
     if reference is None:
         reference = infer_reference(store)
     board = build_leaderboard(store, reference, original, cells)
+    for line in notes(board):
+        log.warning("%s", line)
     paths, images = write_plots(board, out_dir)
     for fmt in formats:
         text = render(board, fmt, title, plots=paths, images=images)

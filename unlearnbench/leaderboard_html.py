@@ -16,6 +16,8 @@ from html import escape
 from typing import Any
 
 from unlearnbench.leaderboard import (
+    DAGGER,
+    FLAGS,
     GROUP_KEYS,
     KEYS,
     Leaderboard,
@@ -25,6 +27,7 @@ from unlearnbench.leaderboard import (
     gap_legend,
     legend,
     metric_header,
+    notes,
 )
 
 STYLE = """
@@ -38,6 +41,9 @@ table.board th[aria-sort=ascending]::after{content:" ▲"}
 table.board th[aria-sort=descending]::after{content:" ▼"}
 table.board td.num{text-align:right;font-variant-numeric:tabular-nums}
 table.board td.best{font-weight:700;background:#e6f4ea}
+table.board td.uninformative{color:#aaa}
+table.board tr.collapsed td{background:#fdecea}
+p.note{color:#777;font-size:.85rem;margin:.2rem 0}
 table.board tr.anchor td{background:#fafafa;color:#555}
 table.board tr.anchor td.best{background:#e6f4ea;color:#222}
 table.board tr.missing td{color:#999;font-style:italic}
@@ -88,8 +94,8 @@ def _data(value: Any) -> str:
 
 def _table(board: Leaderboard, table_id: str, columns: list[tuple[str, str]]) -> str:
     """``columns``: (column in board.table, header text); adds #, keys and seeds."""
-    marks = best_cells(board)
-    heads = ["#", *KEYS, "seeds"] + [header for _, header in columns]
+    marks, hidden = best_cells(board), board.hidden_cells()
+    heads = ["#", *KEYS, "seeds", FLAGS] + [header for _, header in columns]
     out = [f'<div class="scroll"><table class="board" id="{table_id}"><thead><tr>']
     out += [f'<th title="click to sort">{escape(h)}</th>' for h in heads]
     out.append("</tr></thead><tbody>")
@@ -104,16 +110,21 @@ def _table(board: Leaderboard, table_id: str, columns: list[tuple[str, str]]) ->
             classes.append("anchor")
         if int(row["seeds"]) == 0:
             classes.append("missing")
+        if row[FLAGS]:
+            classes.append(str(row[FLAGS]))
         out.append(f'<tr class="{" ".join(classes)}">')
         out.append(f'<td class="num" data-v="{position}">{position + 1}</td>')
         for key in KEYS:
             out.append(f'<td data-v="{_data(row[key])}">{escape(str(row[key]))}</td>')
         out.append(f'<td class="num" data-v="{int(row["seeds"])}">{int(row["seeds"])}</td>')
+        out.append(f'<td data-v="{_data(row[FLAGS])}">{escape(str(row[FLAGS]))}</td>')
         for column, _ in columns:
             value = row.get(column)
             ci = row.get(f"{column}_ci95")
             cls = "num best" if (index, column) in marks else "num"
-            text = escape(format_value(value, ci))
+            if (index, column) in hidden:
+                cls = "num uninformative"
+            text = escape(format_value(value, ci) + (f" {DAGGER}" if cls.endswith("ive") else ""))
             out.append(f'<td class="{cls}" data-v="{_data(value)}">{text}</td>')
         out.append("</tr>")
     out.append("</tbody></table></div>")
@@ -138,6 +149,7 @@ def to_html(board: Leaderboard, title: str, images: Mapping[str, bytes]) -> str:
     else:
         main = [(m, metric_header(board, m)) for m in board.metrics]
         parts.append(_table(board, "leaderboard", main))
+        parts += [f'<p class="note">{escape(line)}</p>' for line in notes(board)]
         gaps = gap_columns(board)
         if gaps:
             parts.append(f"<h2>Gap to {escape(board.reference)}</h2>")
