@@ -20,7 +20,7 @@ from unlearnbench.partition import block_of
 from unlearnbench.specs import ParamError
 from unlearnbench.task import ForgetRequest, TrainRecipe
 from unlearnbench.testing import check_method_contract, registry, run_unlearning
-from unlearnbench.training import accuracy, predict_logits
+from unlearnbench.training import accuracy, predict_logits, predict_proba
 
 
 def fit(task, ctx, **params):
@@ -233,3 +233,67 @@ def test_many_shards_are_weaker_learners(make_tiny_task):
             test = task.splits.test
             acc[shards] = accuracy(model, task.x[test], task.y[test])
         assert acc[1] > acc[20], (seed, acc)
+
+
+def test_attacks_read_mean_posteriors_whatever_the_aggregation():
+    models = [Constant([0, 0, 0, 5.0]), Constant([0, 5.0, 0, 0]), Constant([0, 0, 0, 4.0])]
+    x = torch.zeros(2, 1)
+    expected = torch.stack([torch.softmax(m(x), dim=1) for m in models]).mean(0)
+    for aggregation in ("vote", "mean"):
+        ensemble = ShardEnsemble(models, 4, aggregation=aggregation)
+        assert torch.allclose(predict_proba(ensemble, x), expected)
+    # the vote itself stays what accuracy reads: two of three shards say class 3
+    assert ShardEnsemble(models, 4)(x).exp()[0, 3] == pytest.approx(2 / 3)
+
+
+def test_stacked_training_counts_its_work(make_tiny_task):
+    task, ctx = make_tiny_task()
+    before = ctx.work
+    state = fit(task, ctx, shards=3, slices=2, stacked="on")[1]
+    assert state.stacked and ctx.work - before == state.fit_sample_epochs > 0
+
+
+@pytest.mark.parametrize("stream", [1, 2])
+def test_naive_is_sisa_retrained_from_scratch_and_unlearning_matches_it(make_tiny_task, stream):
+    task, ctx = make_tiny_task(request=ForgetRequest(kind="random", count=12, steps=stream))
+    method, state = fit(task, ctx, shards=3, slices=3, stacked="off", aggregation="mean")
+    kept = [dict(c[-1]) for c in state.checkpoints]
+    before = ctx.work
+    naive = method.naive(state, task.splits.forget, task, ctx).model
+    work = ctx.work - before
+    schedule = slice_epochs(task.recipe.epochs, 3)
+    expected = 0  # every shard, every slice step, without the forget points
+    for slices in state.layout:
+        for r, epochs in enumerate(schedule):
+            seen = torch.cat(slices[: r + 1])
+            expected += epochs * int((~torch.isin(seen, task.splits.forget)).sum())
+    assert work == expected
+    for s in range(3):  # fit's state is left alone
+        assert same(state.checkpoints[s][-1], kept[s]) and state.deleted.numel() == 0
+    result = None
+    for forget in task.forget_steps:
+        result = method.unlearn(state, forget, task, ctx)
+        state = result.state
+    assert result is not None
+    for ours, theirs in zip(result.model.members, naive.members, strict=True):
+        assert same(ours.state_dict(), theirs.state_dict())
+    x = task.x[task.splits.test]
+    assert torch.equal(predict_logits(result.model, x), predict_logits(naive, x))
+
+
+def test_naive_is_cached_by_procedure_not_aggregation(make_tiny_task):
+    task, ctx = make_tiny_task()
+    vote, state = fit(task, ctx, shards=3, slices=2, stacked="off")
+    first = vote.naive(state, task.splits.forget, task, ctx).model
+    mean, state2 = fit(task, ctx, shards=3, slices=2, stacked="off", aggregation="mean")
+    calls = []
+    original_train = ctx.train
+    ctx.train = lambda *a, **k: calls.append(1) or original_train(*a, **k)
+    try:
+        second = mean.naive(state2, task.splits.forget, task, ctx).model
+    finally:
+        ctx.train = original_train
+    assert not calls  # loaded from the cache: aggregation does not change training
+    for a, b in zip(first.members, second.members, strict=True):
+        assert same(a.state_dict(), b.state_dict())
+    assert second.aggregation == "mean" and first.aggregation == "vote"

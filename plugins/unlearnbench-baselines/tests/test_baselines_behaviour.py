@@ -53,12 +53,12 @@ def test_neggrad_plus_ascent_term_raises_the_forget_loss(overfit_task):
     assert forget_loss(with_ascent, task) > forget_loss(descent_only, task)
 
 
-def test_random_label_lowers_forget_accuracy(overfit_task):
+def test_random_label_raises_the_forget_loss_more_than_plain_fine_tuning(overfit_task):
     task, ctx = overfit_task
-    s = task.splits
-    original = accuracy(ctx.original(), task.x[s.forget], task.y[s.forget])
-    model = unlearn("random_label", task, ctx)
-    assert accuracy(model, task.x[s.forget], task.y[s.forget]) < original
+    # finetune: the same optimiser and epochs on retain alone, without the relabelled points
+    relabelled = forget_loss(unlearn("random_label", task, ctx), task)
+    assert relabelled > forget_loss(unlearn("finetune", task, ctx), task)
+    assert relabelled > forget_loss(ctx.original(), task)
 
 
 def test_random_labels_can_exclude_the_true_label():
@@ -104,9 +104,13 @@ def test_l1_sparse_penalty_shrinks_the_weights(overfit_task):
     assert l1_norm(sparse) < l1_norm(plain)
 
 
-def test_boundary_shrink_lowers_forget_accuracy(overfit_task):
+def test_boundary_shrink_moves_forget_points_to_their_nearest_wrong_class(overfit_task):
     task, ctx = overfit_task
     s = task.splits
+    # the authors' lr 1e-5 nudges the model; a larger rate shows where it goes
+    assert forget_loss(unlearn("boundary_shrink", task, ctx), task) > forget_loss(
+        ctx.original(), task
+    )
     original = accuracy(ctx.original(), task.x[s.forget], task.y[s.forget])
-    model = unlearn("boundary_shrink", task, ctx)
+    model = unlearn("boundary_shrink", task, ctx, lr=0.01)
     assert accuracy(model, task.x[s.forget], task.y[s.forget]) < original

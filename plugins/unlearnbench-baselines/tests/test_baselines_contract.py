@@ -34,12 +34,16 @@ def test_method_contract(name, make_tiny_task):
 @pytest.mark.parametrize(
     ("name", "params", "message"),
     [
-        ("finetune", {"lr": 0.0}, "lr must be > 0"),
-        ("neggrad_plus", {"beta": 1.5}, "beta must be in"),
-        ("salun", {"sparsity": 1.0}, "sparsity must be in"),
-        ("scrub", {"temperature": 0.0}, "temperature must be > 0"),
-        ("l1_sparse", {"gamma": -1.0}, "gamma must be >= 0"),
-        ("boundary_shrink", {"bound": 0.0}, "bound must be > 0"),
+        ("finetune", {"lr": 0.0}, r"^lr: .*\(0, inf\)"),
+        ("finetune", {"momentum": 1.0}, r"^momentum: .*\[0, 1\)"),
+        ("gradient_ascent", {"epochs": -1}, r"^epochs: "),
+        ("neggrad_plus", {"beta": 1.5}, r"^beta: .*\[0, 1\]"),
+        ("salun", {"sparsity": 1.0}, r"^sparsity: .*\[0, 1\)"),
+        ("scrub", {"temperature": 0.0}, r"^temperature: "),
+        ("scrub", {"forget_batch_size": 0}, r"^forget_batch_size: "),
+        ("l1_sparse", {"gamma": -1.0}, r"^gamma: "),
+        ("boundary_shrink", {"bound": 0.0}, r"^bound: "),
+        ("random_label", {"lr": float("nan")}, r"^lr: .*finite"),
     ],
 )
 def test_bad_parameters_are_named(name, params, message):
@@ -48,3 +52,22 @@ def test_bad_parameters_are_named(name, params, message):
     spec = registry().get("method", name)
     with pytest.raises(ValueError, match=message):
         spec.create(resolve_params(spec.params, params))
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_unlearning_counts_its_sample_passes(name, make_tiny_task):
+    """Every example through a forward and backward pass reaches ``ctx.add_work``:
+    the training passes, plus SalUn's saliency gradient and Boundary Shrink's
+    FGSM probe (one pass per forget example each)."""
+    from unlearnbench.specs import resolve_params
+
+    spec = registry().get("method", name)
+    task, ctx = make_tiny_task()
+    method = spec.create(resolve_params(spec.params, {"epochs": 2}))
+    state = method.fit(task, ctx)
+    before = ctx.work
+    result = method.unlearn(state, task.splits.forget, task, ctx)
+    costs = result.costs
+    extra = {"salun": task.splits.forget.numel(), "boundary_shrink": costs["forget_sample_epochs"]}
+    assert costs["retrain_sample_epochs"] > 0
+    assert ctx.work - before == costs["retrain_sample_epochs"] + extra.get(name, 0)

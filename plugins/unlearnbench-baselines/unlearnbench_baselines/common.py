@@ -55,6 +55,7 @@ class UnlearnStep:
     removed: torch.Tensor
     seed: tuple[Any, ...]
     index: int
+    work: float = 0.0  # sample-passes (forward + backward of one example) spent on this step
 
 
 def fit_original(task: Task, ctx: MethodContext) -> StreamState:
@@ -94,7 +95,9 @@ def finish_step(
     unlearning (examples x epochs, retain and forget passes together), the
     host's machine-independent unit of work, which retrain reports too;
     ``forget_sample_epochs`` is the share spent on the forget set. Teacher
-    forward passes (SCRUB) and the saliency gradient (SalUn) are not counted.
+    forward passes (SCRUB), the saliency gradient (SalUn) and the FGSM probe
+    (Boundary Shrink) are not in these counters; the latter two, each a
+    forward and backward pass, are in ``step.work`` (the host's sample-passes).
     Post-hoc methods keep nothing but the model: ``storage_bytes`` 0,
     ``prediction_cost`` 1.
     """
@@ -117,24 +120,19 @@ def optimizer_params(
 ) -> tuple[Param, ...]:
     """The optimiser parameters every method declares, with its own defaults."""
     return (
-        Param("epochs", epochs, f"unlearning epochs ({source})"),
-        Param("lr", lr, f"learning rate ({source})"),
+        Param("epochs", epochs, f"unlearning epochs ({source})", minimum=0),
+        Param("lr", lr, f"learning rate ({source})", minimum=0.0, exclusive_minimum=True),
         Param("optimizer", optimizer, f"optimiser ({source})", choices=OPTIMIZERS),
-        Param("momentum", momentum, f"SGD momentum ({source})"),
-        Param("weight_decay", weight_decay, f"L2 weight decay ({source})"),
+        Param(
+            "momentum",
+            momentum,
+            f"SGD momentum ({source})",
+            minimum=0.0,
+            maximum=1.0,
+            exclusive_maximum=True,
+        ),
+        Param("weight_decay", weight_decay, f"L2 weight decay ({source})", minimum=0.0),
     )
-
-
-def check_optimizer_params(method: str, params: Mapping[str, Any]) -> None:
-    """Reject values no optimiser accepts, naming the parameter."""
-    if params["epochs"] < 0:
-        raise ValueError(f"{method}: epochs must be >= 0, got {params['epochs']}")
-    if params["lr"] <= 0:
-        raise ValueError(f"{method}: lr must be > 0, got {params['lr']}")
-    if not 0.0 <= params["momentum"] < 1.0:
-        raise ValueError(f"{method}: momentum must be in [0, 1), got {params['momentum']}")
-    if params["weight_decay"] < 0:
-        raise ValueError(f"{method}: weight_decay must be >= 0, got {params['weight_decay']}")
 
 
 def build_optimizer(
@@ -227,6 +225,7 @@ class EpochLoop:
         """Step on ``loss`` of a batch of ``retain`` + ``forget`` examples; the
         epoch total adds the loss times that count (``weighted``) or the loss."""
         self.update(loss)
+        self.step.work += retain + forget
         if weighted:
             self.total += loss.detach() * (retain + forget)
         else:
@@ -266,20 +265,18 @@ def descend_each_batch(
 class PostHocMethod:
     """A method that edits the task's shared trained model, deletion by deletion.
 
-    Subclasses set ``name``, add their own parameter checks in ``check`` (the
-    optimiser parameters are checked first) and edit the fresh copy of the
-    model in ``edit``.
+    Subclasses set ``name`` and edit the fresh copy of the model in ``edit``;
+    the host checks parameter ranges (declared on each ``Param``) before this
+    is created. Work is counted here: ``edit`` adds to ``step.work`` every
+    example that went through a forward and backward pass (``EpochLoop``
+    does so for its steps), and ``unlearn`` hands the total to
+    ``ctx.add_work`` (these loops do not go through ``ctx.train``).
     """
 
     name: ClassVar[str]
 
     def __init__(self, params: Mapping[str, Any]) -> None:
-        check_optimizer_params(self.name, params)
-        self.check(params)
         self.params = dict(params)
-
-    def check(self, params: Mapping[str, Any]) -> None:
-        """Reject the method's own bad parameter values (none by default)."""
 
     def fit(self, task: Task, ctx: MethodContext) -> StreamState:
         return fit_original(task, ctx)
@@ -287,7 +284,10 @@ class PostHocMethod:
     def unlearn(
         self, state: StreamState, forget: torch.Tensor, task: Task, ctx: MethodContext
     ) -> Unlearned:
-        return self.edit(begin_step(state, forget, task, self.name), task)
+        step = begin_step(state, forget, task, self.name)
+        result = self.edit(step, task)
+        ctx.add_work(step.work)
+        return result
 
     def edit(self, step: UnlearnStep, task: Task) -> Unlearned:
         """Edit ``step.model`` for this deletion and return it with its costs."""

@@ -4,9 +4,10 @@ The forgotten points are simply no longer trained on; "catastrophic
 forgetting" is supposed to wash their influence out (Warnecke et al. 2023;
 the FT baseline of Jia et al. 2023 and Fan et al. 2024).
 
-Defaults from the OPTML-Group reference code (Unlearn-Sparse / Unlearn-Saliency
-``README``: ``--unlearn FT --unlearn_lr 0.01 --unlearn_epochs 10``; their
-``iterative_unlearn`` uses SGD with momentum 0.9 and weight decay 5e-4). The
+Defaults: lr 0.01, 10 epochs: OPTML-Group Unlearn-Saliency
+``Classification/README.md`` (Unlearn-Sparse's too): ``--unlearn FT
+--unlearn_lr 0.01 --unlearn_epochs 10``, for CIFAR-10 / ResNet-18; SGD with
+momentum 0.9 and weight decay 5e-4 (``arg_parser.py`` defaults). The
 reference trains the original for 182 epochs, so 10 FT epochs are ~5 % of a
 retrain; on the tiny tasks here (30-60 recipe epochs) the same 10 epochs are
 a larger share: lower ``epochs`` to keep the ratio. Batches use the task
@@ -54,6 +55,7 @@ class FineTune(PostHocMethod):
             epochs=self.params["epochs"],
             optimizer=build_optimizer(step.model, task, self.params),
         )
+        step.work += stats.sample_epochs
         return finish_step(step, retain_passes=stats.sample_epochs, forget_passes=0)
 
 

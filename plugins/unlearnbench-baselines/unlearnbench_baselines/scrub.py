@@ -47,13 +47,26 @@ PARAMS = (
     *optimizer_params(
         lr=5e-4, epochs=10, optimizer="adam", momentum=0.9, weight_decay=0.1, source=SOURCE
     ),
-    Param("max_steps", 3, f"epochs (from the first) that begin with a forget max pass ({SOURCE})"),
-    Param("temperature", 2.0, f"distillation temperature kd_T ({SOURCE})"),
-    Param("gamma", 1.0, f"weight of cross-entropy in the retain min pass ({SOURCE})"),
-    Param("alpha", 0.5, f"weight of KL to the teacher in the retain min pass ({SOURCE})"),
-    Param("lr_decay_epochs", [5, 8, 9], f"epochs after which the lr decays ({SOURCE})"),
-    Param("lr_decay_rate", 0.1, f"lr decay factor ({SOURCE})"),
-    Param("forget_batch_size", 64, f"batch size of the forget max pass ({SOURCE})"),
+    Param(
+        "max_steps",
+        3,
+        f"epochs (from the first) that begin with a forget max pass ({SOURCE})",
+        minimum=0,
+    ),
+    Param(
+        "temperature",
+        2.0,
+        f"distillation temperature kd_T ({SOURCE})",
+        minimum=0.0,
+        exclusive_minimum=True,
+    ),
+    Param("gamma", 1.0, f"weight of cross-entropy in the retain min pass ({SOURCE})", minimum=0.0),
+    Param(
+        "alpha", 0.5, f"weight of KL to the teacher in the retain min pass ({SOURCE})", minimum=0.0
+    ),
+    Param("lr_decay_epochs", [5, 8, 9], f"epochs after which the lr decays ({SOURCE})", minimum=0),
+    Param("lr_decay_rate", 0.1, f"lr decay factor ({SOURCE})", minimum=0.0, exclusive_minimum=True),
+    Param("forget_batch_size", 64, f"batch size of the forget max pass ({SOURCE})", minimum=1),
 )
 
 
@@ -67,13 +80,11 @@ def distill_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float)
 class Scrub(PostHocMethod):
     name = NAME
 
-    def check(self, params: Mapping[str, Any]) -> None:
-        if params["temperature"] <= 0:
-            raise ValueError(f"{NAME}: temperature must be > 0, got {params['temperature']}")
-        if params["forget_batch_size"] < 1:
-            raise ValueError(f"{NAME}: forget_batch_size must be >= 1")
-        if not all(isinstance(e, int) for e in params["lr_decay_epochs"]):
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        # a list Param declares no item type: the one check the host cannot make
+        if not all(type(e) is int for e in params["lr_decay_epochs"]):
             raise ValueError(f"{NAME}: lr_decay_epochs must be a list of integers")
+        super().__init__(params)
 
     def edit(self, step: UnlearnStep, task: Task) -> Unlearned:
         p, x, y = self.params, task.x, task.y

@@ -36,12 +36,23 @@ Choices where the papers leave room (each exposed as a parameter):
 - Aggregation: ``"vote"`` (majority vote, ties to the lowest class, as in the
   paper's main results) or ``"mean"`` (mean of posteriors). The returned model
   outputs the log of the aggregated posteriors (vote shares), floored at
-  1e-8, so argmax is the aggregate label.
+  1e-8, so argmax is the aggregate label: accuracy and consistency use it.
+  Membership attacks read ``posteriors(x)`` instead, the mean of the shard
+  models' softmax whatever the aggregation: vote shares are not posteriors
+  (a shadow attack trained on one model's softmax would read a unanimous
+  vote, 1.0, as extreme confidence).
 - Shards left with no point are dropped from the vote.
 - ``stacked``: train the shards that share a slice step together with
   torch.func (``"auto"``: on a GPU, or on CPU for MLPs; see
   :mod:`unlearnbench.builtin.methods.stacked` for how it matches one-by-one
   training up to floating-point order).
+
+Naive retraining under SISA's procedure (``naive``): every shard retrained
+from its initialisation over all its slices without the forget points, no
+checkpoint reused. SISA's unlearning is exact under its procedure, so with
+one-by-one training its model equals this one bit for bit (stacked training
+groups shards differently in the two runs, so there they agree up to
+floating-point order).
 
 Costs: ``shards_retrained``, ``slices_retrained`` (slice steps retrained),
 ``retrain_sample_epochs``, ``storage_bytes`` (S·R checkpoints),
@@ -51,6 +62,7 @@ Costs: ``shards_retrained``, ``slices_retrained`` (slice steps retrained),
 from __future__ import annotations
 
 import copy
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -75,9 +87,14 @@ PROBABILITY_FLOOR = 1e-8
 StateDict = dict[str, torch.Tensor]
 
 PARAMS = (
-    Param("shards", 5, "number of shards S (one model each)"),
-    Param("slices", 5, "number of slices R per shard (one checkpoint each)"),
-    Param("epochs", 0, "epochs E over a whole shard, spread over slice steps; 0 = recipe's"),
+    Param("shards", 5, "number of shards S (one model each)", minimum=1),
+    Param("slices", 5, "number of slices R per shard (one checkpoint each)", minimum=1),
+    Param(
+        "epochs",
+        0,
+        "epochs E over a whole shard, spread over slice steps; 0 = recipe's",
+        minimum=0,
+    ),
     Param(
         "aggregation",
         "vote",
@@ -101,7 +118,7 @@ PARAMS = (
 
 @dataclass(frozen=True)
 class SisaConfig:
-    """The method's parameters (see :data:`PARAMS`), checked on creation."""
+    """The method's parameters (see :data:`PARAMS`; the host checks their ranges)."""
 
     shards: int = 5
     slices: int = 5
@@ -109,13 +126,6 @@ class SisaConfig:
     aggregation: str = "vote"
     stacked: str = "auto"
     partition: str = "shared"
-
-    def __post_init__(self) -> None:
-        for name in ("shards", "slices"):
-            if getattr(self, name) < 1:
-                raise ParamError(f"{name}: must be >= 1, got {getattr(self, name)}")
-        if self.epochs < 0:
-            raise ParamError(f"epochs: must be >= 0 (0 = the recipe's), got {self.epochs}")
 
 
 def slice_epochs(epochs: int, slices: int) -> list[int]:
@@ -194,6 +204,14 @@ class ShardEnsemble(nn.Module):
             else:
                 total += torch.softmax(logits, dim=1)
         return (total / len(self.members)).clamp_min(self.floor).log()
+
+    def posteriors(self, x: torch.Tensor) -> torch.Tensor:
+        """The mean of the members' softmax posteriors, whatever the aggregation:
+        what membership attacks read (:func:`unlearnbench.training.predict_proba`)."""
+        total = torch.zeros(x.shape[0], self.num_classes, device=x.device)
+        for member in self.members:
+            total += torch.softmax(member(x), dim=1)
+        return total / len(self.members)
 
 
 @dataclass
@@ -277,6 +295,7 @@ def train_shards(
                 epochs=schedule[step],
             )
             sample_epochs += sum(counts)
+            ctx.add_work(sum(counts))  # ctx.train counts itself; this loop does not
         else:
             for s in active:
                 stats = ctx.train(
@@ -333,14 +352,7 @@ class Sisa:
                 "sample_epochs": sample_epochs,
             }
 
-        params = {
-            "shards": config.shards,
-            "slices": config.slices,
-            "epochs": config.epochs or task.recipe.epochs,
-            "partition": config.partition,
-            "stacked": stacked,
-        }
-        value = ctx.cached("sisa", params, build)
+        value = ctx.cached("sisa", self.procedure(task, stacked), build)
         checkpoints = [list(c) for c in value["checkpoints"]]
         template = task.new_model(init_label(config, 0))
         models = []
@@ -399,6 +411,49 @@ class Sisa:
             "prediction_cost": float(len(ensemble.members)),
         }
         return Unlearned(model=ensemble, state=new_state, costs=costs)
+
+    def procedure(self, task: Task, stacked: bool) -> dict[str, Any]:
+        """What SISA's training depends on (the cache key of ``fit`` and ``naive``):
+        not ``aggregation``, which only combines the trained models."""
+        config = self.config
+        return {
+            "shards": config.shards,
+            "slices": config.slices,
+            "epochs": config.epochs or task.recipe.epochs,
+            "partition": config.partition,
+            "stacked": stacked,
+        }
+
+    def naive(
+        self, state: SisaState, forget: torch.Tensor, task: Task, ctx: MethodContext
+    ) -> Unlearned:
+        """Exact retraining under SISA's procedure: every shard trained from its
+        initialisation over all its slices without ``forget`` (and whatever
+        ``state`` has deleted), no checkpoint reused; ``state`` is not changed."""
+        config = self.config
+        removed = torch.unique(torch.cat([state.deleted, forget.to(task.device)]))
+        key = {
+            **self.procedure(task, state.stacked),
+            "without": hashlib.sha256(removed.cpu().numpy().tobytes()).hexdigest(),
+        }
+
+        def build() -> dict[str, Any]:
+            models = {s: task.new_model(init_label(config, s)) for s in range(config.shards)}
+            start = dict.fromkeys(range(config.shards), 0)
+            ckpts, _, _ = train_shards(
+                task, ctx, config, state.layout, models, start, removed, stacked=state.stacked
+            )
+            return {"weights": [ckpts[s][-1] for s in range(config.shards)]}
+
+        weights = ctx.cached("sisa-naive", key, build)["weights"]
+        models = []
+        for s, shard_weights in enumerate(weights):
+            model = copy.deepcopy(state.models[s])
+            model.load_state_dict(shard_weights)
+            models.append(model.eval())
+        naive_state = replace(state, models=models, deleted=removed)
+        ensemble = self.ensemble(naive_state, task)
+        return Unlearned(model=ensemble, costs={"prediction_cost": float(len(ensemble.members))})
 
     def ensemble(self, state: SisaState, task: Task) -> ShardEnsemble:
         """The aggregate of the latest shard models, leaving out emptied shards."""
