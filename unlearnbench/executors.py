@@ -21,10 +21,10 @@ system, and a kill at any moment loses at most the cells still running.
   interrupted in the worker (``SIGALRM``, the worker stays warm); a worker that
   does not answer within a grace period is killed and replaced, the cell is
   recorded as ``timeout`` and the rest of its task is re-queued. A task's
-  shared set-up past its own limit (:func:`unlearnbench.runner.setup_limit`)
-  is handled the same way, except that all the task's cells are recorded as
-  ``timeout`` (the set-up would run as long again). A worker that
-  dies (segfault, OOM kill) fails its current cell the same way. Workers exit
+  shared set-up past its own limit (``Runner.setup_timeout``) is handled the
+  same way, except that all the task's cells are recorded as ``timeout`` (the
+  set-up would run as long again). A worker that dies (segfault, OOM kill)
+  fails its current cell the same way. Workers exit
   on their own when the parent dies (a watchdog thread), so ``kill -9`` of a
   run leaves no orphans.
 - ``ray``: one Ray task per work unit (``num_cpus``, and ``num_gpus`` that may
@@ -76,7 +76,6 @@ from unlearnbench.runner import (
     TaskContext,
     Work,
     pending_work,
-    setup_limit,
     setup_timeout_message,
     time_limit,
 )
@@ -145,6 +144,7 @@ class WorkerConfig:
     cell_timeout: float | None
     executor: str
     worker: int = 0
+    setup_timeout: float | None = None
 
 
 def make_worker_runner(config: WorkerConfig) -> Runner:
@@ -156,6 +156,7 @@ def make_worker_runner(config: WorkerConfig) -> Runner:
         ArtifactCache(config.cache_root),
         torch.device(config.device),
         cell_timeout=config.cell_timeout,
+        setup_timeout=config.setup_timeout,
         provenance_extra={"executor": config.executor, "worker": config.worker},
     )
 
@@ -356,6 +357,7 @@ class ProcessExecutor:
             device=self.devices[index],
             threads=self.threads,
             cell_timeout=self.runner.cell_timeout,
+            setup_timeout=self.runner.setup_timeout,
             executor=self.name,
             worker=index,
         )
@@ -401,7 +403,7 @@ class ProcessExecutor:
 
     def _setup_late(self, worker: _Worker, now: float) -> bool:
         """Whether the worker's task set-up ran past its limit and the grace period."""
-        limit = setup_limit(self.runner.cell_timeout)
+        limit = self.runner.setup_timeout
         return (
             limit is not None
             and worker.setup_started is not None
@@ -442,7 +444,7 @@ class ProcessExecutor:
         worker.process.kill()
         worker.process.join(5)
         code = worker.process.exitcode
-        setup = setup_limit(self.runner.cell_timeout)
+        setup = self.runner.setup_timeout
         if late and worker.setup_started is not None and worker.task is not None and setup:
             how = " and did not stop; its worker process was killed and replaced"
             for cell in worker.remaining:  # a retry would run as long: not re-queued
@@ -537,7 +539,7 @@ def _ray_original(
     """
     runner = _ray_runner(config)
     try:
-        with time_limit(setup_limit(config.cell_timeout), SETUP_LIMIT):
+        with time_limit(config.setup_timeout, SETUP_LIMIT):
             ctx = TaskContext(runner.build_task(task_plan), runner.cache)
             ctx.original()
     except CellTimeout:
@@ -625,6 +627,7 @@ class RayExecutor:
             device="cuda" if cuda and gpus > 0 else "cpu",  # Ray sets CUDA_VISIBLE_DEVICES
             threads=max(1, int(self.cpus_per_task)),
             cell_timeout=self.runner.cell_timeout,
+            setup_timeout=self.runner.setup_timeout,
             executor=self.name,
         )
         options = {"num_cpus": self.cpus_per_task, "num_gpus": gpus, "max_retries": 0}

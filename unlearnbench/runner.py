@@ -20,11 +20,13 @@ main thread of a POSIX process; elsewhere the limit is not enforced here (the
 processes executor also kills a worker that does not come back).
 
 The task's shared set-up (loading the data set, training the original and the
-reference) is limited too, to ``SETUP_LIMIT_FACTOR`` times the per-cell limit:
-it trains two models where a cell trains at most about one. If it runs past
-that, every pending cell of the task is recorded as ``timeout`` with a message
-saying the shared set-up ran past its limit. (Shadow models and other
-artifacts built lazily inside a cell count against that cell's limit.)
+reference) is limited too, to ``SETUP_LIMIT_FACTOR`` times the per-cell limit
+(it trains two models where a cell trains at most about one), but never to
+less than ``SETUP_LIMIT_MIN_S`` (it also pays one-off costs a cell does not: a
+fresh worker's first training, loading the data). If it runs past that, every
+pending cell of the task is recorded as ``timeout`` with a message saying the
+shared set-up ran past its limit. (Shadow models and other artifacts built
+lazily inside a cell count against that cell's limit.)
 """
 
 from __future__ import annotations
@@ -157,21 +159,24 @@ class CellTimeout(BaseException):
 
 
 SETUP_LIMIT_FACTOR = 2.0  # a task's shared set-up may take this many times --cell-timeout
+SETUP_LIMIT_MIN_S = 60.0  # ... and at least this long
 CELL_LIMIT = "the per-cell time limit"
 SETUP_LIMIT = "its time limit"
 
 
 def setup_limit(cell_timeout: float | None) -> float | None:
     """The time limit of a task's shared set-up for a per-cell limit (``None``: none)."""
-    return None if cell_timeout is None else SETUP_LIMIT_FACTOR * cell_timeout
+    if cell_timeout is None:
+        return None
+    return max(SETUP_LIMIT_FACTOR * cell_timeout, SETUP_LIMIT_MIN_S)
 
 
 def setup_timeout_message(seconds: float, how: str = "") -> str:
     """Why a task's cells were recorded ``timeout`` when its shared set-up ran too long."""
     return (
         f"the task's shared set-up (data set, original and reference models) ran past its "
-        f"time limit of {seconds:g} s ({SETUP_LIMIT_FACTOR:g} x --cell-timeout){how}; "
-        "this cell never ran"
+        f"time limit of {seconds:g} s ({SETUP_LIMIT_FACTOR:g} x --cell-timeout, at least "
+        f"{SETUP_LIMIT_MIN_S:g} s){how}; this cell never ran"
     )
 
 
@@ -256,9 +261,9 @@ class Runner:
 
     ``store`` may be ``None`` in a worker that only computes: it calls
     :meth:`run_task` and sends the records elsewhere. ``cell_timeout`` (seconds)
-    limits each cell (method + evaluators), and :func:`setup_limit` of it the
-    task's shared set-up. ``provenance_extra`` is merged into every cell's
-    provenance (the executor, the worker).
+    limits each cell (method + evaluators); ``setup_timeout`` the task's shared
+    set-up (default: :func:`setup_limit` of ``cell_timeout``). ``provenance_extra``
+    is merged into every cell's provenance (the executor, the worker).
     """
 
     def __init__(
@@ -268,12 +273,14 @@ class Runner:
         device: torch.device,
         *,
         cell_timeout: float | None = None,
+        setup_timeout: float | None = None,
         provenance_extra: Mapping[str, Any] | None = None,
     ) -> None:
         self.registry = registry
         self.cache = cache
         self.device = device
         self.cell_timeout = cell_timeout
+        self.setup_timeout = setup_timeout if setup_timeout else setup_limit(cell_timeout)
         self._datasets: dict[str, DatasetArrays] = {}
         self._provenance = {
             **provenance(device),
@@ -345,7 +352,7 @@ class Runner:
 
         (A cell whose task's set-up failed is only recorded, never started.)
         """
-        limit = setup_limit(self.cell_timeout)
+        limit = self.setup_timeout
         try:
             with time_limit(limit, SETUP_LIMIT):
                 task, ctx, original, reference = self._set_up(plan)
