@@ -11,6 +11,7 @@ import json
 import os
 import pickle
 import random
+import re
 import signal
 import sqlite3
 import subprocess
@@ -204,6 +205,12 @@ def test_two_runs_on_one_folder_at_once(tmp_path) -> None:
     assert [p.returncode for p in procs] == [0, 0], errors
     assert_complete(out)
     assert not list((out / "cache").rglob("*.tmp"))  # no half-written artifact left behind
+    assert not list(out.rglob("*.lock"))
+    # the runs shared the work: each cell was computed by one of them, the other skipped it
+    done = [re.search(r"(\d+) cells done, (\d+) already done", e) for e in errors]
+    assert all(done), errors
+    assert sum(int(m.group(1)) for m in done if m) == CELLS
+    assert all(int(m.group(1)) + int(m.group(2)) == CELLS for m in done if m)
 
 
 class Evil:
@@ -398,3 +405,251 @@ def test_atomic_writes_get_the_usual_file_mode(tmp_path) -> None:
     mask = os.umask(0)
     os.umask(mask)
     assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
+
+
+# ------------------------------------------------ artifacts that are not what they say
+
+TIMING = ("seconds", "speedup", "speed_up", "time")
+
+
+def quality_metrics(out: Path) -> dict[tuple[str, str], float | None]:
+    """(cell, metric) -> value for every metric that is not a timing."""
+    with sqlite3.connect(out / "results.sqlite") as conn:
+        rows = conn.execute("SELECT cell_id, name, value FROM metrics").fetchall()
+    return {(c, n): v for c, n, v in rows if not any(t in n for t in TIMING)}
+
+
+def run_again_from_scratch(suite: Path, out: Path) -> None:
+    """Drop the results (not the cache) and run the suite again; it must succeed."""
+    for path in out.glob("results.sqlite*"):
+        path.unlink()
+    assert main(["run", str(suite), "--out", str(out), "--no-progress", "--device", "cpu"]) == 0
+
+
+def artifacts(out: Path, name: str) -> list[Path]:
+    """The cached artifacts of one kind (``original``, ``reference``), by their descriptions."""
+    found = []
+    for description in sorted((out / "cache").rglob("*.json")):
+        if json.loads(description.read_text())["artifact"] == name:
+            found.append(description.with_suffix(".pt"))
+    return found
+
+
+def plant(source: Path, target: Path) -> None:
+    """Put ``source``'s bytes at ``target`` with a checksum rewritten to match."""
+    data = source.read_bytes()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    target.with_suffix(".sha256").write_text(hashlib.sha256(data).hexdigest())
+
+
+def test_another_seeds_model_in_an_artifacts_place_is_rebuilt(tmp_path, caplog) -> None:
+    text = one_seed(SUITE).replace("seeds = [0]", "seeds = [0, 1]")
+    suite, out = suite_file(tmp_path, text), tmp_path / "out"
+    assert main(["run", str(suite), "--out", str(out), "--no-progress", "--device", "cpu"]) == 0
+    clean = quality_metrics(out)
+    first, second = artifacts(out, "original")  # one per seed
+    first_bytes = first.read_bytes()
+    plant(second, first)  # each seed's original now holds the other seed's model
+    second.write_bytes(first_bytes)
+    second.with_suffix(".sha256").write_text(hashlib.sha256(first_bytes).hexdigest())
+    run_again_from_scratch(suite, out)
+    assert quality_metrics(out) == clean
+    assert "is not what its name says" in caplog.text
+
+
+def test_a_different_artifact_in_the_originals_place_is_rebuilt(tmp_path) -> None:
+    """A reference run (or a SISA ensemble) copied over the original: rebuilt, not a KeyError."""
+    suite, out = suite_file(tmp_path, one_seed(SUITE)), tmp_path / "out"
+    assert main(["run", str(suite), "--out", str(out), "--no-progress", "--device", "cpu"]) == 0
+    clean = quality_metrics(out)
+    [original], [reference] = artifacts(out, "original"), artifacts(out, "reference")
+    plant(reference, original)
+    run_again_from_scratch(suite, out)
+    assert quality_metrics(out) == clean
+
+
+def test_a_stale_artifact_lacking_a_key_is_rebuilt_not_a_lasting_failure(tmp_path) -> None:
+    """Code that now reads a key an older build did not store: rebuilt within the run."""
+    suite, out = suite_file(tmp_path, one_seed(SUITE)), tmp_path / "out"
+    assert main(["run", str(suite), "--out", str(out), "--no-progress", "--device", "cpu"]) == 0
+    clean = quality_metrics(out)
+    [original] = artifacts(out, "original")
+    parts = json.loads(original.with_suffix(".json").read_text())
+    ArtifactCache(out / "cache").save(original.stem, {"seconds": 1.0}, parts)  # no state_dict
+    run_again_from_scratch(suite, out)
+    assert quality_metrics(out) == clean
+
+
+def test_the_cache_checks_each_artifacts_description(tmp_path) -> None:
+    from unlearnbench.cache import StaleArtifactError
+
+    cache = ArtifactCache(tmp_path)
+    asked, other = {"artifact": "original", "seed": 0}, {"artifact": "sisa", "seed": 0}
+    cache.get_or_build(other, lambda: {"shards": torch.zeros(2)})
+    plant(cache.path(content_key(other)), cache.path(content_key(asked)))
+    fresh = ArtifactCache(tmp_path)
+    assert fresh.load(content_key(asked)) is None  # checksum fine, description wrong
+    value = fresh.get_or_build(asked, lambda: {"state_dict": torch.ones(1)})
+    assert fresh.builds == 1 and torch.equal(value["state_dict"], torch.ones(1))
+    # a value whose description is right but which lacks a key the caller reads
+    stale = {"artifact": "original", "seed": 1}
+    cache.save(content_key(stale), {"seconds": 0.0}, stale)
+    loaded = ArtifactCache(tmp_path).get_or_build(stale, lambda: {"state_dict": torch.ones(1)})
+    with pytest.raises(StaleArtifactError):
+        loaded["state_dict"]
+    again = ArtifactCache(tmp_path)
+    assert "state_dict" in again.get_or_build(stale, lambda: {"state_dict": torch.ones(1)})
+    assert again.builds == 1
+
+
+# ------------------------------------------------ the task's shared set-up is timed
+
+
+def test_the_set_up_limit_is_twice_the_cell_limit_and_at_least_a_minute() -> None:
+    from unlearnbench.runner import Runner, setup_limit
+
+    assert setup_limit(None) is None
+    assert setup_limit(1.0) == 60.0 and setup_limit(100.0) == 200.0
+    runner = Runner(None, None, torch.device("cpu"), cell_timeout=100.0)  # type: ignore[arg-type]
+    assert runner.setup_timeout == 200.0
+
+
+def test_a_set_up_past_its_limit_times_out_the_tasks_cells(tmp_path, capsys, monkeypatch) -> None:
+    """``epochs = 1000000000`` passes the suite check; its set-up must still end."""
+    import unlearnbench.runner
+
+    monkeypatch.setattr(unlearnbench.runner, "SETUP_LIMIT_MIN_S", 0.0)  # 2 x 0.5 s
+    text = one_seed(SUITE).replace("epochs = 4", "epochs = 1000000000")
+    out = tmp_path / "out"
+    start = time.monotonic()
+    suite = suite_file(tmp_path, text)
+    code = main(
+        ["run", str(suite), "--out", str(out), "--no-progress", "--cell-timeout", "0.5"]
+    )
+    assert time.monotonic() - start < 30
+    assert code == EXIT_FAILED_CELLS
+    assert "2 timed out" in capsys.readouterr().err
+    with sqlite3.connect(out / "results.sqlite") as conn:
+        rows = conn.execute("SELECT status, error FROM cells").fetchall()
+    assert len(rows) == 2
+    for status, error in rows:
+        assert status == "timeout"
+        assert "shared set-up" in error and "time limit of 1 s" in error
+
+
+@pytest.mark.slow
+def test_a_stuck_set_up_loses_its_worker_on_the_processes_executor(tmp_path) -> None:
+    """A reference run stuck in C (deaf to SIGALRM): only killing the worker stops it."""
+    from unlearnbench.executors import ProcessExecutor, RegistryFactory, run_plan
+    from unlearnbench.plan import build_plan
+    from unlearnbench.plugins import load_registry
+    from unlearnbench.runner import Runner, TaskContext
+    from unlearnbench.store import ResultStore
+    from unlearnbench.suite import load_suite
+
+    text = one_seed(SUITE).replace(
+        'reference = "retrain"',
+        'reference = { name = "sleepy", params = { seconds = 120.0, deaf = true } }',
+    )
+    registry, _ = load_registry(load_entry_points=False, extra_plugins=[ExecutorTestPlugin()])
+    plan = build_plan(load_suite(suite_file(tmp_path, text)), registry)
+    factory = RegistryFactory(
+        load_entry_points=False,
+        extra_plugins=("tests.plugins.executor_plugins:ExecutorTestPlugin",),
+    )
+    cache = ArtifactCache(tmp_path / "cache")
+    runner = Runner(registry, cache, torch.device("cpu"), cell_timeout=1.0, setup_timeout=2.0)
+    # the original is trained here, so that the worker's set-up is stuck at once
+    # (training it there could itself run past the limit, and be stopped in-process)
+    TaskContext(runner.build_task(plan.tasks[0]), cache).original()
+    executor = ProcessExecutor(runner, factory, str(cache.root), workers=1)
+    executor.kill_grace = 0.5
+    start = time.monotonic()
+    with ResultStore(tmp_path / "results.sqlite") as store:
+        summary = run_plan(executor, plan, store, progress=False)
+        rows = [(c["status"], c["error"]) for c in store.cells()]
+    assert time.monotonic() - start < 60
+    assert summary.timeout == 2 and summary.ok == 0 and len(rows) == 2
+    for status, error in rows:
+        assert status == "timeout" and "shared set-up" in error and "killed" in error
+
+
+# ------------------------------------------------ locks, temporaries, shared folders
+
+
+def test_a_file_lock_stays_exclusive_while_its_file_is_removed(tmp_path) -> None:
+    """Holders remove the lock file on release; waiters must never both hold it."""
+    from unlearnbench.cache import FileLock
+
+    counter = tmp_path / "counter"
+    counter.write_text("0")
+    inside = []
+
+    def work() -> None:
+        for _ in range(40):
+            with FileLock(tmp_path / "x.lock"):
+                inside.append(1)
+                assert len(inside) == 1, "two holders at once"
+                value = int(counter.read_text())
+                time.sleep(0.0005)
+                counter.write_text(str(value + 1))
+                inside.pop()
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert counter.read_text() == "160"
+    assert not (tmp_path / "x.lock").exists()
+    held = FileLock(tmp_path / "y.lock")
+    assert held.acquire(blocking=False)
+    assert not FileLock(tmp_path / "y.lock").acquire(blocking=False)
+    held.release()
+
+
+def test_opening_a_cache_removes_stale_temporaries_and_unheld_locks(tmp_path) -> None:
+    from unlearnbench.cache import FileLock
+
+    cache = ArtifactCache(tmp_path)
+    cache.get_or_build({"artifact": "a"}, lambda: {"v": torch.ones(1)})
+    folder = cache.path(content_key({"artifact": "a"})).parent
+    assert not list(tmp_path.rglob("*.lock")) and not list(tmp_path.rglob("*.tmp"))
+    stale, fresh = folder / ".k.pt.abc.tmp", folder / ".k.pt.def.tmp"
+    stale.write_bytes(b"half")
+    fresh.write_bytes(b"being written")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    dead = folder / "dead.lock"  # left by a process killed while building
+    dead.touch()
+    live = FileLock(folder / "live.lock")
+    assert live.acquire()
+    ArtifactCache(tmp_path)
+    assert not stale.exists() and fresh.exists()  # a live writer's file is kept
+    assert not dead.exists() and live.path.exists()  # so is a held lock
+    live.release()
+
+
+def test_two_runs_on_one_folder_compute_each_cell_once(tmp_path, with_test_plugin) -> None:
+    from tests.plugins import executor_plugins
+
+    text = one_seed(SUITE).replace(
+        '[[methods]]\nname = "original"',
+        '[[methods]]\nname = "counting"\nparams = { seconds = 1.0 }',
+    ) + '\n[[requests]]\nkind = "class"\nlabel = 5\n'
+    suite, out = suite_file(tmp_path, text), tmp_path / "out"
+    executor_plugins.COUNTED.clear()
+    codes: list[int] = []
+    argv = ["run", str(suite), "--out", str(out), "--no-progress", "--device", "cpu"]
+    threads = [threading.Thread(target=lambda: codes.append(main(argv))) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert codes == [0, 0]
+    assert sorted(executor_plugins.COUNTED) == ["class:5", "random:12"]  # once per task
+    with sqlite3.connect(out / "results.sqlite") as conn:
+        statuses = [s for (s,) in conn.execute("SELECT status FROM cells")]
+    assert statuses == ["ok"] * 4
+    assert not list(out.rglob("*.lock")) and not list(out.rglob("*.tmp"))
+    assert not (out / ".locks").exists()

@@ -20,8 +20,11 @@ system, and a kill at any moment loses at most the cells still running.
   one worker per GPU on a multi-GPU machine. A cell past its limit is first
   interrupted in the worker (``SIGALRM``, the worker stays warm); a worker that
   does not answer within a grace period is killed and replaced, the cell is
-  recorded as ``timeout`` and the rest of its task is re-queued. A worker that
-  dies (segfault, OOM kill) fails its current cell the same way. Workers exit
+  recorded as ``timeout`` and the rest of its task is re-queued. A task's
+  shared set-up past its own limit (``Runner.setup_timeout``) is handled the
+  same way, except that all the task's cells are recorded as ``timeout`` (the
+  set-up would run as long again). A worker that dies (segfault, OOM kill)
+  fails its current cell the same way. Workers exit
   on their own when the parent dies (a watchdog thread), so ``kill -9`` of a
   run leaves no orphans.
 - ``ray``: one Ray task per work unit (``num_cpus``, and ``num_gpus`` that may
@@ -34,6 +37,12 @@ system, and a kill at any moment loses at most the cells still running.
 
 Workers build their own registry with a picklable ``registry_factory`` (the
 runner imports no plugin machinery; the CLI passes :class:`RegistryFactory`).
+
+Two runs pointed at one results folder share the work instead of both doing
+it: :func:`run_plan` claims each task with a lock file in ``<out>/.locks``
+(held by the parent, the writer, until the task's records are committed), so
+the other run waits for that task, re-reads the store and skips its finished
+cells. A run that dies drops its claims with its process.
 """
 
 from __future__ import annotations
@@ -46,25 +55,39 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 from tqdm import tqdm
 
-from unlearnbench.cache import ArtifactCache, content_key
+from unlearnbench.cache import ArtifactCache, FileLock, content_key, remove_stale_temporaries
 from unlearnbench.plan import CellPlan, Plan, TaskPlan
 from unlearnbench.registry import Registry
-from unlearnbench.runner import Runner, RunSummary, TaskContext, Work, pending_work
+from unlearnbench.runner import (
+    SETUP_LIMIT,
+    CellTimeout,
+    Runner,
+    RunSummary,
+    TaskContext,
+    Work,
+    pending_work,
+    setup_timeout_message,
+    time_limit,
+)
 from unlearnbench.store import CellRecord, ResultStore
 
 log = logging.getLogger(__name__)
 
 EXECUTORS = ("local", "processes", "ray")
 HARD_KILL_GRACE_S = 10.0  # after the in-worker limit, how long before the worker is killed
+LOCKS_DIR = ".locks"  # in the results folder: which run is doing which task
+CLAIM_BATCH = 256  # tasks claimed (lock files held open) at a time
+CLAIM_POLL_S = 0.5  # how often to look for tasks another run has finished with
 
 
 class ExecutorError(RuntimeError):
@@ -121,6 +144,7 @@ class WorkerConfig:
     cell_timeout: float | None
     executor: str
     worker: int = 0
+    setup_timeout: float | None = None
 
 
 def make_worker_runner(config: WorkerConfig) -> Runner:
@@ -132,6 +156,7 @@ def make_worker_runner(config: WorkerConfig) -> Runner:
         ArtifactCache(config.cache_root),
         torch.device(config.device),
         cell_timeout=config.cell_timeout,
+        setup_timeout=config.setup_timeout,
         provenance_extra={"executor": config.executor, "worker": config.worker},
     )
 
@@ -146,11 +171,17 @@ class Executor(Protocol):
 def run_plan(
     executor: Executor, plan: Plan, store: ResultStore, *, progress: bool = True
 ) -> RunSummary:
-    """Run a plan's pending cells with ``executor``; the store is written here only."""
+    """Run a plan's pending cells with ``executor``; the store is written here only.
+
+    Tasks are claimed before they run (see :func:`claimed_work`), so another
+    run on the same folder never computes a cell this one is computing.
+    """
     summary = RunSummary()
     work, summary.skipped = pending_work(plan, store.finished())
     total = sum(len(cells) for _, cells in work)
     bar = tqdm(total=total, disable=not progress, unit="cell", dynamic_ncols=True)
+    folder = store.path.parent
+    remove_stale_temporaries(folder)
 
     def sink(record: CellRecord) -> None:
         if store.write(record):
@@ -160,11 +191,73 @@ def run_plan(
         bar.update(1)
         bar.set_postfix_str(f"{record.method} ({record.status})")
 
+    def skip(count: int) -> None:  # cells another run finished while we waited for them
+        summary.skipped += count
+        bar.update(count)
+
+    batches = claimed_work(work, store.finished, folder / LOCKS_DIR, skip)
     try:
-        executor.execute(work, sink)
+        for units in batches:
+            executor.execute(units, sink)
     finally:
+        batches.close()  # releases the last batch's claims now, not at garbage collection
         bar.close()
+        with contextlib.suppress(OSError):  # only when empty: another run may be using it
+            (folder / LOCKS_DIR).rmdir()
     return summary
+
+
+def claimed_work(
+    work: Work,
+    finished: Callable[[], set[str]],
+    locks: Path,
+    skip: Callable[[int], None],
+) -> Generator[Work, None, None]:
+    """Yield batches of ``work`` whose tasks this run holds the lock of, until none is left.
+
+    A task whose lock another run holds is put aside and tried again later;
+    once its lock is ours, its cells that are now ``ok`` in the store are
+    dropped (``skip`` counts them). A batch's locks are held until the caller
+    asks for the next batch, that is until its records are written, and their
+    files are removed then. At most ``CLAIM_BATCH`` locks are held at a time.
+    """
+    waiting: deque[tuple[TaskPlan, list[CellPlan]]] = deque(work)
+    told = False
+    while waiting:
+        held: list[tuple[TaskPlan, list[CellPlan], FileLock]] = []
+        for _ in range(len(waiting)):
+            if len(held) >= CLAIM_BATCH:
+                break
+            task, cells = waiting.popleft()
+            lock = FileLock(locks / f"{task.key}.lock")
+            if lock.acquire(blocking=False):
+                held.append((task, cells, lock))
+            else:
+                waiting.append((task, cells))
+        if not held:
+            if not told:
+                log.warning(
+                    "another run is computing %d task(s) of this suite in this folder; "
+                    "waiting for it to finish them",
+                    len(waiting),
+                )
+                told = True
+            time.sleep(CLAIM_POLL_S)
+            continue
+        try:
+            done = finished()
+            units: Work = []
+            for task, cells, _ in held:
+                pending = [c for c in cells if c.cell_id not in done]
+                if len(pending) < len(cells):
+                    skip(len(cells) - len(pending))
+                if pending:
+                    units.append((task, pending))
+            if units:
+                yield units
+        finally:
+            for _, _, lock in held:
+                lock.release()
 
 
 @dataclass
@@ -230,6 +323,7 @@ class _Worker:
     remaining: list[CellPlan] = field(default_factory=list)
     current: str | None = None
     started: float = 0.0
+    setup_started: float | None = None  # while the task's shared set-up runs
 
 
 @dataclass
@@ -263,6 +357,7 @@ class ProcessExecutor:
             device=self.devices[index],
             threads=self.threads,
             cell_timeout=self.runner.cell_timeout,
+            setup_timeout=self.runner.setup_timeout,
             executor=self.name,
             worker=index,
         )
@@ -286,6 +381,7 @@ class ProcessExecutor:
                     if worker.ready and worker.task is None and queue:
                         worker.task, cells = queue.popleft()
                         worker.remaining = list(cells)
+                        worker.setup_started = time.monotonic()
                         worker.conn.send((worker.task, cells))
                 conns = {w.conn: w for w in pool}
                 for conn in wait(list(conns), timeout=0.25):
@@ -297,13 +393,22 @@ class ProcessExecutor:
                         limit is not None
                         and worker.current is not None
                         and now - worker.started > limit + self.kill_grace
-                    )
+                    ) or self._setup_late(worker, now)
                     if dead or late:
                         self._drain(worker, sink)
                         pool[i] = self._replace(worker, queue, sink, late)
         finally:
             for worker in pool:
                 self._stop(worker)
+
+    def _setup_late(self, worker: _Worker, now: float) -> bool:
+        """Whether the worker's task set-up ran past its limit and the grace period."""
+        limit = self.runner.setup_timeout
+        return (
+            limit is not None
+            and worker.setup_started is not None
+            and now - worker.setup_started > limit + self.kill_grace
+        )
 
     def _drain(self, worker: _Worker, sink: Callable[[CellRecord], None]) -> None:
         """Handle every message the worker has sent so far."""
@@ -314,12 +419,15 @@ class ProcessExecutor:
                     worker.ready = True
                 elif kind == "start":
                     worker.current, worker.started = payload, time.monotonic()
+                    worker.setup_started = None
                 elif kind == "record":
+                    worker.setup_started = None
                     sink(payload)
                     worker.remaining = [c for c in worker.remaining if c.cell_id != payload.cell_id]
                     worker.current = None
                 elif kind == "idle":
                     worker.task, worker.remaining, worker.current = None, [], None
+                    worker.setup_started = None
                 elif kind == "error":
                     raise ExecutorError(f"worker {worker.index} could not start:\n{payload}")
         except (EOFError, OSError):
@@ -336,7 +444,16 @@ class ProcessExecutor:
         worker.process.kill()
         worker.process.join(5)
         code = worker.process.exitcode
-        if worker.task is not None and worker.remaining:
+        setup = self.runner.setup_timeout
+        if late and worker.setup_started is not None and worker.task is not None and setup:
+            how = " and did not stop; its worker process was killed and replaced"
+            for cell in worker.remaining:  # a retry would run as long: not re-queued
+                sink(
+                    self.runner.record(
+                        worker.task, cell, "timeout", error=setup_timeout_message(setup, how)
+                    )
+                )
+        elif worker.task is not None and worker.remaining:
             task, remaining = worker.task, worker.remaining
             current = next((c for c in remaining if c.cell_id == worker.current), remaining[0])
             if late:
@@ -412,11 +529,21 @@ def _ray_runner(config: WorkerConfig) -> Runner:
     return _RAY_RUNNERS[config]
 
 
-def _ray_original(config: WorkerConfig, task_plan: TaskPlan) -> tuple[str, bytes, dict[str, Any]]:
-    """Build (or load) a training configuration's original model; return its artifact."""
+def _ray_original(
+    config: WorkerConfig, task_plan: TaskPlan
+) -> tuple[str, bytes, dict[str, Any]] | None:
+    """Build (or load) a training configuration's original model; return its artifact.
+
+    ``None`` if that ran past the set-up limit: each unit then tries within its
+    own set-up limit, and records its cells as ``timeout`` saying so.
+    """
     runner = _ray_runner(config)
-    ctx = TaskContext(runner.build_task(task_plan), runner.cache)
-    ctx.original()
+    try:
+        with time_limit(config.setup_timeout, SETUP_LIMIT):
+            ctx = TaskContext(runner.build_task(task_plan), runner.cache)
+            ctx.original()
+    except CellTimeout:
+        return None
     parts = ctx.artifact_parts("original", {})
     key = content_key(parts)
     data = runner.cache.read_verified(key)
@@ -500,6 +627,7 @@ class RayExecutor:
             device="cuda" if cuda and gpus > 0 else "cpu",  # Ray sets CUDA_VISIBLE_DEVICES
             threads=max(1, int(self.cpus_per_task)),
             cell_timeout=self.runner.cell_timeout,
+            setup_timeout=self.runner.setup_timeout,
             executor=self.name,
         )
         options = {"num_cpus": self.cpus_per_task, "num_gpus": gpus, "max_retries": 0}

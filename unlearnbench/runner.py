@@ -18,6 +18,15 @@ A per-cell time limit (``cell_timeout``) is enforced in-process with
 current torch operation) and recorded with status ``timeout``. That needs the
 main thread of a POSIX process; elsewhere the limit is not enforced here (the
 processes executor also kills a worker that does not come back).
+
+The task's shared set-up (loading the data set, training the original and the
+reference) is limited too, to ``SETUP_LIMIT_FACTOR`` times the per-cell limit
+(it trains two models where a cell trains at most about one), but never to
+less than ``SETUP_LIMIT_MIN_S`` (it also pays one-off costs a cell does not: a
+fresh worker's first training, loading the data). If it runs past that, every
+pending cell of the task is recorded as ``timeout`` with a message saying the
+shared set-up ran past its limit. (Shadow models and other artifacts built
+lazily inside a cell count against that cell's limit.)
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from unlearnbench.cache import ArtifactCache, content_key
+from unlearnbench.cache import ArtifactCache, StaleArtifactError, content_key
 from unlearnbench.plan import CellPlan, Component, Plan, TaskPlan
 from unlearnbench.provenance import provenance
 from unlearnbench.registry import Registry
@@ -178,12 +187,35 @@ class CellTimeout(BaseException):
     """
 
 
+SETUP_LIMIT_FACTOR = 2.0  # a task's shared set-up may take this many times --cell-timeout
+SETUP_LIMIT_MIN_S = 60.0  # ... and at least this long
+CELL_LIMIT = "the per-cell time limit"
+SETUP_LIMIT = "its time limit"
+
+
+def setup_limit(cell_timeout: float | None) -> float | None:
+    """The time limit of a task's shared set-up for a per-cell limit (``None``: none)."""
+    if cell_timeout is None:
+        return None
+    return max(SETUP_LIMIT_FACTOR * cell_timeout, SETUP_LIMIT_MIN_S)
+
+
+def setup_timeout_message(seconds: float, how: str = "") -> str:
+    """Why a task's cells were recorded ``timeout`` when its shared set-up ran too long."""
+    return (
+        f"the task's shared set-up (data set, original and reference models) ran past its "
+        f"time limit of {seconds:g} s ({SETUP_LIMIT_FACTOR:g} x --cell-timeout, at least "
+        f"{SETUP_LIMIT_MIN_S:g} s){how}; this cell never ran"
+    )
+
+
 @contextlib.contextmanager
-def time_limit(seconds: float | None) -> Iterator[None]:
+def time_limit(seconds: float | None, what: str = CELL_LIMIT) -> Iterator[None]:
     """Raise :class:`CellTimeout` in this thread after ``seconds`` (main thread, POSIX).
 
     Where ``SIGALRM`` cannot be used (not the main thread, Windows) the body runs
     without a limit; a caller that needs a hard limit runs it in a killable process.
+    ``what`` names the limit in the exception's message.
     """
     usable = (
         seconds is not None
@@ -201,7 +233,7 @@ def time_limit(seconds: float | None) -> Iterator[None]:
         return
 
     def expire(signum: int, frame: object) -> None:
-        raise CellTimeout(f"ran past the per-cell time limit of {seconds:g} s (--cell-timeout)")
+        raise CellTimeout(f"ran past {what} of {seconds:g} s (--cell-timeout)")
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, float(seconds))  # type: ignore[arg-type]
@@ -258,9 +290,9 @@ class Runner:
 
     ``store`` may be ``None`` in a worker that only computes: it calls
     :meth:`run_task` and sends the records elsewhere. ``cell_timeout`` (seconds)
-    limits each cell (method + evaluators; the task's shared set-up is not
-    limited). ``provenance_extra`` is merged into every cell's provenance (the
-    executor, the worker).
+    limits each cell (method + evaluators); ``setup_timeout`` the task's shared
+    set-up (default: :func:`setup_limit` of ``cell_timeout``). ``provenance_extra``
+    is merged into every cell's provenance (the executor, the worker).
     """
 
     def __init__(
@@ -270,12 +302,14 @@ class Runner:
         device: torch.device,
         *,
         cell_timeout: float | None = None,
+        setup_timeout: float | None = None,
         provenance_extra: Mapping[str, Any] | None = None,
     ) -> None:
         self.registry = registry
         self.cache = cache
         self.device = device
         self.cell_timeout = cell_timeout
+        self.setup_timeout = setup_timeout if setup_timeout else setup_limit(cell_timeout)
         self._datasets: dict[str, DatasetArrays] = {}
         self._provenance = {
             **provenance(device),
@@ -347,11 +381,15 @@ class Runner:
 
         (A cell whose task's set-up failed is only recorded, never started.)
         """
+        limit = self.setup_timeout
         try:
-            task = self.build_task(plan)
-            ctx = TaskContext(task, self.cache)
-            original = ctx.original()
-            reference = self._reference(task, ctx, plan.reference)
+            with time_limit(limit, SETUP_LIMIT):
+                task, ctx, original, reference = self._set_up(plan)
+        except CellTimeout:
+            assert limit is not None
+            for cell in cells:
+                yield self._failure(plan, cell, setup_timeout_message(limit), status="timeout")
+            return
         except Exception:
             error = "the task's shared set-up failed:\n" + traceback.format_exc()
             for cell in cells:
@@ -373,6 +411,20 @@ class Runner:
             else:
                 record = self._record(plan, cell, "ok", metrics=metrics, series=series)
             yield record
+
+    def _set_up(self, plan: TaskPlan) -> tuple[Task, TaskContext, nn.Module, Outcome]:
+        """The task, its context, its original model and its reference outcome.
+
+        A cached artifact found stale on reading (:class:`StaleArtifactError`) has
+        been discarded by then, so the set-up is tried once more and rebuilds it.
+        """
+        task = self.build_task(plan)
+        ctx = TaskContext(task, self.cache)
+        try:
+            return task, ctx, ctx.original(), self._reference(task, ctx, plan.reference)
+        except StaleArtifactError as exc:
+            log.warning("%s; building it again", exc)
+            return task, ctx, ctx.original(), self._reference(task, ctx, plan.reference)
 
     def _method_spec(self, component: Component) -> MethodSpec:
         return self.registry.get("method", component.name)  # type: ignore[return-value]

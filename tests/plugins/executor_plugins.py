@@ -52,6 +52,24 @@ class Crashing:
         os._exit(9)
 
 
+COUNTED: list[str] = []  # one entry per ``counting`` cell computed in this process
+
+
+class Counting:
+    """Returns the original model after ``seconds``, noting each call in ``COUNTED``."""
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        self.seconds = float(params["seconds"])
+
+    def fit(self, task: Any, ctx: Any) -> None:
+        return None
+
+    def unlearn(self, state: Any, forget: torch.Tensor, task: Any, ctx: Any) -> Unlearned:
+        COUNTED.append(task.request.label_text)
+        time.sleep(self.seconds)
+        return Unlearned(model=ctx.original(), costs={})
+
+
 def load_missing(params: Mapping[str, Any]) -> DatasetArrays:
     """A data set whose files are not where the user said."""
     raise FileNotFoundError(f"no data set files under {params['root']!r}")
@@ -75,6 +93,12 @@ class ExecutorTestPlugin:
                 description="Sleeps (test fixture for time limits).",
             ),
             MethodSpec("crashing", lambda p: Crashing(), description="Kills its process."),
+            MethodSpec(
+                "counting",
+                Counting,
+                params=(Param("seconds", 0.0, "how long unlearning takes"),),
+                description="Counts its calls (test fixture for concurrent runs).",
+            ),
         ]
 
     @hookimpl
