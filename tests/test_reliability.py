@@ -459,12 +459,16 @@ def test_another_seeds_model_in_an_artifacts_place_is_rebuilt(tmp_path, caplog) 
 
 
 def test_a_different_artifact_in_the_originals_place_is_rebuilt(tmp_path) -> None:
-    """A reference run (or a SISA ensemble) copied over the original: rebuilt, not a KeyError."""
+    """Another kind of artifact (a SISA ensemble, say) copied over the original: rebuilt,
+    not a KeyError."""
     suite, out = suite_file(tmp_path, one_seed(SUITE)), tmp_path / "out"
     assert main(["run", str(suite), "--out", str(out), "--no-progress", "--device", "cpu"]) == 0
     clean = quality_metrics(out)
-    [original], [reference] = artifacts(out, "original"), artifacts(out, "reference")
-    plant(reference, original)
+    [original] = artifacts(out, "original")
+    other = ArtifactCache(tmp_path / "elsewhere")
+    parts = {"artifact": "sisa", "params": {"shards": 2}}
+    other.get_or_build(parts, lambda: {"shards": torch.zeros(2)})
+    plant(other.path(content_key(parts)), original)
     run_again_from_scratch(suite, out)
     assert quality_metrics(out) == clean
 

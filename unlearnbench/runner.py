@@ -133,8 +133,8 @@ class TaskContext:
             built = True
             return value
 
-        value = dict(self.cache.get_or_build(self.artifact_parts(name, params), counted))
-        work = float(value.pop(WORK_KEY, 0.0))
+        value = self.cache.get_or_build(self.artifact_parts(name, params), counted)
+        work = float(value.pop(WORK_KEY, 0.0))  # in place: a loaded value keeps its type
         if not built:
             self.work += work
         return value
