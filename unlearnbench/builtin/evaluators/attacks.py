@@ -18,7 +18,7 @@ from torch import nn
 
 from unlearnbench import EvaluatorSpec, Metric, Param, hookimpl
 from unlearnbench.seeding import generator
-from unlearnbench.specs import Evaluation, EvaluationInputs, ParamError
+from unlearnbench.specs import Evaluation, EvaluationInputs, resolve_params
 from unlearnbench.task import MethodContext, Task
 from unlearnbench.training import predict_logits
 
@@ -119,11 +119,7 @@ def mia_efficacy(model: nn.Module, task: Task, params: Mapping[str, Any]) -> flo
 
 class MiaEfficacy:
     def __init__(self, params: Mapping[str, Any]) -> None:
-        if params["C"] <= 0:
-            raise ParamError(f"C: must be > 0, got {params['C']}")
-        if params["max_points"] < 0:
-            raise ParamError(f"max_points: must be >= 0 (0 = no cap), got {params['max_points']}")
-        self.params = dict(params)
+        self.params = resolve_params(EFFICACY_PARAMS, params)  # the declared bounds
 
     def evaluate(self, inputs: EvaluationInputs, ctx: MethodContext) -> dict[str, float]:
         ours = mia_efficacy(inputs.unlearned, inputs.task, self.params)
@@ -174,8 +170,14 @@ def create_loss(params: Mapping[str, Any]) -> LossAttack:
 
 EFFICACY_PARAMS = (
     Param("features", "confidence", "per-example attack feature(s)", choices=FEATURES),
-    Param("C", 3.0, "SVC regularisation (SalUn / Unlearn-Sparse use 3)"),
-    Param("max_points", 2500, "cap on members and on non-members fitted (0 = no cap)"),
+    Param(
+        "C",
+        3.0,
+        "SVC regularisation (SalUn / Unlearn-Sparse use 3)",
+        minimum=0.0,
+        exclusive_minimum=True,
+    ),
+    Param("max_points", 2500, "cap on members and on non-members fitted (0 = no cap)", minimum=0),
 )
 
 EFFICACY_METRICS = (
