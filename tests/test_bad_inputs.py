@@ -204,3 +204,79 @@ def test_unknown_executor_is_an_argparse_error(tmp_path, capsys) -> None:
         main(["run", "--executor", "dask"])
     assert exc.value.code == EXIT_USAGE
     assert "invalid choice" in capsys.readouterr().err
+
+
+KNOWABLE = [
+    ("nonmember = 50", "nonmember = nan", "splits.nonmember"),
+    ("lr = 0.001", "lr = nan", "train.lr"),
+    ("lr = 0.001", "lr = inf", "train.lr"),
+    ("lr = 0.001", "lr = 0.001\nweight_decay = -0.5", "train.weight_decay"),
+    ("lr = 0.001", "lr = 0.001\noptimizer = 'sgd'\nmomentum = nan", "train.momentum"),
+    ("widths = [16]", "widths = [-4]", "architectures[0].params: widths"),
+    ('name = "original"', 'name = "gan"\nparams = { alpha = nan }', "methods[0].params: alpha"),
+    # method parameters against the data: SISA's size check (MethodSpec.check)
+    ('name = "original"', 'name = "sisa"\nparams = { shards = 301 }', "methods[0].params: shards"),
+    ('name = "original"', 'name = "sisa"\ngrid = { shards = [3, 400] }', "methods[0].grid: shards"),
+    ('name = "original"', 'name = "sisa"\nparams = { shards = 100, slices = 4 }', "slices"),
+    ('evaluators = ["accuracy"]', 'evaluators = [{ name = "mia", params = { holdout = 1.0 } }]',
+     "evaluators[0].params: holdout"),
+    ('[[datasets]]\nname = "digits"\n', '[[datasets]]\nname = "digits"\n' * 2, "datasets[1]"),
+    ('name = "digits"', 'name = "mnist"\nparams = { root = "/no/such/dir" }', "/no/such/dir"),
+]
+
+
+@pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
+@pytest.mark.parametrize(("old", "new", "key"), KNOWABLE)
+def test_knowable_from_the_suite_fails_before_anything_runs(
+    tmp_path, capsys, check, old, new, key
+) -> None:
+    """Each fails with exit 2 naming its key, at --check as at run, leaving no output folder."""
+    assert old in BASE
+    err = run_bad(tmp_path, capsys, BASE.replace(old, new), *(["--check"] if check else []))
+    assert key in err
+    assert not (tmp_path / "out").exists(), "a refused suite must leave no results folder"
+
+
+def test_a_model_trained_to_chance_fails_its_cells_as_diverged(tmp_path, capsys) -> None:
+    """Adam at lr=1e6 keeps a finite loss but predicts at chance: not a valid original model."""
+    suite = tmp_path / "suite.toml"
+    suite.write_text(BASE.replace("lr = 0.001", "lr = 1e6"), encoding="utf-8")
+    out = tmp_path / "out"
+    code = main(["run", str(suite), "--out", str(out), "--no-progress", "--device", "cpu"])
+    assert code == 1
+    assert "diverged" in capsys.readouterr().err
+    with sqlite3.connect(out / "results.sqlite") as conn:
+        rows = conn.execute("SELECT status, error FROM cells").fetchall()
+    assert rows and all(s == "failed" and "its own training data" in e for s, e in rows)
+    assert all("train.lr=1e+06" in e for _, e in rows)
+    assert not any((out / "cache").rglob("*.pt")), "a diverged model must not be cached"
+
+
+def test_an_absurd_training_budget_is_a_warning(tmp_path, capsys, caplog) -> None:
+    suite = tmp_path / "suite.toml"
+    suite.write_text(BASE.replace("epochs = 1", "epochs = 1000000"), encoding="utf-8")
+    code = main(["run", str(suite), "--check", "--out", str(tmp_path / "out"), "--no-progress"])
+    assert code == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("train.epochs=1000000" in w and "sample-passes" in w for w in warnings), warnings
+
+
+def test_an_undertrained_model_at_chance_is_not_called_diverged(tmp_path) -> None:
+    """The rule's other half: at chance, but its loss did not rise (one epoch at lr=1e-4)."""
+    from unlearnbench.task import SplitSizes, TrainRecipe
+    from unlearnbench.testing import make_task
+    from unlearnbench.training import accuracy, check_learned
+
+    task, ctx = make_task(
+        tmp_path,
+        recipe=TrainRecipe(epochs=1, batch_size=32, lr=1e-4),
+        splits=SplitSizes(target=300, nonmember=50, test=200, shadow_in=0, shadow_out=0),
+        architecture_params={"widths": [16]},
+        seed=1,
+    )
+    model = task.new_model("init")
+    ctx.train(model, task.splits.target)
+    target = task.splits.target
+    majority = float(task.y[target].bincount().max()) / target.numel()
+    assert accuracy(model, task.x[target], task.y[target]) <= majority  # at chance
+    check_learned(model, task)  # but not diverged: no error

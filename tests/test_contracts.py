@@ -63,3 +63,27 @@ def test_architecture_contract(name: str) -> None:
             continue  # this architecture does not take inputs of this shape
         built.append(shape)
     assert built, f"{name} builds on none of {INPUT_SHAPES}"
+
+
+ALL_PARAMS = [
+    pytest.param(spec, p, id=f"{kind}:{spec.name}:{p.name}")
+    for kind in ("dataset", "architecture", "method", "evaluator")
+    for spec in (REGISTRY.get(kind, n) for n in REGISTRY.names(kind))
+    for p in spec.params
+]
+
+
+@pytest.mark.parametrize(("spec", "param"), ALL_PARAMS)
+def test_param_default_is_valid_under_its_own_declaration(spec, param) -> None:
+    """Every declared default passes its own type, choices and bounds (finite
+    included): a plugin whose untouched defaults the host would refuse is broken."""
+    assert param.coerce(param.default) == param.default
+    assert not param.choices or param.default in param.choices
+
+
+def test_every_plugin_declares_parameters_the_host_can_check() -> None:
+    """The contract above covers the built-ins and an installed package at least."""
+    origins = {
+        REGISTRY.entry("method", name).origin.distribution for name in REGISTRY.names("method")
+    }
+    assert len(ALL_PARAMS) > 30 and len(origins) >= 2, origins

@@ -37,7 +37,23 @@ def test_default_suite_is_valid(fixture_registry) -> None:
         ({"seeds": [1, 1]}, "seeds", "repeat"),
         ({"train": {"epochs": "ten"}}, "train.epochs", "expected int, got str"),
         ({"train": {"optimiser": "adam"}}, "train.optimiser", "unknown key"),
-        ({"train": {"optimizer": "lbfgs"}}, "train", "'adam' or 'sgd'"),
+        ({"train": {"optimizer": "lbfgs"}}, "train.optimizer", "'adam' or 'sgd'"),
+        ({"train": {"lr": float("nan")}}, "train.lr", "finite number > 0, got nan"),
+        ({"train": {"lr": float("inf")}}, "train.lr", "finite number > 0, got inf"),
+        ({"train": {"lr": 0.0}}, "train.lr", "> 0"),
+        ({"train": {"weight_decay": -0.1}}, "train.weight_decay", ">= 0, got -0.1"),
+        ({"train": {"momentum": float("nan")}}, "train.momentum", "[0, 1), got nan"),
+        ({"train": {"momentum": 1.0}}, "train.momentum", "[0, 1)"),
+        ({"train": {"batch_size": 0}}, "train.batch_size", "integer >= 1"),
+        ({"splits": {"nonmember": float("nan")}}, "splits.nonmember", "got nan"),
+        ({"splits": {"test": float("inf")}}, "splits.test", "got inf"),
+        ({"splits": {"test": -3}}, "splits.test", ">= 0, got -3"),
+        ({"splits": {"target": 1.5}}, "splits.target", "fraction must be < 1"),
+        (
+            {"datasets": [{"name": "digits", "train": {"lr": float("nan")}}]},
+            "datasets[0].train.lr",
+            "got nan",
+        ),
         ({"splits": {"target": "half"}}, "splits.target", "expected float"),
         ({"requests": [{"kind": "everything"}]}, "requests[0]", "kind must be one of"),
         (
@@ -53,7 +69,12 @@ def test_default_suite_is_valid(fixture_registry) -> None:
         ({"methods": [{"name": "retrain", "parms": {}}]}, "methods[0].parms", "unknown key"),
         ({"methods": [{"params": {}}]}, "methods[0].name", "required"),
         ({"methods": []}, "methods", "non-empty"),
-        ({"methods": ["retrain", "retrain"]}, "methods", "listed twice"),
+        ({"methods": ["retrain", "retrain"]}, "methods[1]", "listed twice (also methods[0])"),
+        (
+            {"architectures": ["mlp", {"name": "mlp", "params": {"widths": [8]}}]},
+            "architectures[1]",
+            "listed twice",
+        ),
         ({"methods": [{"name": "retrain", "grid": {"x": 3}}]}, "methods[0].grid.x", "list"),
         (
             {"requests": [{"kind": "random", "count": 5}, {"kind": "random", "count": 5}]},
@@ -178,3 +199,92 @@ def test_an_evaluator_listed_twice_is_refused(fixture_registry) -> None:
     with pytest.raises(SuiteError, match="metric names would collide") as err:
         plan_of(fixture_registry, evaluators=evaluators)
     assert err.value.key == "evaluators"
+
+
+def test_dataset_variants_are_labelled_apart(fixture_registry) -> None:
+    """Two entries of one data set with their own recipe, splits or params are two
+    leaderboard rows, labelled by what differs (as a grid point is)."""
+    plan = plan_of(
+        fixture_registry,
+        train={"lr": 0.001},
+        datasets=[
+            "digits",
+            {"name": "digits", "train": {"lr": 0.003}},
+            {"name": "digits", "splits": {"target": 300}, "train": {"lr": 0.001}},
+            {"name": "mnist1d", "grid": {"samples": [500, 800]}},
+            {"name": "mnist1d", "grid": {"samples": [500]}, "train": {"epochs": 3}},
+        ],
+    )
+    labels = {t.dataset.label: t for t in plan.tasks}
+    assert set(labels) == {
+        "digits(train.lr=0.001,splits.target=0.4)",
+        "digits(train.lr=0.003,splits.target=0.4)",
+        "digits(train.lr=0.001,splits.target=300)",
+        "mnist1d(samples=500,train.epochs=30)",
+        "mnist1d(samples=800)",
+        "mnist1d(samples=500,train.epochs=3)",
+    }
+    assert labels["digits(train.lr=0.003,splits.target=0.4)"].recipe.lr == 0.003
+    assert labels["mnist1d(samples=500,train.epochs=3)"].recipe.epochs == 3
+    assert len({t.train_key for t in plan.tasks}) == 6
+    plain = plan_of(fixture_registry, datasets=["digits", "mnist1d"])
+    assert {t.dataset.label for t in plain.tasks} == {"digits", "mnist1d"}
+
+
+def test_a_repeated_dataset_entry_is_refused(fixture_registry) -> None:
+    with pytest.raises(SuiteError, match="repeats datasets\\[0\\]") as err:
+        plan_of(fixture_registry, datasets=["digits", {"name": "digits", "params": {}}])
+    assert err.value.key == "datasets[1]"
+
+
+def test_architectures_sharing_a_label_are_refused(fixture_registry) -> None:
+    archs = [
+        {"name": "mlp", "grid": {"widths": [[8], [16]]}},
+        {"name": "mlp", "label": "mlp(widths=[8])"},
+    ]
+    with pytest.raises(SuiteError, match="shares the label 'mlp\\(widths=\\[8\\]\\)'") as err:
+        plan_of(fixture_registry, architectures=archs)
+    assert err.value.key == "architectures[1]"
+    labels = [{"name": "mlp", "label": "a"}, {"name": "mlp", "label": "b"}]
+    assert len(plan_of(fixture_registry, architectures=labels).tasks) == 2
+
+
+def test_method_size_checks_run_against_the_real_split_sizes(fixture_registry) -> None:
+    """MethodSpec.check gets the resolved params and every split's count."""
+    from unlearnbench.plan import check_feasible
+    from unlearnbench.testing import registry
+
+    seen = []
+    suite = parse_suite(
+        {
+            **BASE,
+            "methods": ["retrain", {"name": "sisa", "params": {"shards": 3}}],
+            "splits": {"target": 300, "nonmember": 50, "test": 100, "shadow_in": 0},
+            "requests": [{"kind": "random", "count": 7}],
+        }
+    )
+    plan = build_plan(suite, registry())
+    plan.size_checks["sisa"] = lambda params, sizes: seen.append((params, sizes))
+    check_feasible(plan, lambda c: registry().get("dataset", c.name).load(c.params), suite)
+    [(params, sizes)] = seen
+    assert params["shards"] == 3 and params["slices"] == 5
+    assert sizes == {
+        "target": 300,
+        "nonmember": 50,
+        "test": 100,
+        "shadow_in": 0,
+        "shadow_out": int(0.15 * 1797),
+        "forget": 7,
+        "retain": 293,
+    }
+
+
+def test_the_budget_warning_sees_each_dataset_variant(tmp_path, caplog) -> None:
+    text = SMALL.replace('datasets = ["digits"]', "").replace("epochs = 2", "epochs = 2\n") + (
+        '[[datasets]]\nname = "digits"\n\n'
+        '[[datasets]]\nname = "digits"\ntrain = { epochs = 1000000 }\n'
+    )
+    assert _run(tmp_path, text, "--check") == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "digits(train.epochs=1000000)" in warnings[0], warnings
+    assert not (tmp_path / "out").exists(), "--check writes nothing"

@@ -150,9 +150,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (SuiteError, ValueError) as exc:
         raise UsageError(f"{suite_path}: {exc}") from None
     out = args.out or DEFAULT_OUT / suite.name
-    out.mkdir(parents=True, exist_ok=True)
-    store = ResultStore(out / STORE_FILE)
-    cache = ArtifactCache(out / "cache")
+    cache = ArtifactCache(out / "cache")  # creates nothing until something is written
     runner = Runner(
         registry,
         cache,
@@ -172,7 +170,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         check_feasible(plan, load, suite)
     except SuiteError as exc:
-        store.close()
         raise UsageError(f"{suite_path}: {exc}") from None
     print(
         f"suite {suite.name!r}: {len(plan.tasks)} tasks, {plan.size} cells on {device} "
@@ -180,8 +177,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     if args.check:
-        store.close()
         return EXIT_OK
+    out.mkdir(parents=True, exist_ok=True)  # only now: a refused suite leaves no folder
+    store = ResultStore(out / STORE_FILE)
     factory = RegistryFactory()
     executor: Any
     if args.executor == "processes":

@@ -4,20 +4,29 @@ A *task* is (dataset, architecture, splits, recipe, request, seed); its cells
 are the methods run on it. Keys are content hashes of the resolved
 configuration, so the same cell has the same id in every run (resume) and the
 same trained model has the same cache key wherever it is needed (sharing).
-Feasibility (split sizes, forget requests) is checked against the real data
-before any training.
+Feasibility (split sizes, forget requests, method parameters against the
+split sizes through :attr:`MethodSpec.check`) is checked against the real data
+before any training, and an absurd training budget is warned about.
+
+Labels: a grid point appends ``(key=value)`` to its entry's label. Two
+``[[datasets]]`` entries of one data set (other params, or their own ``train``
+or ``splits``) are labelled apart the same way, by the settings in which they
+differ (``digits(train.lr=0.003)``), so each variant is its own leaderboard
+row; two entries that differ in nothing are refused. Methods and architectures
+that share a label are refused (set ``label = ...``).
 """
 
 from __future__ import annotations
 
 import itertools
+import logging
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from unlearnbench.cache import content_key
 from unlearnbench.registry import Kind, Registry, RegistryError
-from unlearnbench.specs import DatasetArrays, ParamError, resolve_params
+from unlearnbench.specs import DatasetArrays, MethodSpec, ParamError, SizeCheck, resolve_params
 from unlearnbench.suite import Entry, Suite, SuiteError
 from unlearnbench.task import (
     ForgetRequest,
@@ -28,6 +37,13 @@ from unlearnbench.task import (
     select_forget,
 )
 
+log = logging.getLogger(__name__)
+BUDGET_WARNING_SAMPLE_PASSES = 10**8
+"""``run`` and ``--check`` warn (and go on) when one model's training recipe
+asks for more sample-passes than this (``train.epochs`` x target points): about
+80 epochs of ImageNet-1k, far beyond any data set this benchmark is meant for,
+so almost surely a typo (``epochs = 100000``)."""
+
 
 @dataclass(frozen=True)
 class Component:
@@ -36,6 +52,7 @@ class Component:
     name: str
     params: dict[str, Any]
     label: str
+    key: str = field(default="", compare=False)  # the suite entry it comes from
 
     def ident(self) -> dict[str, Any]:
         return {"name": self.name, "params": self.params}
@@ -78,6 +95,8 @@ class TaskPlan:
 class Plan:
     suite: Suite
     tasks: list[TaskPlan]
+    # method label -> its spec's size check (MethodSpec.check), for check_feasible
+    size_checks: dict[str, SizeCheck] = field(default_factory=dict)
 
     def cells(self) -> Iterator[tuple[TaskPlan, CellPlan]]:
         for task in self.tasks:
@@ -114,7 +133,7 @@ def expand(entry: Entry, kind: Kind, registry: Registry) -> list[Component]:
         label = entry.label or entry.name
         if point:
             label += "(" + ",".join(f"{k}={_short(v)}" for k, v in point.items()) + ")"
-        out.append(Component(entry.name, params, label))
+        out.append(Component(entry.name, params, label, entry.key))
     return out
 
 
@@ -124,8 +143,11 @@ def _short(value: Any) -> str:
 
 def build_plan(suite: Suite, registry: Registry) -> Plan:
     """Expand the suite's cross product; raise SuiteError on the first bad entry."""
-    datasets = [(e, expand(e, "dataset", registry)) for e in suite.datasets]
+    datasets = _label_dataset_variants(
+        suite, [(e, expand(e, "dataset", registry)) for e in suite.datasets]
+    )
     archs = [(e, expand(e, "architecture", registry)) for e in suite.architectures]
+    _refuse_shared_labels("architectures", [c for _, cs in archs for c in cs])
     methods = [c for e in suite.methods for c in expand(e, "method", registry)]
     evaluators = [c for e in suite.evaluators for c in expand(e, "evaluator", registry)]
     names = [e.name for e in evaluators]
@@ -137,14 +159,10 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
     reference = expand(suite.reference, "method", registry)
     if len(reference) != 1:
         raise SuiteError("reference", "must name one method without a grid")
-    labels = [m.label for m in methods]
-    if len(set(labels)) != len(labels):
-        dupes = sorted({x for x in labels if labels.count(x) > 1})
-        raise SuiteError("methods", f"two entries share the label {dupes}; set label = ...")
+    _refuse_shared_labels("methods", methods)
     tasks = []
     for ds_entry, ds_components in datasets:
-        recipe = TrainRecipe(**{**asdict(suite.train), **ds_entry.train})
-        splits = SplitSizes(**{**asdict(suite.splits), **ds_entry.splits})
+        recipe, splits = _recipe_and_splits(suite, ds_entry)
         for dataset in ds_components:
             for arch_entry, arch_components in archs:
                 if ds_entry.architectures and arch_entry.name not in ds_entry.architectures:
@@ -167,7 +185,77 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
                     )
     if not tasks:
         raise SuiteError("datasets", "no dataset x architecture pair is left to run")
-    return Plan(suite, tasks)
+    size_checks = {}
+    for method in [*methods, reference[0]]:
+        spec: MethodSpec = registry.get("method", method.name)  # type: ignore[assignment]
+        if spec.check is not None:
+            size_checks[method.label] = spec.check
+    return Plan(suite, tasks, size_checks)
+
+
+def _recipe_and_splits(suite: Suite, entry: Entry) -> tuple[TrainRecipe, SplitSizes]:
+    """A dataset entry's recipe and split sizes: the suite's, overlaid with its own."""
+    recipe = TrainRecipe(**{**asdict(suite.train), **entry.train})
+    return recipe, SplitSizes(**{**asdict(suite.splits), **entry.splits})
+
+
+def _refuse_shared_labels(key: str, components: list[Component]) -> None:
+    """Two components with one label would be one leaderboard row: refuse, naming both."""
+    seen: dict[str, Component] = {}
+    for component in components:
+        first = seen.setdefault(component.label, component)
+        if first is not component:
+            raise SuiteError(
+                component.key or key,
+                f"shares the label {component.label!r} with {first.key or 'another entry'}; "
+                "set label = ...",
+            )
+
+
+def _label_dataset_variants(
+    suite: Suite, datasets: list[tuple[Entry, list[Component]]]
+) -> list[tuple[Entry, list[Component]]]:
+    """Label apart the data set components of different entries that share a label.
+
+    Each gets ``(k=v,...)`` with the settings in which the group differs: its
+    parameters (``samples=500``), recipe (``train.lr=0.003``) and split sizes
+    (``splits.target=300``), as a grid point is labelled. Entries that differ
+    in nothing would run the same tasks twice: refused.
+    """
+    settings: dict[tuple[int, int], dict[str, Any]] = {}
+    groups: dict[str, list[tuple[int, int]]] = {}
+    for i, (entry, components) in enumerate(datasets):
+        recipe, splits = _recipe_and_splits(suite, entry)
+        for j, component in enumerate(components):
+            settings[i, j] = {
+                **component.params,
+                **{f"train.{k}": v for k, v in asdict(recipe).items()},
+                **{f"splits.{k}": v for k, v in asdict(splits).items()},
+            }
+            groups.setdefault(component.label, []).append((i, j))
+    relabelled = [list(components) for _, components in datasets]
+    for label, members in groups.items():
+        if len({i for i, _ in members}) < 2:
+            continue  # one entry's grid points: already labelled apart
+        if len({datasets[m][1][n].name for m, n in members}) > 1:
+            _refuse_shared_labels("datasets", [datasets[m][1][n] for m, n in members])
+        first: dict[str, str] = {}
+        for i, j in members:
+            ident = repr(sorted(settings[i, j].items()))
+            if ident in first:
+                raise SuiteError(
+                    datasets[i][0].key,
+                    f"repeats {first[ident]} (the same data set, parameters, train and splits)",
+                )
+            first[ident] = datasets[i][0].key
+        names = list(settings[members[0]])
+        differ = [k for k in names if len({repr(settings[m][k]) for m in members}) > 1]
+        for i, j in members:
+            text = ",".join(f"{k}={_short(settings[i, j][k])}" for k in differ)
+            new = label[:-1] + "," + text + ")" if label.endswith(")") else f"{label}({text})"
+            relabelled[i][j] = replace(relabelled[i][j], label=new)
+    _refuse_shared_labels("datasets", [c for components in relabelled for c in components])
+    return [(entry, relabelled[i]) for i, (entry, _) in enumerate(datasets)]
 
 
 def _task_plan(
@@ -218,13 +306,17 @@ def _poisoning(request: ForgetRequest) -> dict[str, Any] | None:
 
 
 def check_feasible(plan: Plan, load: Callable[[Component], DatasetArrays], suite: Suite) -> None:
-    """Check split sizes and forget requests against the real data, before training."""
+    """Check the plan against the real data, before training: split sizes, forget
+    requests, and each method's parameters against the split sizes
+    (:attr:`MethodSpec.check`). Warns (log) about an absurd training budget."""
     seen: set[str] = set()
+    warned: set[str] = set()
     for task in plan.tasks:
         ident = content_key(
             {
                 "d": task.dataset.ident(),
                 "s": asdict(task.splits),
+                "t": asdict(task.recipe),  # for the budget warning
                 "r": task.request.as_dict(),
                 "seed": task.seed,
             }
@@ -249,3 +341,41 @@ def check_feasible(plan: Plan, load: Callable[[Component], DatasetArrays], suite
             raise SuiteError(request_key, "would forget the whole target set; nothing is retained")
         if task.request.steps > forget.numel():
             raise SuiteError(f"{request_key}.steps", f"exceeds the {forget.numel()} forget points")
+        sizes = {name: int(part.numel()) for name, part in parts.items()}
+        sizes["forget"] = int(forget.numel())
+        sizes["retain"] = sizes["target"] - sizes["forget"]
+        _check_method_sizes(plan, task, sizes, suite)
+        _warn_budget(task, sizes["target"], warned)
+
+
+def _check_method_sizes(plan: Plan, task: TaskPlan, sizes: dict[str, int], suite: Suite) -> None:
+    """Each method's :attr:`MethodSpec.check` on this task's split sizes."""
+    for method in [*(cell.method for cell in task.cells), task.reference]:
+        check = plan.size_checks.get(method.label)
+        if check is None:
+            continue
+        try:
+            check(dict(method.params), dict(sizes))
+        except ParamError as exc:
+            name = str(exc).split(":")[0]
+            entry = next((e for e in suite.methods if e.key == method.key), None)
+            where = "grid" if entry is not None and name in entry.grid else "params"
+            key = f"{method.key}.{where}" if method.key.startswith("methods") else method.key
+            raise SuiteError(
+                key or "methods", f"{exc} ({task.dataset.label}, seed {task.seed})"
+            ) from None
+
+
+def _warn_budget(task: TaskPlan, target: int, warned: set[str]) -> None:
+    """Log a warning, once per recipe and data set, for more than
+    :data:`BUDGET_WARNING_SAMPLE_PASSES` sample-passes per trained model."""
+    passes = task.recipe.epochs * target
+    message = (
+        f"{task.dataset.label}: train.epochs={task.recipe.epochs} x {target} target points = "
+        f"{passes:.3g} sample-passes per trained model, more than the "
+        f"{BUDGET_WARNING_SAMPLE_PASSES:.0e} at which unlearnbench warns; "
+        "is train.epochs what you meant?"
+    )
+    if passes > BUDGET_WARNING_SAMPLE_PASSES and message not in warned:
+        warned.add(message)
+        log.warning("%s", message)

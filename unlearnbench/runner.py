@@ -62,7 +62,7 @@ from unlearnbench.specs import (
 )
 from unlearnbench.store import CellRecord, MetricValue
 from unlearnbench.task import Task, build_task
-from unlearnbench.training import TrainStats, train_model
+from unlearnbench.training import TrainStats, check_learned, train_model
 
 log = logging.getLogger(__name__)
 WORK_KEY = "_unlearnbench_sample_passes"  # the work an artifact's build counted, kept with it
@@ -153,6 +153,7 @@ class TaskContext:
         def build() -> dict[str, Any]:
             model = self.task.new_model("init")
             stats = self.train(model, self.task.splits.target)
+            check_learned(model, self.task)  # a model at chance diverged: fail, don't cache
             return {"state_dict": model.state_dict(), "seconds": stats.seconds}
 
         value = self.cached("original", {}, build)

@@ -283,14 +283,31 @@ class Method(Protocol):
     ) -> Unlearned: ...
 
 
+SizeCheck = Callable[[Mapping[str, Any], Mapping[str, int]], None]
+"""``check(params, sizes)``: see :class:`MethodSpec`."""
+
+
 @dataclass(frozen=True)
 class MethodSpec:
-    """Registers an unlearning method. ``create(params)`` returns a :class:`Method`."""
+    """Registers an unlearning method. ``create(params)`` returns a :class:`Method`.
+
+    ``check(params, sizes)``, optional, refuses parameters the task's data
+    cannot satisfy (more SISA shards than target points, say): what the
+    declared bounds of :class:`Param` cannot know. The host calls it while it
+    checks a suite against the real data (``run`` and ``run --check``), before
+    anything trains, once per distinct task shape, with the resolved
+    parameters and ``sizes``: the point counts of the task's splits (``target``,
+    ``forget``, ``retain``, ``nonmember``, ``test``, ``shadow_in``,
+    ``shadow_out``). It raises :class:`ParamError` with a message that starts
+    with the parameter's name (``"shards: ..."``); the host reports it under the
+    method's suite key. It must be cheap and must not touch data or torch.
+    """
 
     name: str
     create: Callable[[Mapping[str, Any]], Method]
     params: tuple[Param, ...] = ()
     description: str = ""
+    check: SizeCheck | None = None
 
 
 @dataclass

@@ -171,10 +171,21 @@ def _entries(
     if not isinstance(raw, list) or (required and not raw):
         raise SuiteError(key, "must be a non-empty list of names or tables")
     entries = tuple(_entry(item, f"{key}[{i}]") for i, item in enumerate(raw))
-    labels = [e.label or e.name for e in entries if not e.grid]
-    duplicates = {x for x in labels if labels.count(x) > 1}
-    if duplicates and key != "datasets":
-        raise SuiteError(key, f"{sorted(duplicates)} listed twice; give each a distinct label")
+    if key == "datasets":
+        # entries of one data set may differ in params, train or splits; the plan
+        # labels them apart (datasets x architectures x ... stays one row per variant)
+        return entries
+    seen: dict[str, str] = {}
+    for entry in entries:
+        label = entry.label or entry.name
+        if entry.grid:
+            continue
+        if label in seen:
+            raise SuiteError(
+                entry.key,
+                f"{label!r} is listed twice (also {seen[label]}); give each a distinct label",
+            )
+        seen[label] = entry.key
     return entries
 
 
@@ -240,4 +251,6 @@ def _dataclass_from(cls: type, raw: Any, key: str) -> Any:
     try:
         return cls(**values)
     except TaskError as exc:
+        if exc.field:
+            raise SuiteError(f"{key}.{exc.field}", exc.detail) from None
         raise SuiteError(key, str(exc)) from None

@@ -12,6 +12,7 @@ the points the attacks then score it on.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -31,7 +32,23 @@ REQUEST_KINDS: tuple[str, ...] = ("random", "class", "block", "backdoor")
 
 
 class TaskError(ValueError):
-    """Split sizes or a forget request that the data cannot satisfy."""
+    """Split sizes, a recipe or a forget request that is invalid or that the data
+    cannot satisfy. ``field`` names the offending field when there is one (the
+    suite reader turns it into the key, ``train.lr``) and ``detail`` is the
+    message without the field's name."""
+
+    def __init__(self, message: str, field: str = "", detail: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+        self.detail = detail or message
+
+
+def _field_error(section: str, name: str, detail: str) -> TaskError:
+    return TaskError(f"{section}.{name} {detail}", field=name, detail=detail)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -57,12 +74,26 @@ class TrainRecipe:
     channels_last: bool = False
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise TaskError("train.epochs and train.batch_size must be >= 1")
-        if self.lr <= 0:
-            raise TaskError("train.lr must be > 0")
+        """Every value a suite can give, checked before anything trains: counts are
+        integers >= 1, rates finite (``nan`` or ``inf`` would only surface as a
+        failed cell, or a silently broken model, after training started)."""
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise _field_error("train", name, f"must be an integer >= 1, got {value!r}")
+        bounds = {
+            "lr": ("a finite number > 0", lambda v: v > 0),
+            "momentum": ("a finite number in [0, 1)", lambda v: 0 <= v < 1),
+            "weight_decay": ("a finite number >= 0", lambda v: v >= 0),
+        }
+        for name, (text, ok) in bounds.items():
+            value = getattr(self, name)
+            if not _is_number(value) or not math.isfinite(value) or not ok(value):
+                raise _field_error("train", name, f"must be {text}, got {value!r}")
         if self.optimizer not in ("adam", "sgd"):
-            raise TaskError(f"train.optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+            raise _field_error(
+                "train", "optimizer", f"must be 'adam' or 'sgd', got {self.optimizer!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -91,15 +122,23 @@ class SplitSizes:
             ]
         return []
 
+    def __post_init__(self) -> None:
+        """Each size is a count >= 0 or a finite fraction in [0, 1), whatever the pool."""
+        for name in SPLIT_NAMES:
+            value = getattr(self, name)
+            if not _is_number(value) or not math.isfinite(value) or value < 0:
+                raise _field_error(
+                    "splits", name, f"must be a count or fraction >= 0, got {value!r}"
+                )
+            if isinstance(value, float) and value >= 1.0:
+                raise _field_error("splits", name, f"as a fraction must be < 1, got {value!r}")
+
     def counts(self, pool: int) -> dict[str, int]:
+        """The number of points of each split in a pool of ``pool`` points."""
         counts = {}
         for name in SPLIT_NAMES:
             value = getattr(self, name)
-            if isinstance(value, bool) or value < 0:
-                raise TaskError(f"splits.{name} must be a non-negative number, got {value!r}")
             if isinstance(value, float):
-                if value >= 1.0:
-                    raise TaskError(f"splits.{name}: a fraction must be < 1, got {value}")
                 counts[name] = int(value * pool)
             else:
                 counts[name] = int(value)

@@ -24,11 +24,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlearnbench.seeding import derive_seed, seed_torch
-from unlearnbench.task import TrainRecipe
+from unlearnbench.task import Task, TrainRecipe
+
+CHANCE_MARGIN = 0.02
+"""How far above the majority-class share a trained model must score on its own
+training data not to be at chance (see :func:`check_learned`)."""
+LOSS_RISE = 1.1
+"""A model at chance whose training loss is above this times its untrained loss
+diverged (see :func:`check_learned`)."""
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
+    """The loss became NaN or infinite, or the trained model is at chance on its
+    own training data (:func:`check_learned`)."""
 
 
 @dataclass
@@ -131,6 +139,41 @@ def train_model(
         sample_epochs=sample_epochs,
         seconds=time.perf_counter() - start,
         mean_loss=float(total) / max(sample_epochs, 1),
+    )
+
+
+def check_learned(model: nn.Module, task: Task) -> None:
+    """Raise :class:`TrainingDiverged` when ``model``, trained from
+    ``task.new_model("init")`` on the task's target set, diverged there.
+
+    The rule, on the target set with the labels it was trained with: (1) its
+    accuracy is not above the majority-class share plus :data:`CHANCE_MARGIN`
+    (it does no better than always predicting the most common label), and (2)
+    its mean cross-entropy is above :data:`LOSS_RISE` times the untrained
+    model's: training made it worse. Adam at lr=1e6 on digits ends at accuracy
+    0.07-0.12 (majority 0.11) with a loss near 1e6 against 2.3 before; with a
+    finite loss the loop cannot tell, and the model would be recorded as a
+    valid, if poor, original model. (2) spares a model that is merely
+    undertrained (a one-epoch smoke test ends near chance with a loss a little
+    below the untrained one's); a model that fits every point is never flagged.
+    """
+    target, recipe = task.splits.target, task.recipe
+    x, labels = task.x[target], task.y[target]  # backdoor labels included
+    if labels.numel() == 0:
+        return
+    majority = float(torch.bincount(labels).max()) / labels.numel()
+    score = accuracy(model, x, labels)
+    if score > majority + CHANCE_MARGIN or score >= 1.0:
+        return
+    loss = float(F.cross_entropy(predict_logits(model, x), labels))
+    before = float(F.cross_entropy(predict_logits(task.new_model("init"), x), labels))
+    if not loss > LOSS_RISE * before:
+        return
+    raise TrainingDiverged(
+        f"training diverged: the trained model scores {score:.3f} on its own training "
+        f"data, no better than always predicting its most common label ({majority:.3f}), "
+        f"and its loss there rose from {before:.3g} untrained to {loss:.3g}; lower the "
+        f"learning rate (train.lr={recipe.lr:g})"
     )
 
 

@@ -52,8 +52,8 @@ def build_gan_cnn(input_shape: tuple[int, ...], num_classes: int, params: Mappin
 
     channels, height, width = _image_shape("gan_cnn", input_shape)
     widths = [int(c) for c in params["channels"]]
-    if len(widths) != 2 or min(widths) < 1:
-        raise ValueError(f"gan_cnn: channels must be two positive widths, got {widths}")
+    if len(widths) != 2:
+        raise ValueError(f"gan_cnn: channels must be two widths, got {widths}")
     if min(height, width) < 4:
         raise ValueError(f"gan_cnn needs images of at least 4x4 pixels; got {input_shape}")
     layers: list[nn.Module] = []
@@ -122,8 +122,6 @@ def build_fc(input_shape: tuple[int, ...], num_classes: int, params: Mapping[str
     from torch import nn
 
     widths = [int(w) for w in params["widths"]]
-    if any(w < 1 for w in widths):
-        raise ValueError(f"widths must be positive, got {widths}")
     act = nn.Tanh if params["activation"] == "tanh" else nn.ReLU
     layers: list[nn.Module] = [nn.Flatten()]
     width_in = math.prod(input_shape)
@@ -150,8 +148,14 @@ def unlearnbench_architectures() -> list[ArchitectureSpec]:
             name="gan_cnn",
             build=build_gan_cnn,
             params=(
-                Param("channels", [32, 64], "output channels of the two 5x5 convs", type=list),
-                Param("hidden", 512, "width of the hidden fully connected layer"),
+                Param(
+                    "channels",
+                    [32, 64],
+                    "output channels of the two 5x5 convs",
+                    type=list,
+                    minimum=1,
+                ),
+                Param("hidden", 512, "width of the hidden fully connected layer", minimum=1),
             ),
             description=(
                 "2xConv+2xFC CNN of the GAN-unlearning paper (SVHN): conv5x5 32, 64 + "
@@ -198,7 +202,7 @@ def unlearnbench_architectures() -> list[ArchitectureSpec]:
             name="purchase_mlp",
             build=build_fc,
             params=(
-                Param("widths", [1024, 512, 256, 128], "hidden layer widths", type=list),
+                Param("widths", [1024, 512, 256, 128], "hidden layer widths", type=list, minimum=1),
                 Param("activation", "tanh", "hidden activation", choices=_ACTIVATIONS),
             ),
             description=(
@@ -210,7 +214,13 @@ def unlearnbench_architectures() -> list[ArchitectureSpec]:
             name="gan_fc",
             build=build_fc,
             params=(
-                Param("widths", [256, 128], "hidden layer widths (3 FC layers in all)", type=list),
+                Param(
+                    "widths",
+                    [256, 128],
+                    "hidden layer widths (3 FC layers in all)",
+                    type=list,
+                    minimum=1,
+                ),
                 Param("activation", "relu", "hidden activation", choices=_ACTIVATIONS),
             ),
             description=(

@@ -83,8 +83,15 @@ def unlearnbench_architectures() -> list[ArchitectureSpec]:
             name="mlp",
             build=build_mlp,
             params=(
-                Param("widths", [128, 64], "hidden layer widths", type=list),
-                Param("dropout", 0.0, "dropout after each hidden layer"),
+                Param("widths", [128, 64], "hidden layer widths", type=list, minimum=1),
+                Param(
+                    "dropout",
+                    0.0,
+                    "dropout after each hidden layer",
+                    minimum=0.0,
+                    maximum=1.0,
+                    exclusive_maximum=True,
+                ),
             ),
             description="Multi-layer perceptron on the flattened input (ReLU).",
         ),
@@ -96,7 +103,7 @@ def unlearnbench_architectures() -> list[ArchitectureSpec]:
         ArchitectureSpec(
             name="cnn1d",
             build=build_cnn1d,
-            params=(Param("channels", 32, "channels of each convolution"),),
+            params=(Param("channels", 32, "channels of each convolution", minimum=1),),
             description="Small 1-D CNN suited to MNIST-1D.",
         ),
     ]

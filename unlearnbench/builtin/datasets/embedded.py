@@ -72,8 +72,14 @@ def unlearnbench_datasets() -> list[DatasetSpec]:
             name="mnist1d",
             load=load_mnist1d,
             params=(
-                Param("samples", 4000, "number of examples generated (pool size)"),
-                Param("data_seed", 42, "seed of the MNIST-1D generator (42 is the published one)"),
+                Param("samples", 4000, "number of examples generated (pool size)", minimum=1),
+                Param(
+                    "data_seed",
+                    42,
+                    "seed of the MNIST-1D generator (42 is the published one)",
+                    minimum=0,
+                    maximum=2**32 - 1,  # numpy's seed range
+                ),
             ),
             description="MNIST-1D (1x40 sequences, 10 classes), generated offline.",
         ),

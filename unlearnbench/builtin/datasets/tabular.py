@@ -124,15 +124,15 @@ def load_purchase(params: Mapping[str, Any]) -> DatasetArrays:
         )
     rng = np.random.default_rng(int(params["seed"]))
     samples = int(params["samples"])
-    if samples < 0 or samples > features.shape[0]:
-        raise ValueError(f"purchase: samples={samples} is not in [0, {features.shape[0]}]")
+    if samples > features.shape[0]:
+        raise ValueError(f"purchase: samples={samples} exceeds the {features.shape[0]} rows")
     if samples:
         keep = np.sort(rng.choice(features.shape[0], samples, replace=False))
         features, raw_labels = features[keep], raw_labels[keep]
     labels, found = _dense_labels("purchase", np.asarray(raw_labels))
     classes = int(params["classes"])
-    if classes < 0 or classes > features.shape[0]:
-        raise ValueError(f"purchase: classes={classes} is not in [0, {features.shape[0]}]")
+    if classes > features.shape[0]:
+        raise ValueError(f"purchase: classes={classes} exceeds the {features.shape[0]} rows")
     origin = "file labels"
     if classes and classes != found:
         from sklearn.cluster import KMeans
@@ -251,9 +251,21 @@ def unlearnbench_datasets() -> list[DatasetSpec]:
                     100,
                     "number of classes; differs from the file's labels -> k-means relabelling "
                     "(paper 000's Purchase-10/20/50/100); 0 keeps the file's labels",
+                    minimum=0,
                 ),
-                Param("samples", 0, "keep a seeded random subset of this many rows (0 = all)"),
-                Param("seed", 0, "seed of the row subset and of k-means"),
+                Param(
+                    "samples",
+                    0,
+                    "keep a seeded random subset of this many rows (0 = all)",
+                    minimum=0,
+                ),
+                Param(
+                    "seed",
+                    0,
+                    "seed of the row subset and of k-means",
+                    minimum=0,
+                    maximum=2**32 - 1,  # numpy's and scikit-learn's seed range
+                ),
             ),
             description=(
                 "Purchase-100 of Shokri et al. (600 binary features) from a local file; "

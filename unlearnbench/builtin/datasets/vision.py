@@ -184,8 +184,6 @@ def _folder_read(root: Path, params: Mapping[str, Any]) -> tuple[torch.Tensor, t
             f"imagefolder: {root} is not a folder; put images under ROOT/<class>/<image>"
         )
     size = int(params["size"])
-    if size < 1:
-        raise ValueError(f"imagefolder: parameter 'size' must be >= 1, got {size}")
     to_tensor = transforms.Compose([transforms.Resize((size, size)), transforms.PILToTensor()])
     try:
         folder = datasets.ImageFolder(str(root), transform=to_tensor)
@@ -324,8 +322,13 @@ def _params(info: VisionSet) -> tuple[Param, ...]:
     if info.name == "imagefolder":
         return (
             *common,
-            Param("size", 32, "images are resized to size x size pixels"),
-            Param("max_images", 20000, "refuse trees with more images (all are held in memory)"),
+            Param("size", 32, "images are resized to size x size pixels", minimum=1),
+            Param(
+                "max_images",
+                20000,
+                "refuse trees with more images (all are held in memory)",
+                minimum=1,
+            ),
         )
     common = (
         *common,

@@ -22,7 +22,7 @@ from unlearnbench.builtin.evaluators.strength import (
     strength_metric,
 )
 from unlearnbench.seeding import generator
-from unlearnbench.specs import Evaluation, EvaluationInputs
+from unlearnbench.specs import Evaluation, EvaluationInputs, resolve_params
 from unlearnbench.task import MethodContext, Task
 from unlearnbench.training import predict_proba
 
@@ -170,7 +170,7 @@ def efficacy_strength(original: nn.Module, task: Task, params: Mapping[str, Any]
 
 class MiaEfficacy:
     def __init__(self, params: Mapping[str, Any]) -> None:
-        self.params = dict(params)
+        self.params = resolve_params(EFFICACY_PARAMS, params)  # the declared bounds
 
     def evaluate(self, inputs: EvaluationInputs, ctx: MethodContext) -> dict[str, float]:
         ours = mia_efficacy(inputs.unlearned, inputs.task, self.params)
@@ -261,9 +261,7 @@ EFFICACY_PARAMS = (
         minimum=0.0,
         exclusive_minimum=True,
     ),
-    Param(
-        "max_points", 2500, "cap on members and on non-members fitted (0 = no cap)", minimum=0
-    ),
+    Param("max_points", 2500, "cap on members and on non-members fitted (0 = no cap)", minimum=0),
 )
 
 EFFICACY_METRICS = (

@@ -64,25 +64,34 @@ from unlearnbench.builtin.evaluators.strength import (
     strength_metric,
 )
 from unlearnbench.seeding import derive_seed, generator
-from unlearnbench.specs import EvaluationInputs, ParamError
+from unlearnbench.specs import EvaluationInputs, resolve_params
 from unlearnbench.task import MethodContext, Task
 from unlearnbench.training import predict_proba
 
 PARAMS = (
-    Param("top_k", 3, "number of largest posteriors, sorted, fed to the attack model"),
+    Param("top_k", 3, "number of largest posteriors, sorted, fed to the attack model", minimum=1),
     Param(
         "features",
         "posteriors",
         "attack features: raw sorted posteriors (paper) or their logarithms",
         choices=("posteriors", "log"),
     ),
-    Param("hidden", 64, "hidden units of the attack MLP (ML-Leaks: 64)"),
-    Param("attack_steps", 500, "full-batch Adam steps training the attack model"),
-    Param("attack_lr", 0.01, "learning rate of the attack model"),
+    Param("hidden", 64, "hidden units of the attack MLP (ML-Leaks: 64)", minimum=1),
+    Param("attack_steps", 500, "full-batch Adam steps training the attack model", minimum=1),
+    Param(
+        "attack_lr",
+        0.01,
+        "learning rate of the attack model",
+        minimum=0.0,
+        exclusive_minimum=True,
+    ),
     Param(
         "holdout",
         0.3,
         "share of shadow members/non-members held out to measure attack accuracy (0: train acc)",
+        minimum=0.0,
+        maximum=1.0,
+        exclusive_maximum=True,
     ),
 )
 
@@ -155,19 +164,6 @@ class AttackMLP(nn.Module):
     def is_member(self, feats: torch.Tensor) -> torch.Tensor:
         self.eval()
         return self(feats) > 0.0
-
-
-def _check_params(params: Mapping[str, Any]) -> None:
-    if params["top_k"] < 1:
-        raise ParamError(f"top_k: must be >= 1, got {params['top_k']}")
-    if params["hidden"] < 1:
-        raise ParamError(f"hidden: must be >= 1, got {params['hidden']}")
-    if params["attack_steps"] < 1:
-        raise ParamError(f"attack_steps: must be >= 1, got {params['attack_steps']}")
-    if params["attack_lr"] <= 0:
-        raise ParamError(f"attack_lr: must be > 0, got {params['attack_lr']}")
-    if not 0.0 <= params["holdout"] < 1.0:
-        raise ParamError(f"holdout: must be in [0, 1), got {params['holdout']}")
 
 
 def shadow_model(task: Task, ctx: MethodContext) -> nn.Module:
@@ -281,8 +277,7 @@ def member_rate(
 
 class MembershipInference:
     def __init__(self, params: Mapping[str, Any]) -> None:
-        _check_params(params)
-        self.params = dict(params)
+        self.params = resolve_params(PARAMS, params)  # the declared bounds
 
     def evaluate(self, inputs: EvaluationInputs, ctx: MethodContext) -> dict[str, float]:
         task = inputs.task

@@ -469,6 +469,19 @@ def create(params: Mapping[str, Any]) -> Sisa:
     return Sisa(SisaConfig(**resolve_params(PARAMS, params)))
 
 
+def check_sizes(params: Mapping[str, Any], sizes: Mapping[str, int]) -> None:
+    """Before training: every shard needs a point and each of its slices too
+    (shards differ in size by at most one, so the smallest has target // S)."""
+    shards, slices, target = params["shards"], params["slices"], sizes["target"]
+    if shards > target:
+        raise ParamError(f"shards: {shards} shards exceed the {target} target points")
+    if shards >= 1 and slices > target // shards:
+        raise ParamError(
+            f"slices: {slices} slices exceed the {target // shards} points of the smallest "
+            f"of {shards} shards of {target} target points"
+        )
+
+
 @hookimpl
 def unlearnbench_methods() -> list[MethodSpec]:
     return [
@@ -476,6 +489,7 @@ def unlearnbench_methods() -> list[MethodSpec]:
             name="sisa",
             create=create,
             params=PARAMS,
+            check=check_sizes,
             description=(
                 "SISA (Bourtoule et al. 2021): S shard models trained over R slices with a "
                 "checkpoint per slice; deletion retrains affected shards from the first "
