@@ -11,9 +11,11 @@ import torch
 from unlearnbench.builtin.methods import deepobliviate as do
 from unlearnbench.builtin.methods import residual_memory as rm
 from unlearnbench.partition import block_of
-from unlearnbench.specs import combine_stream_costs
+from unlearnbench.plan import Component
+from unlearnbench.runner import run_method
+from unlearnbench.specs import combine_stream_costs, resolve_params
 from unlearnbench.task import ForgetRequest
-from unlearnbench.testing import check_method_contract
+from unlearnbench.testing import check_method_contract, registry
 
 SMALL = {"blocks": 8, "epochs_per_block": 2}
 # stops at the first test of the rule (after min_blocks blocks), whatever Δ does
@@ -370,6 +372,23 @@ def test_naive_is_the_never_stopping_model_built_once_for_every_epsilon(
     other = method(optimizer_state=optimizer_state).naive(state, forget[:1], task, ctx)
     assert len(builds) == 2  # another deleted set is another artifact
     assert not torch.equal(other.model.state_dict()["1.weight"], models[0]["1.weight"])
+
+
+def test_the_runner_calls_naive_before_unlearning_and_counts_its_work(make_tiny_task) -> None:
+    task, ctx = make_tiny_task(request=ForgetRequest(kind="random", count=6, steps=2))
+    spec = registry().get("method", "deepobliviate")
+    params = resolve_params(spec.params, {**SMALL, "epsilon": 0.0})
+    outcome = run_method(spec, Component("deepobliviate", params, "do"), task, ctx)
+    assert outcome.naive is not None
+    assert_same(outcome.naive.state_dict(), outcome.model.state_dict())  # ε = 0 is exact
+    first = min(block_of_point(task, int(i)) for i in task.splits.forget)
+    per_epoch = sum(len(b) for b in method().partition(task)[first:]) - 6
+    assert outcome.naive_work == per_epoch * SMALL["epochs_per_block"]
+
+
+def block_of_point(task, index: int) -> int:
+    blocks = method().partition(task)
+    return next(j for j, members in enumerate(blocks) if index in members.tolist())
 
 
 def test_naive_after_a_stitched_deletion_still_retrains_exactly(make_tiny_task) -> None:
