@@ -31,7 +31,7 @@ leaderboard's MNIST-1D regime is::
 
     nice .venv/bin/python benchmarks/deepobliviate_vs_retrain.py --samples 4000 \
         --target 1200 --blocks 40 --epochs-per-block 10 --widths 256 256 \
-        --positions 0.5 --many 100
+        --positions 0.5 --many 100 --spread --epsilons 0.1 0.02
 """
 
 from __future__ import annotations
@@ -60,12 +60,14 @@ READINGS = {
 }
 
 
-def replay(delta: list[float], first_block: int, epsilons: list[float]) -> list[str]:
-    """Blocks retrained under each reading and ε, from a recorded normalised Δ series."""
+def replay(delta: list[float], first_block: int, shortest: int, epsilons: list[float]) -> list[str]:
+    """Blocks retrained under each reading and ε, from a recorded normalised Δ series
+    (never fewer than ``shortest``: up to the last block holding deleted points)."""
     out = []
     for options in READINGS.values():
         for epsilon in epsilons:
-            stop = rm.StopRule(epsilon, **options).first_stop(delta, first_block)
+            rule = rm.StopRule(epsilon, **options)
+            stop = rule.first_stop(delta, first_block, shortest)
             out.append("-" if stop is None else str(stop))
     return out
 
@@ -92,6 +94,11 @@ def main() -> None:
     parser.add_argument("--epsilons", type=float, nargs="+", default=[0.1, 0.05, 0.02])
     parser.add_argument("--positions", type=float, nargs="+", default=[0.3, 0.0, 0.6])
     parser.add_argument("--many", type=int, default=10, help="points of the multi-point request")
+    parser.add_argument(
+        "--spread",
+        action="store_true",
+        help="draw the multi-point request from the whole target set, not one block",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -109,7 +116,11 @@ def main() -> None:
         ForgetRequest(kind="random", count=1, position=p, blocks=blocks) for p in args.positions
     ]
     requests += [
-        ForgetRequest(kind="random", count=args.many, position=args.positions[0], blocks=blocks),
+        ForgetRequest(kind="random", count=args.many)
+        if args.spread
+        else ForgetRequest(
+            kind="random", count=args.many, position=args.positions[0], blocks=blocks
+        ),
         ForgetRequest(kind="block", position=args.positions[0], blocks=blocks),
     ]
     params = {"blocks": blocks}
@@ -163,8 +174,14 @@ def main() -> None:
                     picks = [x for x in PROFILE_AT if x <= len(delta)]
                     profiles.append([request.label_text, *(delta[x - 1] for x in picks)])
                     first_block = int(result.series["first_block"][0])
+                    last_block = max(
+                        j + 1
+                        for j, members in enumerate(partition)
+                        if torch.isin(members, forget).any()
+                    )
+                    shortest = last_block - first_block + 1
                     replays.append(
-                        [request.label_text, *replay(delta, first_block, args.epsilons)]
+                        [request.label_text, *replay(delta, first_block, shortest, args.epsilons)]
                     )
                 rows.append(
                     {

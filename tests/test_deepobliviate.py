@@ -525,6 +525,18 @@ def test_short_series_decisions_depend_on_the_data() -> None:
     assert not rm.StopRule(0.1).test(steep[:2], 31).stop  # before min_points: never
 
 
+def test_replaying_the_rule_on_the_full_series_gives_the_real_stop(make_tiny_task) -> None:
+    task, ctx = make_tiny_task(request=at(0.0, 3))
+    state = method().fit(task, ctx)
+    full = method(epsilon=0.0).unlearn(state, task.splits.forget, task, ctx)
+    delta = full.series["residual_memory_normalised"]
+    for options in ({"epsilon": 0.1}, {"epsilon": 0.3, "stop_guard": "none"}, EARLY):
+        m = method(**options)
+        real = m.unlearn(state, task.splits.forget, task, ctx).costs["blocks_retrained"]
+        assert real == (m.cfg.rule.first_stop(delta, 1) or len(delta)), options
+    assert rm.StopRule(1e9, guard="none").first_stop(delta, 1, shortest=6) == 6
+
+
 def test_the_rule_uses_dfa_from_dfa_min_points_on() -> None:
     rule = rm.StopRule(0.1)
     assert not rule.test(DECAY[:10], 1).used_dfa

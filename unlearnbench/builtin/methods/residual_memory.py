@@ -196,13 +196,17 @@ class StopRule:
             stop=stop,
         )
 
-    def first_stop(self, series: Sequence[float], first_block: int) -> int | None:
+    def first_stop(
+        self, series: Sequence[float], first_block: int, shortest: int = 0
+    ) -> int | None:
         """How many values of ``series`` are retrained before the rule stops (None: never).
 
         Replays the on-the-fly rule on a recorded series: retraining is
         deterministic, so the first ``k`` Δ do not depend on when it stops.
+        ``shortest`` is the fewest values retraining must cover anyway (up to
+        the last block holding deleted points).
         """
-        for k in range(self.min_points, len(series) + 1):
+        for k in range(max(self.min_points, shortest), len(series) + 1):
             if self.test(series[:k], first_block).stop:
                 return k
         return None
