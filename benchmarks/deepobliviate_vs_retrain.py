@@ -19,6 +19,19 @@ stops and must reproduce the naive retrain exactly (consistency 1). Run::
 Times are CPU seconds of this process (``time.process_time``) on CPU with one
 thread (the default: other users' load then does not count); the wall-clock
 ratio is printed too. Not an asv benchmark: nothing runs on import.
+
+Each row also shows where retraining stopped (``stop``: block d+t), whether
+the stopping rule ended it (``rule``) and with an h from DFA (``dfa``), and
+the h it had. A last table replays the rule on each request's full Δ series
+(the ε = 0 run: retraining is deterministic, so the series up to any stop is
+the same) for every ε under three readings: the default (x = block order,
+rising guard), ``from_one`` with the guard, and ``from_one`` without it (the
+rule this plugin used before). ``-`` means the rule never stopped. The
+leaderboard's MNIST-1D regime is::
+
+    nice .venv/bin/python benchmarks/deepobliviate_vs_retrain.py --samples 4000 \
+        --target 1200 --blocks 40 --epochs-per-block 10 --widths 256 256 \
+        --positions 0.5 --many 100 --spread --epsilons 0.1 0.02
 """
 
 from __future__ import annotations
@@ -34,11 +47,29 @@ import torch
 from tabulate import tabulate
 
 from unlearnbench.builtin.methods import deepobliviate as do
+from unlearnbench.builtin.methods import residual_memory as rm
 from unlearnbench.task import ForgetRequest, SplitSizes, TrainRecipe
 from unlearnbench.testing import make_task
 from unlearnbench.training import accuracy, predict_logits
 
 PROFILE_AT = (1, 2, 3, 5, 10, 20, 40)
+READINGS = {
+    "block+guard": {},
+    "from_one+guard": {"power_law_x": "from_one"},
+    "from_one (old)": {"power_law_x": "from_one", "guard": "none"},
+}
+
+
+def replay(delta: list[float], first_block: int, shortest: int, epsilons: list[float]) -> list[str]:
+    """Blocks retrained under each reading and ε, from a recorded normalised Δ series
+    (never fewer than ``shortest``: up to the last block holding deleted points)."""
+    out = []
+    for options in READINGS.values():
+        for epsilon in epsilons:
+            rule = rm.StopRule(epsilon, **options)
+            stop = rule.first_stop(delta, first_block, shortest)
+            out.append("-" if stop is None else str(stop))
+    return out
 
 
 def timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float, float]:
@@ -62,6 +93,12 @@ def main() -> None:
     parser.add_argument("--widths", type=int, nargs="+", default=[128, 128])
     parser.add_argument("--epsilons", type=float, nargs="+", default=[0.1, 0.05, 0.02])
     parser.add_argument("--positions", type=float, nargs="+", default=[0.3, 0.0, 0.6])
+    parser.add_argument("--many", type=int, default=10, help="points of the multi-point request")
+    parser.add_argument(
+        "--spread",
+        action="store_true",
+        help="draw the multi-point request from the whole target set, not one block",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
@@ -79,12 +116,17 @@ def main() -> None:
         ForgetRequest(kind="random", count=1, position=p, blocks=blocks) for p in args.positions
     ]
     requests += [
-        ForgetRequest(kind="random", count=10, position=args.positions[0], blocks=blocks),
+        ForgetRequest(kind="random", count=args.many)
+        if args.spread
+        else ForgetRequest(
+            kind="random", count=args.many, position=args.positions[0], blocks=blocks
+        ),
         ForgetRequest(kind="block", position=args.positions[0], blocks=blocks),
     ]
     params = {"blocks": blocks}
     rows = []
     profiles = []
+    replays = []
     with tempfile.TemporaryDirectory() as tmp:
         for n, request in enumerate(requests):
             task, ctx = make_task(
@@ -131,6 +173,16 @@ def main() -> None:
                     delta = result.series["residual_memory_normalised"]
                     picks = [x for x in PROFILE_AT if x <= len(delta)]
                     profiles.append([request.label_text, *(delta[x - 1] for x in picks)])
+                    first_block = int(result.series["first_block"][0])
+                    last_block = max(
+                        j + 1
+                        for j, members in enumerate(partition)
+                        if torch.isin(members, forget).any()
+                    )
+                    shortest = last_block - first_block + 1
+                    replays.append(
+                        [request.label_text, *replay(delta, first_block, shortest, args.epsilons)]
+                    )
                 rows.append(
                     {
                         "request": request.label_text,
@@ -142,6 +194,10 @@ def main() -> None:
                         "con": float((labels(result.model, x) == naive_labels).float().mean()),
                         "P_B con": floor,
                         "retrained": int(result.costs["blocks_retrained"]),
+                        "stop": int(result.costs["stop_block_final"]),
+                        "rule": int(result.costs["rule_stopped"]),
+                        "dfa": int(result.costs["dfa_decided"]),
+                        "h": result.costs["dfa_h_final"],
                         "block ×": result.costs["block_speedup"],
                         "cpu ×": naive_cpu / cpu,
                         "wall ×": naive_wall / wall,
@@ -152,6 +208,9 @@ def main() -> None:
     print(tabulate(rows, headers="keys", floatfmt=".4g"))
     print("\nresidual memory Δ_x / Δ_1 at x blocks after the first affected one (ε = 0 runs)")
     print(tabulate(profiles, headers=["request", *map(str, PROFILE_AT)], floatfmt=".3g"))
+    print("\nblocks retrained when the rule is replayed on the ε = 0 run's Δ series")
+    heads = [f"{name} ε={e:g}" for name in READINGS for e in args.epsilons]
+    print(tabulate(replays, headers=["request", *heads]))
 
 
 if __name__ == "__main__":
