@@ -217,14 +217,14 @@ def test_dataset_variants_are_labelled_apart(fixture_registry) -> None:
     )
     labels = {t.dataset.label: t for t in plan.tasks}
     assert set(labels) == {
-        "digits(train.lr=0.001,splits.target=0.4)",
-        "digits(train.lr=0.003,splits.target=0.4)",
+        "digits(train.lr=0.001,splits.target=0.3)",
+        "digits(train.lr=0.003,splits.target=0.3)",
         "digits(train.lr=0.001,splits.target=300)",
         "mnist1d(samples=500,train.epochs=30)",
         "mnist1d(samples=800)",
         "mnist1d(samples=500,train.epochs=3)",
     }
-    assert labels["digits(train.lr=0.003,splits.target=0.4)"].recipe.lr == 0.003
+    assert labels["digits(train.lr=0.003,splits.target=0.3)"].recipe.lr == 0.003
     assert labels["mnist1d(samples=500,train.epochs=3)"].recipe.epochs == 3
     assert len({t.train_key for t in plan.tasks}) == 6
     plain = plan_of(fixture_registry, datasets=["digits", "mnist1d"])
@@ -273,7 +273,8 @@ def test_method_size_checks_run_against_the_real_split_sizes(fixture_registry) -
         "nonmember": 50,
         "test": 100,
         "shadow_in": 0,
-        "shadow_out": int(0.15 * 1797),
+        "shadow_out": int(0.1 * 1797),
+        "auxiliary": int(0.05 * 1797),
         "forget": 7,
         "retain": 293,
     }

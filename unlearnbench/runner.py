@@ -32,6 +32,7 @@ lazily inside a cell count against that cell's limit.)
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 import os
@@ -133,8 +134,9 @@ class TaskContext:
             built = True
             return value
 
-        value = self.cache.get_or_build(self.artifact_parts(name, params), counted)
-        work = float(value.pop(WORK_KEY, 0.0))  # in place: a loaded value keeps its type
+        # a shallow copy of the cache's value (which may be memoised), of the same type
+        value = copy.copy(self.cache.get_or_build(self.artifact_parts(name, params), counted))
+        work = float(value.pop(WORK_KEY, 0.0))
         if not built:
             self.work += work
         return value
