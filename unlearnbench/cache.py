@@ -96,7 +96,9 @@ class ArtifactCache:
         value = self.load(key)
         if value is None:
             with self._build_lock(key):
-                value = self.load(key)  # built by another process while we waited?
+                # built by another process while we waited? (a damaged file was reported
+                # by the first look; reporting it again would print each warning twice)
+                value = self.load(key, warn=False)
                 if value is None:
                     value = build()
                     self.save(key, value, parts)
@@ -123,15 +125,19 @@ class ArtifactCache:
             finally:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
-    def read_verified(self, key: str) -> bytes | None:
-        """The stored bytes of ``key`` if they match their checksum (to ship elsewhere)."""
+    def read_verified(self, key: str, *, warn: bool = True) -> bytes | None:
+        """The stored bytes of ``key`` if they match their checksum (to ship elsewhere).
+
+        ``warn=False`` for a second look at a key already reported as damaged.
+        """
         path = self.path(key)
         sidecar = path.with_suffix(".sha256")
         if not path.exists() or not sidecar.exists():
             return None
         data = path.read_bytes()
         if hashlib.sha256(data).hexdigest() != sidecar.read_text().strip():
-            log.warning("artifact %s failed its checksum; rebuilding it", path)
+            if warn:
+                log.warning("artifact %s failed its checksum; rebuilding it", path)
             return None
         return data
 
@@ -140,18 +146,19 @@ class ArtifactCache:
         if self.read_verified(key) is not None:
             return
         with self._build_lock(key):
-            if self.read_verified(key) is None:
+            if self.read_verified(key, warn=False) is None:
                 self._write(key, data, parts)
 
-    def load(self, key: str) -> dict[str, Any] | None:
-        data = self.read_verified(key)
+    def load(self, key: str, *, warn: bool = True) -> dict[str, Any] | None:
+        data = self.read_verified(key, warn=warn)
         if data is None:
             return None
         path = self.path(key)
         try:
             return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except Exception as exc:  # a damaged or foreign file: rebuild rather than fail
-            log.warning("artifact %s could not be loaded (%s); rebuilding it", path, exc)
+            if warn:
+                log.warning("artifact %s could not be loaded (%s); rebuilding it", path, exc)
             return None
 
     def save(self, key: str, value: dict[str, Any], parts: Mapping[str, Any]) -> None:
