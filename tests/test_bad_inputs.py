@@ -7,7 +7,10 @@ artifact in the cache, no cell in the store).
 
 from __future__ import annotations
 
+import hashlib
+import random
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -280,3 +283,202 @@ def test_an_undertrained_model_at_chance_is_not_called_diverged(tmp_path) -> Non
     majority = float(task.y[target].bincount().max()) / target.numel()
     assert accuracy(model, task.x[target], task.y[target]) <= majority  # at chance
     check_learned(model, task)  # but not diverged: no error
+
+
+# --------------------------------------------------------------------------- output and store
+
+
+def store_with_cells(path: Path, cells: int = 60) -> None:
+    """A real results store with ``cells`` cells, several pages long."""
+    from unlearnbench.store import CellRecord, MetricValue, ResultStore
+
+    with ResultStore(path) as store:
+        for i in range(cells):
+            store.write(
+                CellRecord(
+                    cell_id=f"cell{i:04d}",
+                    task_key="task",
+                    dataset="digits",
+                    architecture="mlp",
+                    method=("retrain", "original")[i % 2],
+                    request="random 10",
+                    seed=i // 2,
+                    status="ok",
+                    config={"padding": "x" * 300, "i": i},
+                    metrics=tuple(
+                        MetricValue(f"metric{j}", float(i + j), "higher", "") for j in range(8)
+                    ),
+                    provenance={"device": "cpu", "torch_threads": 1},
+                )
+            )
+
+
+def damage(path: Path, how: str) -> None:
+    """Damage a store file: garbage, a text file, truncated, or one page in the middle."""
+    data = bytearray(path.read_bytes())
+    noise = random.Random(0)
+    if how == "garbage":
+        path.write_bytes(noise.randbytes(8192))
+    elif how == "text":
+        path.write_text("my notes about the results\n", encoding="utf-8")
+    elif how == "truncated":
+        path.write_bytes(bytes(data[: len(data) // 3]))
+    else:  # one page in the middle overwritten
+        page = 4096
+        middle = len(data) // page // 2
+        assert middle >= 2, "the store should span several pages"
+        data[middle * page : (middle + 1) * page] = noise.randbytes(page)
+        path.write_bytes(bytes(data))
+
+
+DAMAGE = ["garbage", "text", "truncated", "middle"]
+
+
+@pytest.mark.parametrize("how", DAMAGE)
+@pytest.mark.parametrize("command", ["run", "leaderboard"])
+def test_a_damaged_store_is_reported_and_kept_as_it_is(tmp_path, capsys, how, command) -> None:
+    """Exit 2 before anything trains, saying how to move the file aside; the file is unchanged."""
+    out = tmp_path / "out"
+    out.mkdir()
+    store = out / "results.sqlite"
+    store_with_cells(store)
+    damage(store, how)
+    before = hashlib.sha256(store.read_bytes()).hexdigest()
+    if command == "run":
+        suite = tmp_path / "suite.toml"
+        suite.write_text(BASE, encoding="utf-8")
+        code = main(["run", str(suite), "--out", str(out), "--no-progress", "--device", "cpu"])
+    else:
+        code = main(["leaderboard", str(out), "--no-plots"])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE, err
+    assert "Traceback" not in err
+    assert f"{store} is damaged" in err and f"mv {store}*" in err and ".recover" in err
+    assert hashlib.sha256(store.read_bytes()).hexdigest() == before, "the damaged file changed"
+    assert sorted(p.name for p in out.iterdir()) == ["results.sqlite"], "something was written"
+
+
+def test_a_foreign_sqlite_file_is_not_taken_for_a_store(tmp_path, capsys) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    with closing(sqlite3.connect(out / "results.sqlite")) as conn:
+        conn.execute("CREATE TABLE photos (id INTEGER, path TEXT)")
+    suite = tmp_path / "suite.toml"
+    suite.write_text(BASE, encoding="utf-8")
+    code = main(["run", str(suite), "--out", str(out), "--no-progress", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE, err
+    assert "not an unlearnbench results store" in err and "photos" in err
+    with closing(sqlite3.connect(out / "results.sqlite")) as conn:
+        tables = conn.execute("SELECT name FROM sqlite_master").fetchall()
+    assert tables == [("photos",)], "the foreign file was changed"
+
+
+def test_a_folder_as_the_suite_file(tmp_path, capsys) -> None:
+    (tmp_path / "suites").mkdir()
+    out = tmp_path / "out"
+    code = main(["run", str(tmp_path / "suites"), "--out", str(out), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE, err
+    assert "is a folder; give the suite file" in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("where", ["file", "under_a_file"])
+def test_out_that_cannot_be_a_folder(tmp_path, capsys, where) -> None:
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("keep me", encoding="utf-8")
+    out = blocker if where == "file" else blocker / "results"
+    suite = tmp_path / "suite.toml"
+    suite.write_text(BASE, encoding="utf-8")
+    code = main(["run", str(suite), "--out", str(out), "--no-progress", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE, err
+    assert "--out" in err and ("is a file" in err)
+    assert blocker.read_text(encoding="utf-8") == "keep me"
+
+
+# --------------------------------------------------------------------------- leaderboard
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    out = tmp_path / "results"
+    out.mkdir()
+    store_with_cells(out / "results.sqlite", cells=4)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "suggestion"),
+    [
+        ("--reference", "nosuchmethod", None),
+        ("--reference", "retrian", "retrain"),
+        ("--original", "orignal", "original"),
+    ],
+)
+def test_leaderboard_of_a_method_that_never_ran(results, capsys, option, value, suggestion) -> None:
+    code = main(["leaderboard", str(results), "--no-plots", option, value])
+    captured = capsys.readouterr()
+    assert code == EXIT_USAGE, captured.err
+    assert f"{option}: unknown method {value!r}" in captured.err
+    assert "Known methods: original, retrain" in captured.err
+    if suggestion:
+        assert f"Did you mean {suggestion!r}" in captured.err
+    assert captured.out == "", "a leaderboard was printed"
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        ("empty", "holds no results.sqlite, so there are no results to show"),
+        ("missing", "does not exist"),
+        ("store_file", "is a file, not a results folder; give its folder"),
+    ],
+)
+def test_leaderboard_without_results(tmp_path, results, capsys, make, message) -> None:
+    target = {
+        "empty": tmp_path / "empty",
+        "missing": tmp_path / "missing",
+        "store_file": results / "results.sqlite",
+    }[make]
+    if make == "empty":
+        target.mkdir()
+    code = main(["leaderboard", str(target), "--no-plots"])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE, err
+    assert message in err
+
+
+# --------------------------------------------------------------------------- suite names
+
+
+def tree(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+
+
+@pytest.mark.parametrize("name", ["../escaped", "ABSOLUTE", "", ".hidden", "a b", "x" * 101, "a/b"])
+@pytest.mark.parametrize("check", [False, True])
+def test_a_suite_name_that_is_a_path(tmp_path, capsys, monkeypatch, name, check) -> None:
+    """Names are labels: with the default output folder, nothing may escape or be created."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    name = str(tmp_path / "anywhere") if name == "ABSOLUTE" else name
+    suite = work / "suite.toml"
+    suite.write_text(BASE.replace('name = "bad"', f"name = {name!r}"), encoding="utf-8")
+    before = tree(tmp_path)
+    code = main(["run", str(suite), "--no-progress", "--device", "cpu", *(["--check"] * check)])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE, err
+    assert "suite.toml: name:" in err and "letters, digits" in err
+    assert tree(tmp_path) == before
+
+
+def test_a_file_name_that_is_no_valid_default_name(tmp_path, capsys) -> None:
+    suite = tmp_path / "my suite.toml"
+    suite.write_text(BASE.replace('name = "bad"\n', ""), encoding="utf-8")
+    code = main(["run", str(suite), "--check", "--device", "cpu", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE, err
+    assert "name: not set" in err and 'name = "my-suite"' in err

@@ -241,7 +241,9 @@ class ArtifactCache:
         value = self.load(key)
         if value is None:
             with self._build_lock(key):
-                value = self.load(key)  # built by another process while we waited?
+                # built by another process while we waited? (a damaged file was reported
+                # by the first look; reporting it again would print each warning twice)
+                value = self.load(key, warn=False)
                 if value is None:
                     value = build()
                     self.save(key, value, parts)
@@ -259,15 +261,19 @@ class ArtifactCache:
         with FileLock(self.path(key).with_suffix(".lock")):
             yield
 
-    def read_verified(self, key: str) -> bytes | None:
-        """The stored bytes of ``key`` if they match their checksum (to ship elsewhere)."""
+    def read_verified(self, key: str, *, warn: bool = True) -> bytes | None:
+        """The stored bytes of ``key`` if they match their checksum (to ship elsewhere).
+
+        ``warn=False`` for a second look at a key already reported as damaged.
+        """
         path = self.path(key)
         sidecar = path.with_suffix(".sha256")
         if not path.exists() or not sidecar.exists():
             return None
         data = path.read_bytes()
         if hashlib.sha256(data).hexdigest() != sidecar.read_text().strip():
-            log.warning("artifact %s failed its checksum; rebuilding it", path)
+            if warn:
+                log.warning("artifact %s failed its checksum; rebuilding it", path)
             return None
         return data
 
@@ -276,33 +282,37 @@ class ArtifactCache:
         if self.read_verified(key) is not None:
             return
         with self._build_lock(key):
-            if self.read_verified(key) is None:
+            if self.read_verified(key, warn=False) is None:
                 self._write(key, data, parts)
 
-    def load(self, key: str) -> dict[str, Any] | None:
+    def load(self, key: str, *, warn: bool = True) -> dict[str, Any] | None:
         """The artifact stored under ``key``, or ``None`` if it is absent or not what ``key``
-        names (damaged, foreign, or another artifact copied into its place)."""
-        data = self.read_verified(key)
+        names (damaged, foreign, or another artifact copied into its place). ``warn``:
+        say why (off for a second look under the build lock, so it is said once)."""
+        data = self.read_verified(key, warn=warn)
         if data is None:
             return None
         path = self.path(key)
         try:
             stored = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except Exception as exc:  # a damaged or foreign file: rebuild rather than fail
-            log.warning("artifact %s could not be loaded (%s); rebuilding it", path, exc)
+            if warn:
+                log.warning("artifact %s could not be loaded (%s); rebuilding it", path, exc)
             return None
         described = stored.get("description") if isinstance(stored, dict) else None
         value = stored.get("value") if isinstance(stored, dict) else None
         if not isinstance(described, str) or not isinstance(value, dict):
-            log.warning("artifact %s carries no description; rebuilding it", path)
+            if warn:
+                log.warning("artifact %s carries no description; rebuilding it", path)
             return None
         if hashlib.sha256(described.encode()).hexdigest() != key:
-            log.warning(
-                "artifact %s is not what its name says (it describes itself as %s); "
-                "rebuilding it",
-                path,
-                described[:300],
-            )
+            if warn:
+                    log.warning(
+                    "artifact %s is not what its name says (it describes itself as %s); "
+                    "rebuilding it",
+                    path,
+                    described[:300],
+                )
             return None
         return CachedArtifact(value, self, key)
 

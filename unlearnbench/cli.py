@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="torch threads per worker, Ray task or (local) this process (default: cores / "
         "workers; never more). CPU results are identical across executors at equal threads",
     )
+    run.add_argument(
+        "--allow-mixed-threads",
+        action="store_true",
+        help="resume a CPU run whose finished cells used another torch thread count "
+        "(refused by default: CPU results depend on it)",
+    )
     run.add_argument("--address", default=None, help="ray executor: cluster address")
     run.add_argument(
         "--gpus-per-task",
@@ -97,7 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument(
         "--reference", default=None, help="reference method (default: the suite's, else retrain)"
     )
-    board.add_argument("--original", default="original", help="do-nothing method's label")
+    board.add_argument(
+        "--original", default=None, help="do-nothing method's label (default: original)"
+    )
     board.add_argument(
         "--no-plots", action="store_true", help="md: do not (re)write DIR/plots/*.png"
     )
@@ -124,32 +132,34 @@ def _registry() -> tuple[Registry, list[Any]]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """Validate everything (suite, options, output folder, an existing store), then run.
+
+    Nothing is written before every check has passed, and ``--check`` writes
+    nothing at all: no output folder, no store, no cache.
+    """
     from unlearnbench.cache import ArtifactCache
-    from unlearnbench.executors import (
-        ExecutorError,
-        LocalExecutor,
-        ProcessExecutor,
-        RayExecutor,
-        RegistryFactory,
-        available_cores,
-        run_plan,
-    )
+    from unlearnbench.executors import ExecutorError, run_plan
     from unlearnbench.leaderboard import write_leaderboards
     from unlearnbench.plan import Component, build_plan, check_feasible
     from unlearnbench.runner import Runner, resolve_device
-    from unlearnbench.store import STORE_FILE, ResultStore
+    from unlearnbench.store import STORE_FILE
     from unlearnbench.suite import SuiteError, load_suite
 
     _check_run_options(args)
     registry, _ = _registry()
     suite_path = args.suite or default_suite_path()
+    if suite_path.is_dir():
+        raise UsageError(f"{suite_path} is a folder; give the suite file (a .toml file)")
     try:
         suite = load_suite(suite_path)
         plan = build_plan(suite, registry)
         device = resolve_device(args.device)
     except (SuiteError, ValueError) as exc:
         raise UsageError(f"{suite_path}: {exc}") from None
+    except OSError as exc:  # unreadable: permissions, a special file
+        raise UsageError(f"{suite_path} cannot be read: {exc.strerror or exc}") from None
     out = args.out or DEFAULT_OUT / suite.name
+    _check_out_folder(out, given=args.out is not None)
     cache = ArtifactCache(out / "cache")  # creates nothing until something is written
     runner = Runner(
         registry,
@@ -171,6 +181,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         check_feasible(plan, load, suite)
     except SuiteError as exc:
         raise UsageError(f"{suite_path}: {exc}") from None
+    executor, threads = _make_executor(args, runner, str(cache.root))
+    store_path = out / STORE_FILE
+    if args.check:  # read an existing store (never create one) for the same checks
+        if store_path.exists():
+            with _open_store(store_path, read_only=True) as store:
+                _check_resume(store, plan, device, threads, args)
+    else:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UsageError(f"output folder {out} cannot be created: {exc}") from None
+        store = _open_store(store_path)
+        try:
+            _check_resume(store, plan, device, threads, args)
+        except BaseException:
+            store.close()
+            raise
     print(
         f"suite {suite.name!r}: {len(plan.tasks)} tasks, {plan.size} cells on {device} "
         f"({args.executor} executor); results in {out}",
@@ -178,29 +205,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if args.check:
         return EXIT_OK
-    out.mkdir(parents=True, exist_ok=True)  # only now: a refused suite leaves no folder
-    store = ResultStore(out / STORE_FILE)
-    factory = RegistryFactory()
-    executor: Any
-    if args.executor == "processes":
-        executor = ProcessExecutor(
-            runner, factory, str(cache.root), args.workers, args.threads_per_worker
-        )
-    elif args.executor == "ray":
-        executor = RayExecutor(
-            runner,
-            factory,
-            str(cache.root.resolve()),
-            address=args.address,
-            cpus_per_task=float(args.threads_per_worker or 1),
-            gpus_per_task=args.gpus_per_task,
-        )
-    else:
-        if args.threads_per_worker:
-            import torch
-
-            torch.set_num_threads(min(args.threads_per_worker, available_cores()))
-        executor = LocalExecutor(runner)
     start = time.perf_counter()
     try:
         summary = run_plan(executor, plan, store, progress=not args.no_progress)
@@ -223,6 +227,90 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  failed: {failure}", file=sys.stderr)
     print(f"leaderboard: {board}")
     return EXIT_FAILED_CELLS if summary.failed or summary.timeout else EXIT_OK
+
+
+def _check_out_folder(out: Path, *, given: bool) -> None:
+    """The output folder must be a folder, or creatable as one (checked, not created)."""
+    what = "--out" if given else "the output folder"
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{what} {out} is a file, not a folder; give a folder for the results")
+    for parent in out.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UsageError(f"{what} {out} cannot be created: {parent} is a file")
+            break
+
+
+def _open_store(path: Path, *, read_only: bool = False) -> Any:
+    """Open a results store; a damaged or foreign file is a usage error (exit 2)."""
+    from unlearnbench.store import ResultStore, StoreError
+
+    try:
+        return ResultStore(path, read_only=read_only)
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _make_executor(args: argparse.Namespace, runner: Any, cache_root: str) -> tuple[Any, int]:
+    """The executor the options ask for, and the torch threads each of its cells will use.
+
+    Building one starts nothing (workers start in ``execute``).
+    """
+    from unlearnbench.executors import (
+        LocalExecutor,
+        ProcessExecutor,
+        RayExecutor,
+        RegistryFactory,
+        available_cores,
+    )
+
+    factory = RegistryFactory()
+    if args.executor == "processes":
+        processes = ProcessExecutor(
+            runner, factory, cache_root, args.workers, args.threads_per_worker
+        )
+        return processes, processes.threads
+    if args.executor == "ray":
+        ray = RayExecutor(
+            runner,
+            factory,
+            str(Path(cache_root).resolve()),
+            address=args.address,
+            cpus_per_task=float(args.threads_per_worker or 1),
+            gpus_per_task=args.gpus_per_task,
+        )
+        return ray, max(1, int(ray.cpus_per_task))  # what each Ray worker sets
+    import torch
+
+    if args.threads_per_worker:
+        torch.set_num_threads(min(args.threads_per_worker, available_cores()))
+    return LocalExecutor(runner), torch.get_num_threads()
+
+
+def _check_resume(
+    store: Any, plan: Any, device: Any, threads: int, args: argparse.Namespace
+) -> None:
+    """Refuse to add CPU cells computed with another torch thread count than the
+    finished cells of this plan: CPU results depend on it, and a leaderboard that
+    mixes both would not be one computation. (Nothing pending: nothing to mix.)"""
+    if args.allow_mixed_threads or device.type != "cpu":
+        return
+    cells = {cell.cell_id for _, cell in plan.cells()}
+    if not cells - store.finished():
+        return
+    counts = store.thread_counts(cells, "cpu")
+    if not counts or set(counts) == {threads}:
+        return
+    recorded = ", ".join(f"{n} with {t}" for t, n in sorted(counts.items()))
+    usual = max(counts, key=lambda t: counts[t])
+    raise UsageError(
+        f"{store.path} holds finished cells of this suite computed on the CPU with another "
+        f"torch thread count ({recorded} threads); this run would use {threads} "
+        f"({args.executor} executor). CPU results depend on the thread count, so resuming "
+        f"would mix two computations in one leaderboard. Resume with --threads-per-worker "
+        f"{usual} (with --executor processes, also --workers so that workers x threads fit "
+        f"the cores), run into another --out, or pass --allow-mixed-threads to mix them."
+    )
 
 
 def _check_run_options(args: argparse.Namespace) -> None:
@@ -310,15 +398,37 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Print one format; md also writes DIR/plots/*.png, which its links point at."""
-    from unlearnbench.leaderboard import build_leaderboard, infer_reference, render, write_plots
-    from unlearnbench.store import STORE_FILE, ResultStore
+    from unlearnbench.leaderboard import (
+        ORIGINAL,
+        build_leaderboard,
+        infer_reference,
+        render,
+        write_plots,
+    )
+    from unlearnbench.registry import unknown_name_message
+    from unlearnbench.store import STORE_FILE
 
     path = args.dir / STORE_FILE
+    if args.dir.is_file():
+        hint = f"; give its folder: {args.dir.parent}" if args.dir.name == STORE_FILE else ""
+        raise UsageError(f"{args.dir} is a file, not a results folder{hint}")
+    if not args.dir.exists():
+        raise UsageError(f"results folder {args.dir} does not exist")
     if not path.exists():
-        raise UsageError(f"{args.dir} holds no {STORE_FILE}; run a suite with --out {args.dir}")
-    with ResultStore(path) as store:
+        raise UsageError(
+            f"{args.dir} holds no {STORE_FILE}, so there are no results to show; "
+            f"run a suite with --out {args.dir} first"
+        )
+    with _open_store(path) as store:
+        methods = sorted({cell["method"] for cell in store.cells()})
+        for option, label in (("--reference", args.reference), ("--original", args.original)):
+            if label is not None and label not in methods:
+                if not methods:
+                    raise UsageError(f"{option} {label!r}: {path} holds no results yet")
+                message = unknown_name_message("method", label, methods)
+                raise UsageError(f"{option}: {message} (the methods in {path})")
         reference = args.reference or infer_reference(store)
-        board = build_leaderboard(store, reference, args.original)
+        board = build_leaderboard(store, reference, args.original or ORIGINAL)
     plots = None
     if args.format == "md" and not args.no_plots:
         plots, _ = write_plots(board, args.dir)

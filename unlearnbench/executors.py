@@ -287,9 +287,28 @@ def _exit_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
+PIPE_GONE = (BrokenPipeError, ConnectionResetError, EOFError)
+
+
 def _worker_main(conn: Connection, config: WorkerConfig, parent_pid: int) -> None:
-    """A long-lived worker: receive (task, cells) units, send records back."""
+    """A long-lived worker: receive (task, cells) units, send records back.
+
+    When the pipe to the parent is gone (the parent was killed, or stopped
+    listening) there is nobody left to send results to: the worker exits
+    quietly instead of printing a ``BrokenPipeError`` traceback.
+    """
     _exit_with_parent(parent_pid)
+    _log_like_the_cli()
+    with contextlib.suppress(*PIPE_GONE):
+        _serve(conn, config)
+
+
+def _log_like_the_cli() -> None:
+    """Log warnings in the CLI's format (a spawned worker starts with no logging set up)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _serve(conn: Connection, config: WorkerConfig) -> None:
     try:
         runner = make_worker_runner(config)
     except BaseException:

@@ -5,6 +5,11 @@ series together), so a crash leaves every cell either fully recorded or absent.
 WAL mode and a busy timeout let two runs share a folder without corrupting it.
 Re-running a suite skips cells whose status is ``ok``, and a cell recorded
 ``ok`` is never overwritten (not by a failure, not by a duplicate).
+
+A store is checked when it is opened (SQLite's ``quick_check`` and the
+tables' columns), before anything is written to it: a damaged file or a file
+that is not a results store raises :class:`StoreError`, and the file is left
+exactly as it was, so no readable row is lost.
 """
 
 from __future__ import annotations
@@ -12,10 +17,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cells (
@@ -53,6 +59,26 @@ CREATE TABLE IF NOT EXISTS series (
 STORE_FILE = "results.sqlite"
 
 
+def _schema_columns() -> dict[str, list[str]]:
+    """Each table's columns in order, as SQLite reads them from :data:`SCHEMA`."""
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.executescript(SCHEMA)
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        return {t: [r[1] for r in conn.execute(f"PRAGMA table_info({t})")] for t in tables}
+    finally:
+        conn.close()
+
+
+# the columns each table must have, in order (rows are inserted by position)
+COLUMNS = _schema_columns()
+DAMAGE_CODES = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
+
+
+class StoreError(Exception):
+    """A results file that cannot be used: damaged, foreign or unreadable."""
+
+
 @dataclass(frozen=True)
 class MetricValue:
     name: str
@@ -84,17 +110,102 @@ class CellRecord:
 class ResultStore:
     """Results of every cell of every run pointed at one folder."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
+        """Open (or, unless ``read_only``, create) the store at ``path``.
+
+        Raises :class:`StoreError` for a damaged or foreign file, before
+        anything is written to it. ``read_only`` opens an existing file without
+        creating or changing anything (``run --check``).
+        """
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._conn = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=FULL")
-        self._conn.execute("PRAGMA foreign_keys=ON")
-        self._conn.executescript(SCHEMA)
-        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(metrics)")}
-        if "meta" not in columns:  # a store written before metrics carried their role
-            self._conn.execute("ALTER TABLE metrics ADD COLUMN meta TEXT NOT NULL DEFAULT '{}'")
+        if read_only:
+            # without a -wal file every committed row is in the main file: read it as
+            # immutable, so not even the -wal/-shm files are created
+            wal = self.path.with_name(self.path.name + "-wal").exists()
+            uri = f"file:{quote(str(self.path.resolve()))}?mode=ro"
+            uri += "" if wal else "&immutable=1"
+            self._conn = self._connect(uri, uri=True)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._conn = self._connect(str(self.path))
+        try:
+            tables = self._check()
+            if read_only and not tables:  # a valid but empty database: nothing recorded
+                self._conn.close()
+                self._conn = sqlite3.connect(":memory:", isolation_level=None)
+            elif not read_only:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._conn.execute("PRAGMA synchronous=FULL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+            if not read_only or not tables:
+                self._conn.executescript(SCHEMA)
+            if not read_only and "meta" not in self._metric_columns():
+                # a store written before metrics carried their role and evaluator
+                self._conn.execute(
+                    "ALTER TABLE metrics ADD COLUMN meta TEXT NOT NULL DEFAULT '{}'"
+                )
+        except sqlite3.Error as exc:
+            self._conn.close()
+            raise self._error(exc) from None
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def _connect(self, target: str, *, uri: bool = False) -> sqlite3.Connection:
+        try:
+            return sqlite3.connect(target, timeout=60.0, isolation_level=None, uri=uri)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from None
+
+    def _check(self) -> set[str]:
+        """Verify the file's pages and the tables' columns; return the tables found.
+
+        Runs before the first write, so a damaged file is reported, never changed.
+        """
+        rows = [row[0] for row in self._conn.execute("PRAGMA quick_check")]
+        if rows != ["ok"]:
+            raise self._damaged("; ".join(str(r) for r in rows[:3]))
+        tables = {
+            row[0]
+            for row in self._conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        }
+        ours = tables & set(COLUMNS)
+        if tables and not ours:
+            raise StoreError(
+                f"{self.path} is not an unlearnbench results store (it holds the tables "
+                f"{sorted(tables)}); nothing was changed. Point --out at another folder, "
+                f"or move the file aside."
+            )
+        for table in sorted(ours):
+            columns = [row[1] for row in self._conn.execute(f"PRAGMA table_info({table})")]
+            older = table == "metrics" and columns == COLUMNS[table][:-1]  # before ``meta``
+            if columns != COLUMNS[table] and not older:
+                raise StoreError(
+                    f"{self.path} is not a results store of this unlearnbench version: table "
+                    f"{table!r} has the columns {columns}, expected {COLUMNS[table]}; nothing "
+                    f"was changed. Use another --out folder, or move the file aside."
+                )
+        return ours
+
+    def _metric_columns(self) -> list[str]:
+        return [row[1] for row in self._conn.execute("PRAGMA table_info(metrics)")]
+
+    def _error(self, exc: sqlite3.Error) -> StoreError:
+        if getattr(exc, "sqlite_errorname", "") in DAMAGE_CODES:
+            return self._damaged(str(exc))
+        return StoreError(f"{self.path} cannot be opened as a results store: {exc}")
+
+    def _damaged(self, detail: str) -> StoreError:
+        """The message for a damaged file: what happened and how to go on without losing rows."""
+        aside = self.path.parent / "damaged"
+        return StoreError(
+            f"the results store {self.path} is damaged ({detail}); nothing was changed. To "
+            f"start a new store in this folder, move it aside: mkdir {aside} && mv "
+            f"{self.path}* {aside}/ (or run with another --out). Its readable rows can be "
+            f"salvaged with: sqlite3 {aside / self.path.name} .recover"
+        )
 
     def close(self) -> None:
         self._conn.close()
@@ -108,6 +219,24 @@ class ResultStore:
     def finished(self) -> set[str]:
         rows = self._conn.execute("SELECT cell_id FROM cells WHERE status = 'ok'")
         return {row[0] for row in rows}
+
+    def thread_counts(self, cell_ids: Collection[str], device_type: str) -> dict[int, int]:
+        """How many ``ok`` cells among ``cell_ids`` ran on ``device_type`` with each torch
+        thread count (from their provenance): a resumed run must match it."""
+        wanted = set(cell_ids)
+        counts: dict[int, int] = {}
+        rows = self._conn.execute("SELECT cell_id, provenance FROM cells WHERE status = 'ok'")
+        for cell_id, raw in rows:
+            if cell_id not in wanted:
+                continue
+            try:
+                prov = json.loads(raw or "{}")
+                threads = int(prov["torch_threads"])
+            except (TypeError, ValueError, KeyError):
+                continue  # a cell recorded without a thread count (older versions)
+            if str(prov.get("device", "")).split(":")[0] == device_type:
+                counts[threads] = counts.get(threads, 0) + 1
+        return counts
 
     def write(self, record: CellRecord) -> bool:
         """Record one cell atomically, replacing an earlier failed or timed-out attempt.
@@ -180,8 +309,9 @@ class ResultStore:
     def metric_rows(self) -> list[dict[str, Any]]:
         cursor = self._conn.execute(
             "SELECT c.cell_id, c.dataset, c.architecture, c.method, c.request, c.seed, "
-            "m.name, m.value, m.direction, m.unit, m.position, m.meta "
-            "FROM metrics m JOIN cells c USING (cell_id) WHERE c.status = 'ok' "
+            "m.name, m.value, m.direction, m.unit, m.position, "
+            + ("m.meta " if "meta" in self._metric_columns() else "'{}' AS meta ")
+            + "FROM metrics m JOIN cells c USING (cell_id) WHERE c.status = 'ok' "
             "ORDER BY c.rowid, m.position"
         )
         names = [d[0] for d in cursor.description]

@@ -9,6 +9,7 @@ are checked against the registry in :mod:`unlearnbench.plan`.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -30,6 +31,8 @@ TOP_KEYS = {
     "train",
 }
 ENTRY_KEYS = {"name", "params", "grid", "label", "architectures", "train", "splits"}
+# a suite name is a label and the default output folder's name, never a path
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 
 
 class SuiteError(ValueError):
@@ -86,7 +89,7 @@ def parse_suite(data: dict[str, Any], *, default_name: str = "suite", source: st
     unknown = sorted(set(data) - TOP_KEYS)
     if unknown:
         raise SuiteError(unknown[0], f"unknown key; allowed top-level keys: {sorted(TOP_KEYS)}")
-    name = _typed(data, "name", str, default_name, "")
+    name = _suite_name(data, default_name)
     seeds = _seeds(data.get("seeds", [0]))
     splits = _dataclass_from(SplitSizes, data.get("splits", {}), "splits")
     train = _dataclass_from(TrainRecipe, data.get("train", {}), "train")
@@ -131,6 +134,29 @@ def parse_suite(data: dict[str, Any], *, default_name: str = "suite", source: st
         reference=reference,
         description=_typed(data, "description", str, "", ""),
         source=source,
+    )
+
+
+def _suite_name(data: dict[str, Any], default_name: str) -> str:
+    """The suite's name, checked to be a safe folder name (it names the output folder).
+
+    A name such as ``../x``, ``/abs`` or ``""`` would write outside
+    ``unlearnbench-results/``; names are labels, so only letters, digits,
+    ``-``, ``_`` and ``.`` (not first) are allowed, 1 to 100 characters.
+    """
+    name = _typed(data, "name", str, default_name, "")
+    if NAME_PATTERN.fullmatch(name):
+        return name
+    rule = (
+        "must be 1 to 100 letters, digits, '-', '_' or '.' and not start with '.' "
+        "(it names the output folder)"
+    )
+    if "name" in data:
+        raise SuiteError("name", f"{name!r} {rule}")
+    raise SuiteError(
+        "name",
+        f"not set, and the suite file's name {name!r} is no valid default: a name {rule}; "
+        f'set one, e.g. name = "{re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-") or "suite"}"',
     )
 
 
