@@ -386,7 +386,11 @@ def cmd_show(args: argparse.Namespace) -> int:
             print("\nparameters:")
             for p in spec.params:
                 choices = f" one of {list(p.choices)}" if p.choices else ""
-                print(f"  {p.name} ({p.kind.__name__}, default {p.default!r}){choices}: {p.help}")
+                bounds = f" in {p.bounds_text}" if p.bounds_text else ""
+                print(
+                    f"  {p.name} ({p.kind.__name__}, default {p.default!r}){choices}{bounds}: "
+                    f"{p.help}"
+                )
         metrics = getattr(spec, "metrics", ())
         if metrics:
             print("\nmetrics:")
