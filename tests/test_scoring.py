@@ -61,6 +61,21 @@ def test_every_registered_metric_has_its_intended_direction() -> None:
     assert declared == INTENDED
 
 
+def test_strength_is_never_marked_best_it_is_the_tasks_not_the_methods(tmp_path: Path) -> None:
+    board = board_of(tmp_path, strength=0.9)
+    assert not any(column == "loss_attack_strength" for _, column in best_cells(board))
+
+
+def test_only_test_accuracy_decides_a_collapse() -> None:
+    utility = {
+        m.name
+        for entry in registry().entries("evaluator")
+        for m in entry.spec.metrics
+        if m.role == "utility"
+    }
+    assert utility == {"test_accuracy"}  # a sharded model memorises less: not collapsed
+
+
 def test_every_attack_metric_has_a_strength_beside_it() -> None:
     for entry in registry().entries("evaluator"):
         roles = [m.role for m in entry.spec.metrics]

@@ -76,7 +76,7 @@ MIA_GAP_METRICS = ("mia_efficacy", "mia_fnr")
 AVG_GAP = "avg_gap"
 PLOT_SERIES_HINTS = ("delta", "residual_memory", "roc_fpr", "roc_tpr", "stop")
 COLLAPSE_MARGIN = 0.2
-"""A row whose ``utility`` metric (test or retain accuracy) is more than 0.2 (20
+"""A row whose ``utility`` metric (test accuracy) is more than 0.2 (20
 points) below the original's in its group is flagged collapsed and never marked
 best. Absolute, since reports do not know the number of classes; it flags
 SalUn's and random-label's falls to 0.10-0.18 on MNIST-1D (original 0.48) and
@@ -376,6 +376,8 @@ def best_cells(board: Leaderboard) -> set[tuple[int, str]]:
             values = group[column].astype(float)
             if direction == "none" and not board.units.get(column):
                 continue  # a raw cost counter passed through by the runner: not comparable
+            if board.role(column) == "attack_strength":
+                continue  # a property of the task's original model, the same in every row
             if direction in ("gap", "none"):
                 if direction == "none":
                     ref_value = values[is_ref].dropna()
@@ -423,7 +425,8 @@ def legend(board: Leaderboard) -> str:
         f"{board.reference} and {board.original} come first "
         "in each group; 0 seeds means the suite did not run that method. "
         f"{board.original} (doing nothing) is never marked best; a row flagged collapsed "
-        f"(a utility metric more than {board.collapse_margin:g} below {board.original}'s) "
+        f"(test accuracy, a utility metric, more than {board.collapse_margin:g} below "
+        f"{board.original}'s) "
         f"is not ranked; {DAGGER}: an attack that cannot tell the original model's members "
         "from non-members in that group (see the notes), not ranked."
     )

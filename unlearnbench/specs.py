@@ -137,8 +137,8 @@ class Metric:
 
     ``role`` tells reports what kind of number it is, so they treat a
     third-party evaluator's metrics like built-in ones: ``utility`` (the
-    model's quality on test data: a cell far below the original is flagged
-    collapsed), ``forgetting``, ``attack`` (an attack's result on the evaluated
+    model's quality on held-out test data: a cell far below the original is
+    flagged collapsed), ``forgetting``, ``attack`` (an attack's result on the evaluated
     model), ``attack_strength`` (how well that attack tells the *original*
     model's members from non-members), ``speed``, ``cost``, or ``""``.
 

@@ -23,8 +23,8 @@ METRICS = (
         "retain_accuracy",
         "higher",
         "fraction",
-        "accuracy on the retained target points",
-        role="utility",
+        "accuracy on the retained target points (memorisation, not quality: not a "
+        "utility role, since a sharded model memorises less and is not collapsed)",
     ),
     Metric(
         "forget_accuracy",
