@@ -19,7 +19,7 @@ from unlearnbench.testing import check_method_contract, registry
 
 SMALL = {"blocks": 8, "epochs_per_block": 2}
 # stops at the first test of the rule (after min_blocks blocks), whatever Δ does
-EARLY = {"epsilon": 1e9, "stop_guard": "none"}
+EARLY = {"epsilon": 1e9, "stop_guard": "none", "min_blocks": 3}
 
 
 @pytest.fixture(autouse=True)
@@ -80,7 +80,7 @@ def test_deleting_nothing_returns_the_final_model(make_tiny_task) -> None:
 @pytest.mark.parametrize("epsilon", [0.0, 0.1])
 def test_retraining_without_deletions_has_zero_residual_memory(make_tiny_task, epsilon) -> None:
     task, ctx = make_tiny_task()
-    m = method(epsilon=epsilon)
+    m = method(epsilon=epsilon, min_blocks=3)
     state = m.fit(task, ctx)
     run = m.retrain(state, 2, 2, state.deleted, task, ctx)
     assert run.residual_memory == [0.0] * len(run.residual_memory)
@@ -303,7 +303,7 @@ def test_stopping_is_recorded_as_costs_and_series(make_tiny_task) -> None:
     assert fallback.costs["rule_stopped"] == 1.0
     assert fallback.costs["dfa_decided"] == 0.0  # 3 points: the fallback h decided
     assert fallback.costs["dfa_h_final"] == 1.0 and fallback.series["dfa_used"] == [0.0]
-    m = method(**EARLY, min_blocks=5, dfa_min_points=4)
+    m = method(**{**EARLY, "min_blocks": 5}, dfa_min_points=4)
     dfa = m.unlearn(m.fit(task, ctx), task.splits.forget, task, ctx)
     assert dfa.costs["stop_block_final"] == 5.0
     assert dfa.costs["rule_stopped"] == 1.0 and dfa.costs["dfa_decided"] == 1.0
