@@ -60,8 +60,13 @@ S(P1): the forget set then looks like data the model never saw.
   sample-passes): each generator step passes a forget and a retain batch
   forward and backward through the model; the critic rounds and distance
   checks pass forget points forward only, counted as 1/3 of a pass (a
-  backward pass costs about two forwards). The critic itself, an MLP on
-  C-dimensional posteriors, is negligible beside the model and not counted.
+  backward pass costs about two forwards). The critic's own steps (an MLP on
+  C-dimensional posteriors, with the gradient penalty's double backward) are
+  not sample-passes of the model and are not counted; on the small MLPs of the
+  committed boards they and the per-step overhead of small batches dominate the
+  wall time (MNIST-1D board, backdoor request: 1.3x less work than retrain in
+  sample-passes, 13x more wall time), so read ``work_speedup`` beside
+  ``speedup`` for this method.
 - Third-party data: the non-member posteriors come from ``splits.auxiliary``,
   a split no evaluator reads (the attacks score ``splits.nonmember``), so the
   method is never tuned towards the very points it is then measured on.
