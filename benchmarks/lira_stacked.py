@@ -22,9 +22,8 @@ from pathlib import Path
 
 import torch
 
-from unlearnbench.builtin.evaluators.lira.reference import reference_phi
-from unlearnbench.runner import TaskContext
-from unlearnbench.task import ForgetRequest, SplitSizes, Task, TrainRecipe
+from unlearnbench.builtin.evaluators.lira_reference import reference_phi
+from unlearnbench.task import ForgetRequest, MethodContext, SplitSizes, Task, TrainRecipe
 from unlearnbench.testing import make_task
 
 DEFAULT_SPLITS = SplitSizes(
@@ -32,7 +31,7 @@ DEFAULT_SPLITS = SplitSizes(
 )
 
 
-def default_task(device: str, epochs: int, cache: Path) -> tuple[Task, TaskContext]:
+def default_task(device: str, epochs: int, cache: Path) -> tuple[Task, MethodContext]:
     """The default suite's MNIST-1D task (seed 0)."""
     return make_task(
         cache,
@@ -46,7 +45,7 @@ def default_task(device: str, epochs: int, cache: Path) -> tuple[Task, TaskConte
     )
 
 
-def timed(task: Task, ctx: TaskContext, models: int, stacked: bool) -> tuple[float, torch.Tensor]:
+def timed(task: Task, ctx: MethodContext, models: int, stacked: bool) -> tuple[float, torch.Tensor]:
     if task.device.type == "cuda":
         torch.cuda.synchronize()
     start = time.perf_counter()

@@ -11,7 +11,7 @@ from scipy.stats import norm
 from torch import nn
 
 from unlearnbench.builtin.evaluators import lira, mia
-from unlearnbench.builtin.evaluators.lira import reference
+from unlearnbench.builtin.evaluators import lira_reference as reference
 from unlearnbench.builtin.evaluators.strength import membership_auc
 from unlearnbench.specs import Evaluation, EvaluationInputs, resolve_params
 from unlearnbench.task import ForgetRequest, SplitSizes, TrainRecipe

@@ -8,7 +8,7 @@ variance) and Section VI (ablations: number of shadow models, variance).
 The attack. K reference ("shadow") models with the task's architecture and
 recipe are trained on seeded random halves of a pool that contains every
 scored point (``target ∪ nonmember ∪ shadow_in ∪ shadow_out``, see
-``reference.py``), so each point is "in" (trained on) for about half of them
+``lira_reference.py``), so each point is "in" (trained on) for about half of them
 and "out" for the rest. For each point and model the logit-scaled confidence
 of the true label is recorded::
 
@@ -84,7 +84,7 @@ import torch
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from unlearnbench import EvaluatorSpec, Metric, Param, hookimpl
-from unlearnbench.builtin.evaluators.lira.reference import (
+from unlearnbench.builtin.evaluators.lira_reference import (
     STACKED_CHOICES,
     cached_reference,
     model_phi,
