@@ -40,6 +40,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "unlearnbench.builtin.evaluators.time",
     "unlearnbench.builtin.evaluators.mia",
     "unlearnbench.builtin.evaluators.attacks",
+    "unlearnbench.builtin.evaluators.lira",
     "unlearnbench.builtin.evaluators.backdoor",
     "unlearnbench.builtin.evaluators.costs",
 )

@@ -1,0 +1,107 @@
+"""LiRA's reference models: stacked (torch.func) against one-by-one training, side by side.
+
+On the default suite's task (MNIST-1D, 4,000 samples, MLP [128, 64], 40
+epochs, batch 32, Adam; a 3,200-point pool, 1,600 points per model) it
+times ``reference_phi`` for K in {8, 16, 32}, stacked and one by one
+(alternating, each ``--repeats`` times, best time kept), and prints the wall
+times, the ratio one-by-one / stacked and the largest difference of the
+per-example φ the two paths give. On CUDA it times the same on the GPU too.
+
+    OMP_NUM_THREADS=1 python benchmarks/lira_stacked.py            # 1 thread (as the tests)
+    python benchmarks/lira_stacked.py --threads 2 --models 8 16 --epochs 10
+
+Not an asv benchmark: a script printing ratios measured side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from unlearnbench.builtin.evaluators.lira_reference import reference_phi
+from unlearnbench.task import ForgetRequest, MethodContext, SplitSizes, Task, TrainRecipe
+from unlearnbench.testing import make_task
+
+DEFAULT_SPLITS = SplitSizes(
+    target=0.3, nonmember=0.1, test=0.15, shadow_in=0.3, shadow_out=0.1, auxiliary=0.05
+)
+
+
+def default_task(device: str, epochs: int, cache: Path) -> tuple[Task, MethodContext]:
+    """The default suite's MNIST-1D task (seed 0)."""
+    return make_task(
+        cache,
+        dataset="mnist1d",
+        dataset_params={"samples": 4000},
+        architecture_params={"widths": [128, 64]},
+        splits=DEFAULT_SPLITS,
+        recipe=TrainRecipe(epochs=epochs, batch_size=32, lr=0.001),
+        request=ForgetRequest(kind="random", count=20),
+        device=device,
+    )
+
+
+def timed(task: Task, ctx: MethodContext, models: int, stacked: bool) -> tuple[float, torch.Tensor]:
+    if task.device.type == "cuda":
+        torch.cuda.synchronize()
+    start = time.perf_counter()
+    phi = reference_phi(task, ctx, models, stacked)["phi"]
+    if task.device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - start, phi
+
+
+def run(device: str, models: list[int], epochs: int, repeats: int) -> None:
+    with tempfile.TemporaryDirectory() as cache:
+        task, ctx = default_task(device, epochs, Path(cache))
+        pool = int(
+            torch.unique(
+                torch.cat(
+                    [
+                        task.splits.target,
+                        task.splits.nonmember,
+                        task.splits.shadow_in,
+                        task.splits.shadow_out,
+                    ]
+                )
+            ).numel()
+        )
+        print(
+            f"\n{device}, {torch.get_num_threads()} thread(s), pool {pool}, "
+            f"{pool // 2} points per model, {epochs} epochs"
+        )
+        print(f"{'K':>4} {'stacked s':>10} {'one-by-one s':>13} {'speed-up':>9} {'max |dphi|':>11}")
+        for k in models:
+            best = {True: float("inf"), False: float("inf")}
+            phis: dict[bool, torch.Tensor] = {}
+            for _ in range(repeats):
+                for stacked in (True, False):
+                    seconds, phis[stacked] = timed(task, ctx, k, stacked)
+                    best[stacked] = min(best[stacked], seconds)
+            diff = float((phis[True] - phis[False]).abs().max())
+            print(
+                f"{k:>4} {best[True]:>10.2f} {best[False]:>13.2f} "
+                f"{best[False] / best[True]:>8.2f}x {diff:>11.2e}"
+            )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=int, nargs="+", default=[8, 16, 32])
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: as set)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    run("cpu", args.models, args.epochs, args.repeats)
+    if torch.cuda.is_available():
+        run("cuda", args.models, args.epochs, args.repeats)
+
+
+if __name__ == "__main__":
+    main()
