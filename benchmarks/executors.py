@@ -28,19 +28,14 @@ from pathlib import Path
 
 import torch
 
-from unlearnbench.cache import ArtifactCache
-from unlearnbench.executors import (
-    LocalExecutor,
-    ProcessExecutor,
-    RayExecutor,
-    RegistryFactory,
-    available_cores,
-    run_plan,
-)
-from unlearnbench.plan import build_plan
-from unlearnbench.runner import Runner
-from unlearnbench.store import ResultStore
-from unlearnbench.suite import load_suite
+from unlearnbench.execution.cache import ArtifactCache
+from unlearnbench.execution.devices import available_cores
+from unlearnbench.execution.executors import LocalExecutor, ProcessExecutor, RayExecutor, run_plan
+from unlearnbench.execution.plan import build_plan
+from unlearnbench.execution.runner import Runner
+from unlearnbench.execution.store import ResultStore
+from unlearnbench.execution.suite import load_suite
+from unlearnbench.host.manager import RegistryFactory
 
 SUITE = """
 name = "executors-bench"

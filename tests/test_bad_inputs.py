@@ -55,7 +55,7 @@ count = 10
 @pytest.fixture
 def with_test_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every registry the CLI builds also holds the executor fixture plugin."""
-    import unlearnbench.plugins as plugins
+    import unlearnbench.host.manager as plugins
 
     original = plugins.make_plugin_manager
 
@@ -290,7 +290,7 @@ def test_an_undertrained_model_at_chance_is_not_called_diverged(tmp_path) -> Non
 
 def store_with_cells(path: Path, cells: int = 60) -> None:
     """A real results store with ``cells`` cells, several pages long."""
-    from unlearnbench.store import CellRecord, MetricValue, ResultStore
+    from unlearnbench.execution.store import CellRecord, MetricValue, ResultStore
 
     with ResultStore(path) as store:
         for i in range(cells):

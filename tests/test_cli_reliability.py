@@ -21,12 +21,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from unlearnbench.cache import ArtifactCache, content_key
 from unlearnbench.cli import EXIT_OK, EXIT_USAGE, main
-from unlearnbench.executors import RegistryFactory, WorkerConfig, _worker_main
-from unlearnbench.plan import build_plan
-from unlearnbench.store import ResultStore
-from unlearnbench.suite import parse_suite
+from unlearnbench.execution.cache import ArtifactCache, content_key
+from unlearnbench.execution.executors import WorkerConfig
+from unlearnbench.execution.executors.processes import _worker_main
+from unlearnbench.execution.plan import build_plan
+from unlearnbench.execution.store import ResultStore
+from unlearnbench.execution.suite import parse_suite
+from unlearnbench.host.manager import RegistryFactory
 
 SUITE = """
 name = "again"
@@ -180,7 +182,7 @@ def test_the_same_thread_count_resumes(half_done, capsys) -> None:
 
 def one_unit() -> tuple[object, list[object]]:
     """A task and its cells, as the processes executor sends them to a worker."""
-    from unlearnbench.plugins import load_registry
+    from unlearnbench.host.manager import load_registry
 
     registry, _ = load_registry(load_entry_points=False)
     data = parse_suite(
@@ -254,7 +256,7 @@ def test_a_damaged_artifact_is_reported_once(tmp_path, caplog) -> None:
     path = cache.path(content_key(parts))
     path.write_bytes(path.read_bytes()[:-4] + b"XXXX")
     fresh = ArtifactCache(tmp_path)  # no in-memory copy
-    with caplog.at_level(logging.WARNING, logger="unlearnbench.cache"):
+    with caplog.at_level(logging.WARNING, logger="unlearnbench.execution.cache"):
         value = fresh.get_or_build(parts, lambda: {"w": torch.zeros(3)})
     assert torch.equal(value["w"], torch.zeros(3))
     warnings = [r.getMessage() for r in caplog.records if "checksum" in r.getMessage()]

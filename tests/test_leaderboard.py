@@ -14,18 +14,11 @@ import pytest
 from scipy import stats
 
 from unlearnbench.cli import main
-from unlearnbench.leaderboard import (
-    AVG_GAP,
-    best_cells,
-    build_leaderboard,
-    infer_reference,
-    render,
-    to_csv,
-    to_markdown,
-    write_leaderboards,
-)
-from unlearnbench.plots import _stop, make_plots, paired_gaps
-from unlearnbench.store import STORE_FILE, CellRecord, MetricValue, ResultStore
+from unlearnbench.execution.store import STORE_FILE, CellRecord, MetricValue, ResultStore
+from unlearnbench.reports.board import AVG_GAP, best_cells, build_leaderboard, infer_reference
+from unlearnbench.reports.plots import _stop, make_plots, paired_gaps
+from unlearnbench.reports.text import to_csv, to_markdown
+from unlearnbench.reports.write import render, write_leaderboards
 
 DIRECTIONS = {
     "test_accuracy": "higher",
@@ -301,7 +294,7 @@ def test_plots_are_skipped_without_their_data(tmp_path: Path) -> None:
 def test_a_failing_plot_is_left_out_not_fatal(
     demo_store: ResultStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import unlearnbench.plots as plots
+    import unlearnbench.reports.plots as plots
 
     def broken(board: object) -> None:
         raise RuntimeError("bad data")

@@ -10,14 +10,14 @@ import pytest
 
 from tests.plugins.fixture_plugins import DuplicateRetrain, FixturePlugin
 from unlearnbench import hookspecs
-from unlearnbench.plugins import (
+from unlearnbench.host.manager import (
     BLOCK_ENV,
     DEFAULT_PLUGINS,
     PluginLoadError,
     blocked_from_env,
     load_registry,
 )
-from unlearnbench.registry import RegistryError
+from unlearnbench.host.registry import RegistryError
 
 ROOT = Path(__file__).resolve().parents[1]
 HOOKS = [
@@ -46,7 +46,7 @@ def test_every_hook_is_documented_and_tested(hook: str) -> None:
 
 
 def test_each_hook_returns_specs_from_builtins() -> None:
-    from unlearnbench.plugins import make_plugin_manager
+    from unlearnbench.host.manager import make_plugin_manager
 
     pm, _ = make_plugin_manager(load_entry_points=False)
     assert pm.hook.unlearnbench_datasets()
@@ -107,7 +107,7 @@ def _fake_entry_points(*eps: metadata.EntryPoint):
 
 
 def test_entry_points_are_loaded_and_blockable(monkeypatch: pytest.MonkeyPatch) -> None:
-    import unlearnbench.plugins as plugins
+    import unlearnbench.host.manager as plugins
 
     ep = metadata.EntryPoint(
         name="fixture-ep", value="tests.plugins.entry_point_plugin", group="unlearnbench"
@@ -121,7 +121,7 @@ def test_entry_points_are_loaded_and_blockable(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_plugin_that_raises_at_import_names_itself(monkeypatch: pytest.MonkeyPatch) -> None:
-    import unlearnbench.plugins as plugins
+    import unlearnbench.host.manager as plugins
 
     ep = metadata.EntryPoint(
         name="broken", value="tests.plugins.broken_plugin", group="unlearnbench"

@@ -8,8 +8,8 @@ import pytest
 
 from tests.conftest import write
 from unlearnbench.cli import default_suite_path, main
-from unlearnbench.plan import build_plan
-from unlearnbench.suite import SuiteError, load_suite, parse_suite
+from unlearnbench.execution.plan import build_plan
+from unlearnbench.execution.suite import SuiteError, load_suite, parse_suite
 
 BASE = {
     "datasets": ["digits"],
@@ -251,7 +251,7 @@ def test_architectures_sharing_a_label_are_refused(fixture_registry) -> None:
 
 def test_method_size_checks_run_against_the_real_split_sizes(fixture_registry) -> None:
     """MethodSpec.check gets the resolved params and every split's count."""
-    from unlearnbench.plan import check_feasible
+    from unlearnbench.execution.plan import check_feasible
     from unlearnbench.testing import registry
 
     seen = []

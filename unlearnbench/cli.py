@@ -13,9 +13,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from unlearnbench.registry import KINDS, Kind, Registry, RegistryError
+from unlearnbench.host.registry import KINDS, Kind, Registry, RegistryError
 
 EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE = 0, 1, 2
+EXECUTOR_NAMES = ("local", "processes", "ray")  # the keys of execution.executors.EXECUTORS
 DEFAULT_OUT = Path("unlearnbench-results")
 KIND_ARGS: dict[str, Kind] = {
     "datasets": "dataset",
@@ -55,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--executor",
-        choices=["local", "processes", "ray"],
+        choices=EXECUTOR_NAMES,
         default="local",
         help="where cells run: this process (default), long-lived worker processes, or Ray",
     )
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _registry() -> tuple[Registry, list[Any]]:
-    from unlearnbench.plugins import PluginLoadError, load_registry
+    from unlearnbench.host.manager import PluginLoadError, load_registry
 
     try:
         return load_registry()
@@ -137,13 +138,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     Nothing is written before every check has passed, and ``--check`` writes
     nothing at all: no output folder, no store, no cache.
     """
-    from unlearnbench.cache import ArtifactCache
-    from unlearnbench.executors import ExecutorError, run_plan
-    from unlearnbench.leaderboard import write_leaderboards
-    from unlearnbench.plan import Component, build_plan, check_feasible
-    from unlearnbench.runner import Runner, resolve_device
-    from unlearnbench.store import STORE_FILE
-    from unlearnbench.suite import SuiteError, load_suite
+    from unlearnbench.execution.cache import ArtifactCache
+    from unlearnbench.execution.devices import resolve_device
+    from unlearnbench.execution.executors import ExecutorError, run_plan
+    from unlearnbench.execution.plan import Component, build_plan, check_feasible
+    from unlearnbench.execution.runner import Runner
+    from unlearnbench.execution.store import STORE_FILE
+    from unlearnbench.execution.suite import SuiteError, load_suite
+    from unlearnbench.reports.write import write_leaderboards
 
     _check_run_options(args)
     registry, _ = _registry()
@@ -243,7 +245,7 @@ def _check_out_folder(out: Path, *, given: bool) -> None:
 
 def _open_store(path: Path, *, read_only: bool = False) -> Any:
     """Open a results store; a damaged or foreign file is a usage error (exit 2)."""
-    from unlearnbench.store import ResultStore, StoreError
+    from unlearnbench.execution.store import ResultStore, StoreError
 
     try:
         return ResultStore(path, read_only=read_only)
@@ -256,35 +258,17 @@ def _make_executor(args: argparse.Namespace, runner: Any, cache_root: str) -> tu
 
     Building one starts nothing (workers start in ``execute``).
     """
-    from unlearnbench.executors import (
-        LocalExecutor,
-        ProcessExecutor,
-        RayExecutor,
-        RegistryFactory,
-        available_cores,
+    from unlearnbench.execution.executors import EXECUTORS, ExecutorOptions
+    from unlearnbench.host.manager import RegistryFactory
+
+    options = ExecutorOptions(
+        threads=args.threads_per_worker,
+        workers=args.workers,
+        address=args.address,
+        gpus_per_task=args.gpus_per_task,
     )
-
-    factory = RegistryFactory()
-    if args.executor == "processes":
-        processes = ProcessExecutor(
-            runner, factory, cache_root, args.workers, args.threads_per_worker
-        )
-        return processes, processes.threads
-    if args.executor == "ray":
-        ray = RayExecutor(
-            runner,
-            factory,
-            str(Path(cache_root).resolve()),
-            address=args.address,
-            cpus_per_task=float(args.threads_per_worker or 1),
-            gpus_per_task=args.gpus_per_task,
-        )
-        return ray, max(1, int(ray.cpus_per_task))  # what each Ray worker sets
-    import torch
-
-    if args.threads_per_worker:
-        torch.set_num_threads(min(args.threads_per_worker, available_cores()))
-    return LocalExecutor(runner), torch.get_num_threads()
+    executor = EXECUTORS[args.executor](runner, RegistryFactory(), cache_root, options)
+    return executor, executor.threads
 
 
 def _check_resume(
@@ -366,7 +350,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from unlearnbench.registry import unknown_name_message
+    from unlearnbench.host.registry import unknown_name_message
 
     registry, _ = _registry()
     found = [
@@ -402,15 +386,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Print one format; md also writes DIR/plots/*.png, which its links point at."""
-    from unlearnbench.leaderboard import (
-        ORIGINAL,
-        build_leaderboard,
-        infer_reference,
-        render,
-        write_plots,
-    )
-    from unlearnbench.registry import unknown_name_message
-    from unlearnbench.store import STORE_FILE
+    from unlearnbench.execution.store import STORE_FILE
+    from unlearnbench.host.registry import unknown_name_message
+    from unlearnbench.reports.board import ORIGINAL, build_leaderboard, infer_reference
+    from unlearnbench.reports.write import render, write_plots
 
     path = args.dir / STORE_FILE
     if args.dir.is_file():

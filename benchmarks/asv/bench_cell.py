@@ -53,12 +53,12 @@ class FullCell:
     def peakmem_full_cell(self) -> None:
         import torch
 
-        from unlearnbench.cache import ArtifactCache
-        from unlearnbench.executors import LocalExecutor, run_plan
-        from unlearnbench.plan import build_plan
-        from unlearnbench.runner import Runner
-        from unlearnbench.store import STORE_FILE, ResultStore
-        from unlearnbench.suite import load_suite
+        from unlearnbench.execution.cache import ArtifactCache
+        from unlearnbench.execution.executors import LocalExecutor, run_plan
+        from unlearnbench.execution.plan import build_plan
+        from unlearnbench.execution.runner import Runner
+        from unlearnbench.execution.store import STORE_FILE, ResultStore
+        from unlearnbench.execution.suite import load_suite
         from unlearnbench.testing import registry
 
         reg = registry()

@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from unlearnbench.plan import Component
-from unlearnbench.runner import Outcome, TaskContext, run_method
+from unlearnbench.execution.cell import Outcome, TaskContext, run_method
+from unlearnbench.execution.plan import Component
 from unlearnbench.specs import MethodSpec, resolve_params
 from unlearnbench.task import ForgetRequest, Task
 from unlearnbench.testing import make_task, registry

@@ -14,12 +14,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from types import ModuleType
+from typing import Any
 
 import pluggy
 
 from unlearnbench import hookspecs
 from unlearnbench._markers import PROJECT_NAME
-from unlearnbench.registry import Kind, Origin, Registry, RegistryError
+from unlearnbench.host.registry import Kind, Origin, Registry, RegistryError
 
 ENTRY_POINT_GROUP = "unlearnbench"
 BLOCK_ENV = "UNLEARNBENCH_BLOCK_PLUGINS"
@@ -181,3 +182,32 @@ def load_registry(
         blocked=blocked, load_entry_points=load_entry_points, extra_plugins=extra_plugins
     )
     return collect_registry(pm, infos), infos
+
+
+@dataclass(frozen=True)
+class RegistryFactory:
+    """Builds the plugin registry in a worker: picklable, unlike a registry.
+
+    ``extra_plugins`` are ``"module:attribute"`` names of in-process plugins
+    (an attribute that is a class is instantiated), importable in the worker.
+    """
+
+    load_entry_points: bool = True
+    extra_plugins: tuple[str, ...] = ()
+    blocked: tuple[str, ...] | None = None
+
+    def __call__(self) -> Registry:
+        extra = []
+        for name in self.extra_plugins:
+            module_name, _, attr = name.partition(":")
+            obj: Any = importlib.import_module(module_name)
+            if attr:
+                obj = getattr(obj, attr)
+                obj = obj() if isinstance(obj, type) else obj
+            extra.append(obj)
+        registry, _ = load_registry(
+            blocked=self.blocked,
+            load_entry_points=self.load_entry_points,
+            extra_plugins=extra,
+        )
+        return registry

@@ -24,10 +24,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from unlearnbench.cache import content_key
-from unlearnbench.registry import Kind, Registry, RegistryError
+from unlearnbench.execution.cache import content_key
+from unlearnbench.execution.suite import Entry, Suite, SuiteError
+from unlearnbench.host.registry import Kind, Registry, RegistryError
 from unlearnbench.specs import DatasetArrays, MethodSpec, ParamError, SizeCheck, resolve_params
-from unlearnbench.suite import Entry, Suite, SuiteError
 from unlearnbench.task import (
     ForgetRequest,
     SplitSizes,

@@ -4,7 +4,7 @@ A suite names what to cross: data sets x architectures x methods (with
 parameter grids) x forget requests x seeds, plus the split sizes, the training
 recipe and the evaluators. See ``unlearnbench/suites/default.toml`` and the
 README for the format. Only the shape is checked here; names and parameters
-are checked against the registry in :mod:`unlearnbench.plan`.
+are checked against the registry in :mod:`unlearnbench.execution.plan`.
 """
 
 from __future__ import annotations
