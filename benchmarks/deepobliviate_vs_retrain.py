@@ -48,7 +48,7 @@ from tabulate import tabulate
 
 from unlearnbench.builtin.methods import deepobliviate as do
 from unlearnbench.builtin.methods import residual_memory as rm
-from unlearnbench.task import ForgetRequest, SplitSizes, TrainRecipe
+from unlearnbench.config import ForgetRequest, SplitSizes, TrainRecipe
 from unlearnbench.testing import make_task
 from unlearnbench.training import accuracy, predict_logits
 

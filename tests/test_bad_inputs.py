@@ -266,7 +266,7 @@ def test_an_absurd_training_budget_is_a_warning(tmp_path, capsys, caplog) -> Non
 
 def test_an_undertrained_model_at_chance_is_not_called_diverged(tmp_path) -> None:
     """The rule's other half: at chance, but its loss did not rise (one epoch at lr=1e-4)."""
-    from unlearnbench.task import SplitSizes, TrainRecipe
+    from unlearnbench.config import SplitSizes, TrainRecipe
     from unlearnbench.testing import make_task
     from unlearnbench.training import accuracy, check_learned
 

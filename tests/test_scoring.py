@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from tests.test_leaderboard import make_store
+from unlearnbench.config import ForgetRequest
 from unlearnbench.execution.store import CellRecord, MetricValue, ResultStore
 from unlearnbench.reports.board import best_cells, build_leaderboard, notes
 from unlearnbench.reports.write import render
-from unlearnbench.task import ForgetRequest
 from unlearnbench.testing import registry
 
 # Every metric a registered evaluator declares, with the direction it must have.

@@ -18,13 +18,17 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unlearnbench.config import TrainRecipe
 from unlearnbench.seeding import derive_seed, seed_torch
-from unlearnbench.task import Task, TrainRecipe
+
+if TYPE_CHECKING:
+    from unlearnbench.task import Task
 
 CHANCE_MARGIN = 0.02
 """How far above the majority-class share a trained model must score on its own

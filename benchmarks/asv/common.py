@@ -15,10 +15,11 @@ from typing import Any
 
 import torch
 
+from unlearnbench.config import ForgetRequest
 from unlearnbench.execution.cell import Outcome, TaskContext, run_method
 from unlearnbench.execution.plan import Component
 from unlearnbench.specs import MethodSpec, resolve_params
-from unlearnbench.task import ForgetRequest, Task
+from unlearnbench.task import Task
 from unlearnbench.testing import make_task, registry
 
 METHODS = ("retrain", "original", "sisa", "gan", "deepobliviate")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from unlearnbench.task import ForgetRequest, SplitSizes, TaskError, TrainRecipe
+from unlearnbench.config import ForgetRequest, SplitSizes, TaskError, TrainRecipe
 
 TOP_KEYS = {
     "name",

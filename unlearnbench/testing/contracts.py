@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from unlearnbench.config import ForgetRequest, SplitSizes, TrainRecipe
 from unlearnbench.execution.cache import ArtifactCache, content_key
 from unlearnbench.execution.cell import TaskContext
 from unlearnbench.host.registry import Registry
@@ -26,7 +27,7 @@ from unlearnbench.specs import (
     Unlearned,
     resolve_params,
 )
-from unlearnbench.task import ForgetRequest, SplitSizes, Task, TrainRecipe, build_task
+from unlearnbench.task import Task, build_task
 
 TINY_SPLITS = SplitSizes(target=300, nonmember=100, test=200, shadow_in=150, shadow_out=150)
 TINY_RECIPE = TrainRecipe(epochs=5, batch_size=32, lr=0.003)

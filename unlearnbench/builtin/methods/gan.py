@@ -86,7 +86,8 @@ from unlearnbench.builtin.methods.gan_critic import (
     sorted_posteriors,
 )
 from unlearnbench.seeding import derive_seed, generator
-from unlearnbench.task import MethodContext, Task
+from unlearnbench.specs import MethodContext
+from unlearnbench.task import Task
 from unlearnbench.training import cycled_batches, predict_logits
 
 PARAMS: tuple[Param, ...] = (

@@ -80,8 +80,8 @@ from unlearnbench.builtin.methods.stacked import (
 )
 from unlearnbench.partition import label_balanced_blocks
 from unlearnbench.seeding import derive_seed
-from unlearnbench.specs import ParamError, resolve_params
-from unlearnbench.task import MethodContext, Task
+from unlearnbench.specs import MethodContext, ParamError, resolve_params
+from unlearnbench.task import Task
 
 PROBABILITY_FLOOR = 1e-8
 StateDict = dict[str, torch.Tensor]
