@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from unlearnbench.builtin.methods import deepobliviate as do
-from unlearnbench.builtin.methods import residual_memory as rm
+from unlearnbench.builtin.methods.deepobliviate import residual_memory as rm
 from unlearnbench.config import ForgetRequest
 from unlearnbench.execution.cell import run_method
 from unlearnbench.execution.plan import Component

@@ -87,3 +87,30 @@ def test_no_import_cycles() -> None:
     for module in sorted(inside):
         if module not in state:
             visit(module, [module])
+
+
+def test_every_error_has_one_base_and_keeps_its_builtin_one() -> None:
+    from unlearnbench import ParamError, TaskError, UnlearnbenchError
+    from unlearnbench.cli import UsageError
+    from unlearnbench.execution.cache import StaleArtifactError
+    from unlearnbench.execution.executors import ExecutorError
+    from unlearnbench.execution.store import StoreError
+    from unlearnbench.execution.suite import SuiteError
+    from unlearnbench.host.manager import PluginLoadError
+    from unlearnbench.host.registry import RegistryError
+    from unlearnbench.training import TrainingDiverged
+
+    builtin_bases = {
+        ParamError: ValueError,
+        TaskError: ValueError,
+        SuiteError: ValueError,
+        StaleArtifactError: KeyError,
+        ExecutorError: RuntimeError,
+        TrainingDiverged: RuntimeError,
+        StoreError: Exception,
+        PluginLoadError: Exception,
+        RegistryError: Exception,
+        UsageError: Exception,
+    }
+    for error, base in builtin_bases.items():
+        assert issubclass(error, UnlearnbenchError) and issubclass(error, base), error

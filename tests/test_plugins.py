@@ -62,7 +62,9 @@ def test_builtins_are_ordinary_modules_registered_by_name() -> None:
     assert len(infos) == len(DEFAULT_PLUGINS)
     assert registry.entry("method", "retrain").origin.plugin == "retrain"
     for module in DEFAULT_PLUGINS:
-        source = (ROOT / (module.replace(".", "/") + ".py")).read_text(encoding="utf-8")
+        path = ROOT / module.replace(".", "/")
+        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        source = path.read_text(encoding="utf-8")
         assert "pluggy" not in source, f"{module} should use unlearnbench.hookimpl, not pluggy"
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearnbench.host.registry import KINDS, Kind, Registry, RegistryError
+from unlearnbench.specs import UnlearnbenchError
 
 EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE = 0, 1, 2
 EXECUTOR_NAMES = ("local", "processes", "ray")  # the keys of execution.executors.EXECUTORS
@@ -26,7 +27,7 @@ KIND_ARGS: dict[str, Kind] = {
 }
 
 
-class UsageError(Exception):
+class UsageError(UnlearnbenchError):
     """A mistake the user can fix: bad suite, unknown name, bad option."""
 
 

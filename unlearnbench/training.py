@@ -26,6 +26,7 @@ from torch import nn
 
 from unlearnbench.config import TrainRecipe
 from unlearnbench.seeding import derive_seed, seed_torch
+from unlearnbench.specs import UnlearnbenchError
 
 if TYPE_CHECKING:
     from unlearnbench.task import Task
@@ -38,7 +39,7 @@ LOSS_RISE = 1.1
 diverged (see :func:`check_learned`)."""
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(UnlearnbenchError, RuntimeError):
     """The loss became NaN or infinite, or the trained model is at chance on its
     own training data (:func:`check_learned`)."""
 

@@ -44,6 +44,8 @@ from typing import Any
 
 import torch
 
+from unlearnbench.specs import UnlearnbenchError
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
@@ -177,7 +179,7 @@ def remove_stale_locks(folder: Path) -> None:
             lock.release()
 
 
-class StaleArtifactError(KeyError):
+class StaleArtifactError(UnlearnbenchError, KeyError):
     """A cached artifact lacks a key its caller reads; it was discarded (rebuilt next time)."""
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearnbench.config import ForgetRequest, SplitSizes, TaskError, TrainRecipe
+from unlearnbench.specs import UnlearnbenchError
 
 TOP_KEYS = {
     "name",
@@ -35,7 +36,7 @@ ENTRY_KEYS = {"name", "params", "grid", "label", "architectures", "train", "spli
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 
 
-class SuiteError(ValueError):
+class SuiteError(UnlearnbenchError, ValueError):
     """A suite file mistake. ``key`` is the dotted path of the offending entry."""
 
     def __init__(self, key: str, message: str) -> None:

@@ -21,6 +21,7 @@ import pluggy
 from unlearnbench import hookspecs
 from unlearnbench._markers import PROJECT_NAME
 from unlearnbench.host.registry import Kind, Origin, Registry, RegistryError
+from unlearnbench.specs import UnlearnbenchError
 
 ENTRY_POINT_GROUP = "unlearnbench"
 BLOCK_ENV = "UNLEARNBENCH_BLOCK_PLUGINS"
@@ -53,7 +54,7 @@ _HOOKS: dict[Kind, str] = {
 }
 
 
-class PluginLoadError(Exception):
+class PluginLoadError(UnlearnbenchError):
     """A plugin could not be imported or registered."""
 
 

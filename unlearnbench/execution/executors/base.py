@@ -47,6 +47,7 @@ from unlearnbench.execution.plan import CellPlan, Plan, TaskPlan
 from unlearnbench.execution.runner import Runner, RunSummary, Work, pending_work
 from unlearnbench.execution.store import CellRecord, ResultStore
 from unlearnbench.host.registry import Registry
+from unlearnbench.specs import UnlearnbenchError
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ CLAIM_BATCH = 256  # tasks claimed (lock files held open) at a time
 CLAIM_POLL_S = 0.5  # how often to look for tasks another run has finished with
 
 
-class ExecutorError(RuntimeError):
+class ExecutorError(UnlearnbenchError, RuntimeError):
     """An executor could not start (no Ray, a worker that cannot build its registry)."""
 
 

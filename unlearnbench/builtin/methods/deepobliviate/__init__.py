@@ -120,7 +120,7 @@ import torch
 from torch import nn
 
 from unlearnbench import MethodSpec, Param, Unlearned, hookimpl
-from unlearnbench.builtin.methods import residual_memory as rm
+from unlearnbench.builtin.methods.deepobliviate import residual_memory as rm
 from unlearnbench.partition import label_balanced_blocks
 from unlearnbench.specs import MethodContext
 from unlearnbench.task import Task
