@@ -263,12 +263,15 @@ def _make_executor(args: argparse.Namespace, runner: Any, cache_root: str) -> tu
     from unlearnbench.host.manager import RegistryFactory
 
     options = ExecutorOptions(
+        runner,
+        RegistryFactory(),
+        cache_root,
         threads=args.threads_per_worker,
         workers=args.workers,
         address=args.address,
         gpus_per_task=args.gpus_per_task,
     )
-    executor = EXECUTORS[args.executor](runner, RegistryFactory(), cache_root, options)
+    executor = EXECUTORS[args.executor](options)
     return executor, executor.threads
 
 

@@ -6,8 +6,7 @@
 
 What they share (work units, task claims, the parent as the only writer of the
 store) is in :mod:`.base`. :data:`EXECUTORS` maps each name to its factory:
-``EXECUTORS[name](runner, registry_factory, cache_root, options)`` builds the
-executor without starting anything.
+``EXECUTORS[name](options)`` builds the executor without starting anything.
 """
 
 from __future__ import annotations
@@ -26,10 +25,8 @@ from unlearnbench.execution.executors.base import (
 from unlearnbench.execution.executors.local import LocalExecutor
 from unlearnbench.execution.executors.processes import ProcessExecutor
 from unlearnbench.execution.executors.ray import RayExecutor
-from unlearnbench.execution.runner import Runner
-from unlearnbench.host.registry import Registry
 
-ExecutorFactory = Callable[[Runner, Callable[[], Registry], str, ExecutorOptions], Executor]
+ExecutorFactory = Callable[[ExecutorOptions], Executor]
 
 EXECUTORS: dict[str, ExecutorFactory] = {
     "local": LocalExecutor.create,

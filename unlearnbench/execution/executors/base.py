@@ -63,14 +63,19 @@ class ExecutorError(UnlearnbenchError, RuntimeError):
 
 @dataclass(frozen=True)
 class ExecutorOptions:
-    """What the command line (or :func:`unlearnbench.execution.run_suite`) asks of an executor.
+    """What an executor is built from: the parent's runner, how workers build their
+    registry, the artifact cache folder, and what the command line asked for.
 
-    ``threads``: torch threads per worker, Ray task or (local) this process (0:
-    automatic). ``workers``: the processes executor's worker count (0: one per
-    GPU, else one per core). ``address`` and ``gpus_per_task``: the Ray cluster
-    and the GPUs each Ray task asks for.
+    ``runner`` builds the records of cells whose worker was lost (its registry
+    supplies their provenance). ``threads``: torch threads per worker, Ray task
+    or (local) this process (0: automatic). ``workers``: the processes
+    executor's worker count (0: one per GPU, else one per core). ``address``
+    and ``gpus_per_task``: the Ray cluster and the GPUs each Ray task asks for.
     """
 
+    runner: Runner
+    registry_factory: Callable[[], Registry]
+    cache_root: str
     threads: int = 0
     workers: int = 0
     address: str | None = None

@@ -16,7 +16,6 @@ from unlearnbench.execution.devices import available_cores
 from unlearnbench.execution.executors.base import ExecutorOptions
 from unlearnbench.execution.runner import Runner, Work
 from unlearnbench.execution.store import CellRecord
-from unlearnbench.host.registry import Registry
 
 
 @dataclass
@@ -28,17 +27,11 @@ class LocalExecutor:
     threads: int = 0
 
     @classmethod
-    def create(
-        cls,
-        runner: Runner,
-        registry_factory: Callable[[], Registry],
-        cache_root: str,
-        options: ExecutorOptions,
-    ) -> LocalExecutor:
+    def create(cls, options: ExecutorOptions) -> LocalExecutor:
         """This process, with ``options.threads`` torch threads (never more than the cores)."""
         if options.threads:
             torch.set_num_threads(min(options.threads, available_cores()))
-        return cls(runner, threads=torch.get_num_threads())
+        return cls(options.runner, threads=torch.get_num_threads())
 
     def execute(self, work: Work, sink: Callable[[CellRecord], None]) -> None:
         for task_plan, cells in work:

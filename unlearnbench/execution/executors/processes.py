@@ -138,15 +138,10 @@ class ProcessExecutor:
         )
 
     @classmethod
-    def create(
-        cls,
-        runner: Runner,
-        registry_factory: Callable[[], Registry],
-        cache_root: str,
-        options: ExecutorOptions,
-    ) -> ProcessExecutor:
+    def create(cls, options: ExecutorOptions) -> ProcessExecutor:
         """Workers and threads as the options ask, fitted to the cores (starts nothing)."""
-        return cls(runner, registry_factory, cache_root, options.workers, options.threads)
+        o = options
+        return cls(o.runner, o.registry_factory, o.cache_root, o.workers, o.threads)
 
     def _start(self, index: int) -> _Worker:
         ctx = get_context("spawn")  # fork after torch started its thread pools can hang

@@ -107,18 +107,12 @@ class RayExecutor:
     kill_grace: float = HARD_KILL_GRACE_S
 
     @classmethod
-    def create(
-        cls,
-        runner: Runner,
-        registry_factory: Callable[[], Registry],
-        cache_root: str,
-        options: ExecutorOptions,
-    ) -> RayExecutor:
+    def create(cls, options: ExecutorOptions) -> RayExecutor:
         """One CPU per task unless ``options.threads`` says more (starts nothing)."""
         return cls(
-            runner,
-            registry_factory,
-            str(Path(cache_root).resolve()),
+            options.runner,
+            options.registry_factory,
+            str(Path(options.cache_root).resolve()),
             address=options.address,
             cpus_per_task=float(options.threads or 1),
             gpus_per_task=options.gpus_per_task,
