@@ -13,7 +13,6 @@ can run these benchmarks against the history.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
 import torch
@@ -26,10 +25,6 @@ METHODS = ("retrain", "original", "sisa", "gan", "deepobliviate")
 """Methods benchmarked; those not installed are skipped (NotImplementedError)."""
 REQUEST = ForgetRequest(kind="random", count=10)
 THREADS = 2
-
-
-def new_cache_dir() -> str:
-    return tempfile.mkdtemp(prefix="unlearnbench-asv-")
 
 
 def tiny(cache_dir: str | Path) -> tuple[Task, MethodContext]:

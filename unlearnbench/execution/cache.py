@@ -216,7 +216,6 @@ class ArtifactCache:
         self.root = Path(root)
         self._memory: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._memory_items = memory_items
-        self.hits = 0
         self.builds = 0
         self.clean()
 
@@ -238,7 +237,6 @@ class ArtifactCache:
         key = content_key(parts)
         if key in self._memory:
             self._memory.move_to_end(key)
-            self.hits += 1
             return self._memory[key]
         value = self.load(key)
         if value is None:
@@ -250,10 +248,6 @@ class ArtifactCache:
                     value = build()
                     self.save(key, value, parts)
                     self.builds += 1
-                else:
-                    self.hits += 1
-        else:
-            self.hits += 1
         self._remember(key, value)
         return value
 
