@@ -16,40 +16,10 @@ from pathlib import Path
 import pytest
 
 from tests.plugins.executor_plugins import ExecutorTestPlugin
+from tests.suites import suite_toml
 from unlearnbench.cli import EXIT_USAGE, main
 
-BASE = """
-name = "bad"
-seeds = [0]
-reference = "retrain"
-evaluators = ["accuracy"]
-
-[splits]
-target = 300
-nonmember = 50
-test = 200
-shadow_in = 0
-shadow_out = 0
-
-[train]
-epochs = 1
-batch_size = 32
-lr = 0.001
-
-[[datasets]]
-name = "digits"
-
-[[architectures]]
-name = "mlp"
-params = { widths = [16] }
-
-[[methods]]
-name = "original"
-
-[[requests]]
-kind = "random"
-count = 10
-"""
+BASE = suite_toml("bad", methods=["original"])
 
 
 @pytest.fixture

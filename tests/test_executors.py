@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from tests.plugins.executor_plugins import ExecutorTestPlugin
+from tests.suites import suite_toml
 from unlearnbench.cli import main
 from unlearnbench.execution import devices as device_module
 from unlearnbench.execution.cache import ArtifactCache
@@ -22,45 +23,14 @@ from unlearnbench.execution.suite import load_suite
 from unlearnbench.host.manager import RegistryFactory, load_registry
 
 # two tasks (random and class requests) that share one trained original
-SUITE = """
-name = "exec"
-seeds = [0]
-reference = "retrain"
-evaluators = ["accuracy", "consistency"]
-
-[splits]
-target = 240
-nonmember = 40
-test = 160
-shadow_in = 0
-shadow_out = 0
-
-[train]
-epochs = 3
-batch_size = 32
-lr = 0.002
-
-[[datasets]]
-name = "digits"
-
-[[architectures]]
-name = "mlp"
-params = { widths = [24] }
-
-[[methods]]
-name = "retrain"
-
-[[methods]]
-name = "original"
-
-[[requests]]
-kind = "random"
-count = 12
-
-[[requests]]
-kind = "class"
-label = 5
-"""
+SUITE = suite_toml(
+    "exec",
+    evaluators=["accuracy", "consistency"],
+    splits={"target": 240, "nonmember": 40, "test": 160, "shadow_in": 0, "shadow_out": 0},
+    train={"epochs": 3, "batch_size": 32, "lr": 0.002},
+    architectures=[{"name": "mlp", "params": {"widths": [24]}}],
+    requests=[{"kind": "random", "count": 12}, {"kind": "class", "label": 5}],
+)
 
 
 @pytest.fixture(autouse=True)

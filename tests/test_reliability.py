@@ -24,50 +24,21 @@ import pytest
 import torch
 
 from tests.plugins.executor_plugins import ExecutorTestPlugin
+from tests.suites import suite_toml
 from unlearnbench.cli import EXIT_FAILED_CELLS, main
 from unlearnbench.execution.cache import ArtifactCache, content_key
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SUITE = """
-name = "rel"
-seeds = [0, 1]
-reference = "retrain"
-evaluators = ["accuracy", "consistency"]
-
-[splits]
-target = 240
-nonmember = 40
-test = 160
-shadow_in = 0
-shadow_out = 0
-
-[train]
-epochs = 4
-batch_size = 32
-lr = 0.002
-
-[[datasets]]
-name = "digits"
-
-[[architectures]]
-name = "mlp"
-params = { widths = [24] }
-
-[[methods]]
-name = "retrain"
-
-[[methods]]
-name = "original"
-
-[[requests]]
-kind = "random"
-count = 12
-
-[[requests]]
-kind = "class"
-label = 5
-"""
+SUITE = suite_toml(
+    "rel",
+    seeds=[0, 1],
+    evaluators=["accuracy", "consistency"],
+    splits={"target": 240, "nonmember": 40, "test": 160, "shadow_in": 0, "shadow_out": 0},
+    train={"epochs": 4, "batch_size": 32, "lr": 0.002},
+    architectures=[{"name": "mlp", "params": {"widths": [24]}}],
+    requests=[{"kind": "random", "count": 12}, {"kind": "class", "label": 5}],
+)
 CELLS = 2 * 2 * 2  # seeds x requests x methods
 
 
