@@ -137,15 +137,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Validate everything (suite, options, output folder, an existing store), then run.
 
     Nothing is written before every check has passed, and ``--check`` writes
-    nothing at all: no output folder, no store, no cache.
+    nothing at all: no output folder, no store, no cache. The checks and the
+    run are :func:`unlearnbench.execution.run.prepare_run` and
+    :meth:`~unlearnbench.execution.run.PreparedRun.run`, the path
+    :func:`~unlearnbench.execution.run_suite` takes too.
     """
-    from unlearnbench.execution.cache import ArtifactCache
-    from unlearnbench.execution.devices import resolve_device
-    from unlearnbench.execution.executors import ExecutorError, run_plan
-    from unlearnbench.execution.plan import Component, build_plan, check_feasible
-    from unlearnbench.execution.runner import Runner
-    from unlearnbench.execution.store import STORE_FILE
+    from unlearnbench.execution.executors import ExecutorError
+    from unlearnbench.execution.run import prepare_run
     from unlearnbench.execution.suite import SuiteError, load_suite
+    from unlearnbench.host.manager import RegistryFactory
     from unlearnbench.reports.write import write_leaderboards
 
     _check_run_options(args)
@@ -155,37 +155,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"{suite_path} is a folder; give the suite file (a .toml file)")
     try:
         suite = load_suite(suite_path)
-        plan = build_plan(suite, registry)
-        device = resolve_device(args.device)
-    except (SuiteError, ValueError) as exc:
+    except SuiteError as exc:
         raise UsageError(f"{suite_path}: {exc}") from None
     except OSError as exc:  # unreadable: permissions, a special file
         raise UsageError(f"{suite_path} cannot be read: {exc.strerror or exc}") from None
     out = args.out or DEFAULT_OUT / suite.name
     _check_out_folder(out, given=args.out is not None)
-    cache = ArtifactCache(out / "cache")  # creates nothing until something is written
-    runner = Runner(
-        registry,
-        cache,
-        device,
-        cell_timeout=args.cell_timeout,
-        provenance_extra={"executor": args.executor},
-    )
-
-    def load(component: Component) -> Any:
-        try:
-            return runner.load_dataset(component)
-        except OSError as exc:
-            raise UsageError(
-                f"{suite_path}: data set {component.label!r} could not be loaded: {exc}"
-            ) from None
-
     try:
-        check_feasible(plan, load, suite)
-    except SuiteError as exc:
+        prepared = prepare_run(
+            suite,
+            out,
+            registry,
+            registry_factory=RegistryFactory(),
+            executor=args.executor,
+            device=args.device,
+            threads=args.threads_per_worker,
+            workers=args.workers,
+            address=args.address,
+            gpus_per_task=args.gpus_per_task,
+            cell_timeout=args.cell_timeout,
+        )
+    except (SuiteError, ValueError) as exc:
         raise UsageError(f"{suite_path}: {exc}") from None
-    executor, threads = _make_executor(args, runner, str(cache.root))
-    store_path = out / STORE_FILE
+    plan, device, threads = prepared.plan, prepared.device, prepared.executor.threads
+    store_path = prepared.store_path
     if args.check:  # read an existing store (never create one) for the same checks
         if store_path.exists():
             with _open_store(store_path, read_only=True) as store:
@@ -210,7 +203,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_OK
     start = time.perf_counter()
     try:
-        summary = run_plan(executor, plan, store, progress=not args.no_progress)
+        summary = prepared.run(store, progress=not args.no_progress)
     except ExecutorError as exc:  # workers that cannot start: a plugin or set-up problem
         raise UsageError(f"the {args.executor} executor failed: {exc}") from None
     finally:
@@ -252,27 +245,6 @@ def _open_store(path: Path, *, read_only: bool = False) -> Any:
         return ResultStore(path, read_only=read_only)
     except StoreError as exc:
         raise UsageError(str(exc)) from None
-
-
-def _make_executor(args: argparse.Namespace, runner: Any, cache_root: str) -> tuple[Any, int]:
-    """The executor the options ask for, and the torch threads each of its cells will use.
-
-    Building one starts nothing (workers start in ``execute``).
-    """
-    from unlearnbench.execution.executors import EXECUTORS, ExecutorOptions
-    from unlearnbench.host.manager import RegistryFactory
-
-    options = ExecutorOptions(
-        runner,
-        RegistryFactory(),
-        cache_root,
-        threads=args.threads_per_worker,
-        workers=args.workers,
-        address=args.address,
-        gpus_per_task=args.gpus_per_task,
-    )
-    executor = EXECUTORS[args.executor](options)
-    return executor, executor.threads
 
 
 def _check_resume(
