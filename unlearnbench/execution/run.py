@@ -52,18 +52,20 @@ class PreparedRun:
 
 @dataclass
 class RunResult:
-    """What :func:`run_suite` did: the plan, where the results are, how it went."""
+    """What :func:`run_suite` did: the prepared run (suite, plan, ``out``, device),
+    its summary, and the seconds the run took (checks and data loading excluded)."""
 
-    suite: Suite
-    plan: Plan
-    out: Path
-    device: torch.device
+    prepared: PreparedRun
     summary: RunSummary
     seconds: float
 
     @property
+    def plan(self) -> Plan:
+        return self.prepared.plan
+
+    @property
     def store_path(self) -> Path:
-        return self.out / STORE_FILE
+        return self.prepared.store_path
 
 
 def prepare_run(
@@ -143,11 +145,4 @@ def run_suite(
     start = time.perf_counter()
     with ResultStore(prepared.store_path) as store:
         summary = prepared.run(store, progress=progress)
-    return RunResult(
-        prepared.suite,
-        prepared.plan,
-        prepared.out,
-        prepared.device,
-        summary,
-        time.perf_counter() - start,
-    )
+    return RunResult(prepared, summary, time.perf_counter() - start)
