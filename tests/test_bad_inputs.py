@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugins.executor_plugins import ExecutorTestPlugin
 from tests.suites import suite_toml
 from unlearnbench.cli import EXIT_USAGE, main
 
@@ -25,15 +24,7 @@ BASE = suite_toml("bad", methods=["original"])
 @pytest.fixture
 def with_test_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every registry the CLI builds also holds the executor fixture plugin."""
-    import unlearnbench.host.manager as plugins
-
-    original = plugins.make_plugin_manager
-
-    def patched(**kwargs):
-        kwargs["extra_plugins"] = [*kwargs.get("extra_plugins", ()), ExecutorTestPlugin()]
-        return original(**kwargs)
-
-    monkeypatch.setattr(plugins, "make_plugin_manager", patched)
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", "tests.plugins.executor_plugins:ExecutorTestPlugin")
 
 
 def run_bad(

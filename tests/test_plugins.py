@@ -143,3 +143,26 @@ def test_public_api_does_not_import_torch() -> None:
     code = "import sys, unlearnbench; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_local_plugins_come_from_the_environment(monkeypatch) -> None:
+    """UNLEARNBENCH_PLUGINS registers importable objects without packaging, in order."""
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", "tests.plugins.fixture_plugins:FixturePlugin")
+    registry, infos = load_registry(load_entry_points=False)
+    assert "exploding" in registry.names("method")
+    assert registry.entry("method", "exploding").origin.plugin == "fixture"
+    assert infos[-1].name == "fixture"
+    # the block list still applies, and an explicit empty list overrides the variable
+    blocked, _ = load_registry(load_entry_points=False, blocked={"fixture"})
+    assert "exploding" not in blocked.names("method")
+    plain, _ = load_registry(load_entry_points=False, local_plugins=())
+    assert "exploding" not in plain.names("method")
+
+
+@pytest.mark.parametrize(
+    "name", ["tests.plugins.no_such_module", "tests.plugins.fixture_plugins:Nope"]
+)
+def test_a_local_plugin_that_cannot_load_names_the_variable(monkeypatch, name: str) -> None:
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", name)
+    with pytest.raises(PluginLoadError, match=rf"local plugin '{name}'.*UNLEARNBENCH_PLUGINS"):
+        load_registry(load_entry_points=False)

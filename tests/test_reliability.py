@@ -44,15 +44,7 @@ CELLS = 2 * 2 * 2  # seeds x requests x methods
 
 @pytest.fixture
 def with_test_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
-    import unlearnbench.host.manager as plugins
-
-    original = plugins.make_plugin_manager
-
-    def patched(**kwargs):
-        kwargs["extra_plugins"] = [*kwargs.get("extra_plugins", ()), ExecutorTestPlugin()]
-        return original(**kwargs)
-
-    monkeypatch.setattr(plugins, "make_plugin_manager", patched)
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", "tests.plugins.executor_plugins:ExecutorTestPlugin")
 
 
 def cli(suite: Path, out: Path, *options: str) -> list[str]:
