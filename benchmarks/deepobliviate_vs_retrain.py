@@ -47,8 +47,8 @@ import torch
 from tabulate import tabulate
 
 from unlearnbench.builtin.methods import deepobliviate as do
-from unlearnbench.builtin.methods import residual_memory as rm
-from unlearnbench.task import ForgetRequest, SplitSizes, TrainRecipe
+from unlearnbench.builtin.methods.deepobliviate import residual_memory as rm
+from unlearnbench.config import ForgetRequest, SplitSizes, TrainRecipe
 from unlearnbench.testing import make_task
 from unlearnbench.training import accuracy, predict_logits
 

@@ -23,24 +23,15 @@ import argparse
 import os
 import sqlite3
 import tempfile
-import time
 from pathlib import Path
 
 import torch
 
-from unlearnbench.cache import ArtifactCache
-from unlearnbench.executors import (
-    LocalExecutor,
-    ProcessExecutor,
-    RayExecutor,
-    RegistryFactory,
-    available_cores,
-    run_plan,
-)
-from unlearnbench.plan import build_plan
-from unlearnbench.runner import Runner
-from unlearnbench.store import ResultStore
-from unlearnbench.suite import load_suite
+from unlearnbench.execution import run_suite
+from unlearnbench.execution.devices import available_cores
+from unlearnbench.execution.plan import build_plan
+from unlearnbench.execution.suite import load_suite
+from unlearnbench.host.manager import RegistryFactory
 
 SUITE = """
 name = "executors-bench"
@@ -115,29 +106,23 @@ def main() -> None:
     metrics: dict[str, list] = {}
     for name in names:
         out = root / name
-        with ResultStore(out / "results.sqlite") as store:
-            cache = ArtifactCache(out / "cache")
-            runner = Runner(registry, cache, torch.device("cpu"))
-            if name.startswith("local"):
-                threads = 1 if name == "local-1t" else cores
-                torch.set_num_threads(threads)
-                executor = LocalExecutor(runner)
-                layout = f"1 process x {threads} threads"
-            elif name == "processes":
-                executor = ProcessExecutor(
-                    runner, RegistryFactory(), str(cache.root), args.workers, 0
-                )
-                layout = f"{executor.workers} workers x {executor.threads} threads"
-            else:
-                executor = RayExecutor(
-                    runner, RegistryFactory(), str(cache.root.resolve()), num_cpus=cores
-                )
-                layout = f"ray num_cpus={cores}, 1 CPU per task"
-            start = time.perf_counter()
-            summary = run_plan(executor, plan, store, progress=False)
-            times[name] = time.perf_counter() - start
+        if name.startswith("local"):
+            threads = 1 if name == "local-1t" else cores
+            options: dict = {"executor": "local", "threads": threads}
+            layout = f"1 process x {threads} threads"
+        elif name == "processes":
+            options = {"executor": "processes", "workers": args.workers}
+            layout = f"{args.workers} workers (threads: cores / workers)"
+        else:
+            options = {"executor": "ray"}
+            layout = f"ray num_cpus={cores}, 1 CPU per task"
+        result = run_suite(
+            suite_path, out, registry, device="cpu", registry_factory=RegistryFactory(), **options
+        )
+        times[name] = result.seconds  # the run only: data set loading and checks excluded
+        summary = result.summary
         assert summary.ok == plan.size, summary.failures
-        metrics[name] = quality(out / "results.sqlite")
+        metrics[name] = quality(result.store_path)
         torch.set_num_threads(cores)
         print(f"  {name:<10} {times[name]:7.2f} s   ({layout})", flush=True)
 

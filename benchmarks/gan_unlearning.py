@@ -24,10 +24,11 @@ from pathlib import Path
 import torch
 
 from unlearnbench.builtin.methods.gan import PARAMS, create
-from unlearnbench.cache import ArtifactCache, content_key
-from unlearnbench.runner import TaskContext
+from unlearnbench.config import ForgetRequest, SplitSizes, TrainRecipe
+from unlearnbench.execution.cache import ArtifactCache, content_key
+from unlearnbench.execution.cell import TaskContext
 from unlearnbench.specs import resolve_params
-from unlearnbench.task import ForgetRequest, SplitSizes, Task, TrainRecipe, build_task
+from unlearnbench.task import Task, build_task
 from unlearnbench.testing import registry
 from unlearnbench.training import accuracy, predict_proba
 

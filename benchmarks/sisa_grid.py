@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from unlearnbench.builtin.methods.sisa import create
-from unlearnbench.task import ForgetRequest, SplitSizes, TrainRecipe
+from unlearnbench.config import ForgetRequest, SplitSizes, TrainRecipe
 from unlearnbench.testing import make_task
 from unlearnbench.training import accuracy, predict_logits
 

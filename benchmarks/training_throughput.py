@@ -30,7 +30,7 @@ from torch import nn
 
 from unlearnbench.builtin.architectures.paper_models import build_resnet18
 from unlearnbench.builtin.architectures.small import build_lenet5
-from unlearnbench.task import TrainRecipe
+from unlearnbench.config import TrainRecipe
 from unlearnbench.training import train_model
 
 

@@ -12,7 +12,7 @@ from tests.plugins.fixture_plugins import FixturePlugin
 @pytest.fixture
 def fixture_registry():
     """Built-ins plus the fixture plugin (blobs data set, exploding method); no entry points."""
-    from unlearnbench.plugins import load_registry
+    from unlearnbench.host.manager import load_registry
 
     registry, _ = load_registry(load_entry_points=False, extra_plugins=[FixturePlugin()])
     return registry
@@ -21,15 +21,7 @@ def fixture_registry():
 @pytest.fixture
 def with_fixture_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make every load_registry() call (the CLI's too) include the fixture plugin."""
-    import unlearnbench.plugins as plugins
-
-    original = plugins.make_plugin_manager
-
-    def patched(**kwargs):
-        kwargs["extra_plugins"] = [*kwargs.get("extra_plugins", ()), FixturePlugin()]
-        return original(**kwargs)
-
-    monkeypatch.setattr(plugins, "make_plugin_manager", patched)
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", "tests.plugins.fixture_plugins:FixturePlugin")
 
 
 def write(path: Path, text: str) -> Path:

@@ -15,55 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.plugins.executor_plugins import ExecutorTestPlugin
+from tests.suites import suite_toml
 from unlearnbench.cli import EXIT_USAGE, main
 
-BASE = """
-name = "bad"
-seeds = [0]
-reference = "retrain"
-evaluators = ["accuracy"]
-
-[splits]
-target = 300
-nonmember = 50
-test = 200
-shadow_in = 0
-shadow_out = 0
-
-[train]
-epochs = 1
-batch_size = 32
-lr = 0.001
-
-[[datasets]]
-name = "digits"
-
-[[architectures]]
-name = "mlp"
-params = { widths = [16] }
-
-[[methods]]
-name = "original"
-
-[[requests]]
-kind = "random"
-count = 10
-"""
+BASE = suite_toml("bad", methods=["original"])
 
 
 @pytest.fixture
 def with_test_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every registry the CLI builds also holds the executor fixture plugin."""
-    import unlearnbench.plugins as plugins
-
-    original = plugins.make_plugin_manager
-
-    def patched(**kwargs):
-        kwargs["extra_plugins"] = [*kwargs.get("extra_plugins", ()), ExecutorTestPlugin()]
-        return original(**kwargs)
-
-    monkeypatch.setattr(plugins, "make_plugin_manager", patched)
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", "tests.plugins.executor_plugins:ExecutorTestPlugin")
 
 
 def run_bad(
@@ -266,7 +227,7 @@ def test_an_absurd_training_budget_is_a_warning(tmp_path, capsys, caplog) -> Non
 
 def test_an_undertrained_model_at_chance_is_not_called_diverged(tmp_path) -> None:
     """The rule's other half: at chance, but its loss did not rise (one epoch at lr=1e-4)."""
-    from unlearnbench.task import SplitSizes, TrainRecipe
+    from unlearnbench.config import SplitSizes, TrainRecipe
     from unlearnbench.testing import make_task
     from unlearnbench.training import accuracy, check_learned
 
@@ -290,7 +251,7 @@ def test_an_undertrained_model_at_chance_is_not_called_diverged(tmp_path) -> Non
 
 def store_with_cells(path: Path, cells: int = 60) -> None:
     """A real results store with ``cells`` cells, several pages long."""
-    from unlearnbench.store import CellRecord, MetricValue, ResultStore
+    from unlearnbench.execution.store import CellRecord, MetricValue, ResultStore
 
     with ResultStore(path) as store:
         for i in range(cells):

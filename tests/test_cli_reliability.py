@@ -21,47 +21,26 @@ from pathlib import Path
 import pytest
 import torch
 
-from unlearnbench.cache import ArtifactCache, content_key
+from tests.suites import suite_toml
 from unlearnbench.cli import EXIT_OK, EXIT_USAGE, main
-from unlearnbench.executors import RegistryFactory, WorkerConfig, _worker_main
-from unlearnbench.plan import build_plan
-from unlearnbench.store import ResultStore
-from unlearnbench.suite import parse_suite
+from unlearnbench.execution.cache import ArtifactCache, content_key
+from unlearnbench.execution.executors import WorkerConfig
+from unlearnbench.execution.executors.processes import _worker_main
+from unlearnbench.execution.plan import build_plan
+from unlearnbench.execution.store import ResultStore
+from unlearnbench.execution.suite import parse_suite
+from unlearnbench.host.manager import RegistryFactory
 
-SUITE = """
-name = "again"
-seeds = {seeds}
-reference = "retrain"
-evaluators = ["accuracy"]
 
-[splits]
-target = 120
-nonmember = 30
-test = 60
-shadow_in = 0
-shadow_out = 0
-
-[train]
-epochs = 1
-batch_size = 32
-
-[[datasets]]
-name = "digits"
-
-[[architectures]]
-name = "mlp"
-params = {{ widths = [8] }}
-
-[[methods]]
-name = "retrain"
-
-[[methods]]
-name = "original"
-
-[[requests]]
-kind = "random"
-count = 5
-"""
+def suite_text(seeds: list[int]) -> str:
+    return suite_toml(
+        "again",
+        seeds=seeds,
+        splits={"target": 120, "nonmember": 30, "test": 60, "shadow_in": 0, "shadow_out": 0},
+        train={"epochs": 1, "batch_size": 32},
+        architectures=[{"name": "mlp", "params": {"widths": [8]}}],
+        requests=[{"kind": "random", "count": 5}],
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -76,8 +55,8 @@ def tree(root: Path) -> dict[str, int]:
     return {str(p.relative_to(root)): p.stat().st_size for p in sorted(root.rglob("*"))}
 
 
-def write_suite(path: Path, seeds: str) -> Path:
-    path.write_text(SUITE.format(seeds=seeds), encoding="utf-8")
+def write_suite(path: Path, seeds: list[int]) -> Path:
+    path.write_text(suite_text(seeds), encoding="utf-8")
     return path
 
 
@@ -91,7 +70,7 @@ def run(*args: str) -> int:
 @pytest.mark.parametrize("with_out", [False, True])
 def test_check_writes_nothing(tmp_path, capsys, monkeypatch, with_out) -> None:
     monkeypatch.chdir(tmp_path)
-    suite = write_suite(tmp_path / "suite.toml", "[0]")
+    suite = write_suite(tmp_path / "suite.toml", [0])
     before = tree(tmp_path)
     out = ["--out", str(tmp_path / "out")] if with_out else []
     assert run(str(suite), "--check", *out) == EXIT_OK
@@ -100,10 +79,10 @@ def test_check_writes_nothing(tmp_path, capsys, monkeypatch, with_out) -> None:
 
 
 def test_check_reads_an_existing_store_without_changing_it(tmp_path, capsys) -> None:
-    suite = write_suite(tmp_path / "suite.toml", "[0]")
+    suite = write_suite(tmp_path / "suite.toml", [0])
     out = tmp_path / "out"
     assert run(str(suite), "--out", str(out)) == EXIT_OK
-    write_suite(suite, "[0, 1]")
+    write_suite(suite, [0, 1])
     before = tree(tmp_path)
     assert run(str(suite), "--out", str(out), "--check") == EXIT_OK
     assert tree(tmp_path) == before
@@ -125,11 +104,11 @@ def record_threads(store: Path, threads: int) -> None:
 @pytest.fixture
 def half_done(tmp_path: Path) -> tuple[Path, Path]:
     """Seed 0 finished with 7 torch threads; the suite now asks for seeds 0 and 1."""
-    suite = write_suite(tmp_path / "suite.toml", "[0]")
+    suite = write_suite(tmp_path / "suite.toml", [0])
     out = tmp_path / "out"
     assert run(str(suite), "--out", str(out)) == EXIT_OK
     record_threads(out / "results.sqlite", 7)
-    write_suite(suite, "[0, 1]")
+    write_suite(suite, [0, 1])
     return suite, out
 
 
@@ -163,7 +142,7 @@ def test_mixing_thread_counts_when_asked(half_done, capsys) -> None:
 def test_nothing_pending_is_not_a_mix(half_done, capsys) -> None:
     """A rerun of the finished part only rewrites the leaderboard: nothing to refuse."""
     suite, out = half_done
-    write_suite(suite, "[0]")
+    write_suite(suite, [0])
     assert run(str(suite), "--out", str(out)) == EXIT_OK
     assert "0 cells done, 2 already done" in capsys.readouterr().err
 
@@ -180,7 +159,7 @@ def test_the_same_thread_count_resumes(half_done, capsys) -> None:
 
 def one_unit() -> tuple[object, list[object]]:
     """A task and its cells, as the processes executor sends them to a worker."""
-    from unlearnbench.plugins import load_registry
+    from unlearnbench.host.manager import load_registry
 
     registry, _ = load_registry(load_entry_points=False)
     data = parse_suite(
@@ -254,7 +233,7 @@ def test_a_damaged_artifact_is_reported_once(tmp_path, caplog) -> None:
     path = cache.path(content_key(parts))
     path.write_bytes(path.read_bytes()[:-4] + b"XXXX")
     fresh = ArtifactCache(tmp_path)  # no in-memory copy
-    with caplog.at_level(logging.WARNING, logger="unlearnbench.cache"):
+    with caplog.at_level(logging.WARNING, logger="unlearnbench.execution.cache"):
         value = fresh.get_or_build(parts, lambda: {"w": torch.zeros(3)})
     assert torch.equal(value["w"], torch.zeros(3))
     warnings = [r.getMessage() for r in caplog.records if "checksum" in r.getMessage()]

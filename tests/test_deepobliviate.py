@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from unlearnbench.builtin.methods import deepobliviate as do
-from unlearnbench.builtin.methods import residual_memory as rm
+from unlearnbench.builtin.methods.deepobliviate import residual_memory as rm
+from unlearnbench.config import ForgetRequest
+from unlearnbench.execution.cell import run_method
+from unlearnbench.execution.plan import Component
 from unlearnbench.partition import block_of
-from unlearnbench.plan import Component
-from unlearnbench.runner import run_method
 from unlearnbench.specs import combine_stream_costs, resolve_params
-from unlearnbench.task import ForgetRequest
 from unlearnbench.testing import check_method_contract, registry
 
 SMALL = {"blocks": 8, "epochs_per_block": 2}

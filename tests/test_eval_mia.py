@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from unlearnbench.builtin.evaluators import mia
+from unlearnbench.config import ForgetRequest, TrainRecipe
 from unlearnbench.specs import EvaluationInputs, ParamError, resolve_params
-from unlearnbench.task import ForgetRequest, TrainRecipe
 from unlearnbench.testing import check_evaluator_contract
 
 # MNIST-1D is hard for an MLP: it fits its 300 training points and generalises

@@ -10,56 +10,27 @@ import pytest
 import torch
 
 from tests.plugins.executor_plugins import ExecutorTestPlugin
-from unlearnbench import executors
-from unlearnbench.cache import ArtifactCache
+from tests.suites import suite_toml
 from unlearnbench.cli import main
-from unlearnbench.executors import ProcessExecutor, RegistryFactory, plan_workers, run_plan
-from unlearnbench.plan import build_plan
-from unlearnbench.plugins import load_registry
-from unlearnbench.runner import Runner
-from unlearnbench.store import ResultStore
-from unlearnbench.suite import load_suite
+from unlearnbench.execution import devices as device_module
+from unlearnbench.execution.cache import ArtifactCache
+from unlearnbench.execution.devices import plan_workers
+from unlearnbench.execution.executors import ProcessExecutor, run_plan
+from unlearnbench.execution.plan import build_plan
+from unlearnbench.execution.runner import Runner
+from unlearnbench.execution.store import ResultStore
+from unlearnbench.execution.suite import load_suite
+from unlearnbench.host.manager import RegistryFactory, load_registry
 
 # two tasks (random and class requests) that share one trained original
-SUITE = """
-name = "exec"
-seeds = [0]
-reference = "retrain"
-evaluators = ["accuracy", "consistency"]
-
-[splits]
-target = 240
-nonmember = 40
-test = 160
-shadow_in = 0
-shadow_out = 0
-
-[train]
-epochs = 3
-batch_size = 32
-lr = 0.002
-
-[[datasets]]
-name = "digits"
-
-[[architectures]]
-name = "mlp"
-params = { widths = [24] }
-
-[[methods]]
-name = "retrain"
-
-[[methods]]
-name = "original"
-
-[[requests]]
-kind = "random"
-count = 12
-
-[[requests]]
-kind = "class"
-label = 5
-"""
+SUITE = suite_toml(
+    "exec",
+    evaluators=["accuracy", "consistency"],
+    splits={"target": 240, "nonmember": 40, "test": 160, "shadow_in": 0, "shadow_out": 0},
+    train={"epochs": 3, "batch_size": 32, "lr": 0.002},
+    architectures=[{"name": "mlp", "params": {"widths": [24]}}],
+    requests=[{"kind": "random", "count": 12}, {"kind": "class", "label": 5}],
+)
 
 
 @pytest.fixture(autouse=True)
@@ -112,7 +83,7 @@ def run_cli(tmp_path: Path, name: str, *options: str) -> Path:
 def test_workers_times_threads_never_exceed_the_cores(
     monkeypatch, cores, workers, threads, expected
 ) -> None:
-    monkeypatch.setattr(executors, "available_cores", lambda: cores)
+    monkeypatch.setattr(device_module, "available_cores", lambda: cores)
     got_workers, got_threads, devices = plan_workers(torch.device("cpu"), workers, threads)
     assert (got_workers, got_threads) == expected
     assert got_workers * got_threads <= cores
@@ -120,7 +91,7 @@ def test_workers_times_threads_never_exceed_the_cores(
 
 
 def test_one_worker_per_gpu(monkeypatch) -> None:
-    monkeypatch.setattr(executors, "available_cores", lambda: 16)
+    monkeypatch.setattr(device_module, "available_cores", lambda: 16)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     workers, threads, devices = plan_workers(torch.device("cuda"), 0, 0)
     assert workers == 4 and threads == 4
@@ -204,7 +175,7 @@ def test_stuck_and_crashing_cells_lose_their_worker_and_the_rest_goes_on(tmp_pat
 @pytest.mark.slow
 def test_a_stuck_cell_on_ray_is_cancelled_and_the_rest_goes_on(tmp_path) -> None:
     pytest.importorskip("ray")
-    from unlearnbench.executors import RayExecutor
+    from unlearnbench.execution.executors import RayExecutor
 
     status = stuck_cell_run(
         tmp_path, lambda runner, factory, root: RayExecutor(runner, factory, root, num_cpus=1)

@@ -13,19 +13,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from tests.suites import suite_toml
 from unlearnbench.cli import main
-from unlearnbench.leaderboard import (
-    AVG_GAP,
-    best_cells,
-    build_leaderboard,
-    infer_reference,
-    render,
-    to_csv,
-    to_markdown,
-    write_leaderboards,
-)
-from unlearnbench.plots import _stop, make_plots, paired_gaps
-from unlearnbench.store import STORE_FILE, CellRecord, MetricValue, ResultStore
+from unlearnbench.execution.store import STORE_FILE, CellRecord, MetricValue, ResultStore
+from unlearnbench.reports.board import AVG_GAP, best_cells, build_leaderboard, infer_reference
+from unlearnbench.reports.plots import _stop, make_plots, paired_gaps
+from unlearnbench.reports.text import to_csv, to_markdown
+from unlearnbench.reports.write import render, write_leaderboards
 
 DIRECTIONS = {
     "test_accuracy": "higher",
@@ -301,7 +295,7 @@ def test_plots_are_skipped_without_their_data(tmp_path: Path) -> None:
 def test_a_failing_plot_is_left_out_not_fatal(
     demo_store: ResultStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import unlearnbench.plots as plots
+    import unlearnbench.reports.plots as plots
 
     def broken(board: object) -> None:
         raise RuntimeError("bad data")
@@ -356,41 +350,13 @@ def test_cli_leaderboard_formats(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["leaderboard", str(tmp_path / "nowhere")]) == 2
 
 
-SUITE = """
-name = "tiny"
-seeds = [0, 1]
-reference = "retrain"
-evaluators = ["accuracy", "time"]
-
-[splits]
-target = 300
-nonmember = 100
-test = 200
-shadow_in = 150
-shadow_out = 150
-
-[train]
-epochs = 3
-batch_size = 32
-lr = 0.003
-
-[[datasets]]
-name = "digits"
-
-[[architectures]]
-name = "mlp"
-params = { widths = [16] }
-
-[[methods]]
-name = "original"
-
-[[methods]]
-name = "retrain"
-
-[[requests]]
-kind = "random"
-count = 10
-"""
+SUITE = suite_toml(
+    seeds=[0, 1],
+    evaluators=["accuracy", "time"],
+    splits={"target": 300, "nonmember": 100, "test": 200, "shadow_in": 150, "shadow_out": 150},
+    train={"epochs": 3, "batch_size": 32, "lr": 0.003},
+    methods=["original", "retrain"],
+)
 
 
 @pytest.mark.slow

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.test_leaderboard import demo_records, make_store
-from unlearnbench.leaderboard import write_leaderboards
+from unlearnbench.reports.write import write_leaderboards
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")

@@ -10,14 +10,14 @@ import pytest
 
 from tests.plugins.fixture_plugins import DuplicateRetrain, FixturePlugin
 from unlearnbench import hookspecs
-from unlearnbench.plugins import (
+from unlearnbench.host.manager import (
     BLOCK_ENV,
     DEFAULT_PLUGINS,
     PluginLoadError,
     blocked_from_env,
     load_registry,
 )
-from unlearnbench.registry import RegistryError
+from unlearnbench.host.registry import RegistryError
 
 ROOT = Path(__file__).resolve().parents[1]
 HOOKS = [
@@ -46,7 +46,7 @@ def test_every_hook_is_documented_and_tested(hook: str) -> None:
 
 
 def test_each_hook_returns_specs_from_builtins() -> None:
-    from unlearnbench.plugins import make_plugin_manager
+    from unlearnbench.host.manager import make_plugin_manager
 
     pm, _ = make_plugin_manager(load_entry_points=False)
     assert pm.hook.unlearnbench_datasets()
@@ -62,7 +62,9 @@ def test_builtins_are_ordinary_modules_registered_by_name() -> None:
     assert len(infos) == len(DEFAULT_PLUGINS)
     assert registry.entry("method", "retrain").origin.plugin == "retrain"
     for module in DEFAULT_PLUGINS:
-        source = (ROOT / (module.replace(".", "/") + ".py")).read_text(encoding="utf-8")
+        path = ROOT / module.replace(".", "/")
+        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        source = path.read_text(encoding="utf-8")
         assert "pluggy" not in source, f"{module} should use unlearnbench.hookimpl, not pluggy"
 
 
@@ -107,7 +109,7 @@ def _fake_entry_points(*eps: metadata.EntryPoint):
 
 
 def test_entry_points_are_loaded_and_blockable(monkeypatch: pytest.MonkeyPatch) -> None:
-    import unlearnbench.plugins as plugins
+    import unlearnbench.host.manager as plugins
 
     ep = metadata.EntryPoint(
         name="fixture-ep", value="tests.plugins.entry_point_plugin", group="unlearnbench"
@@ -121,7 +123,7 @@ def test_entry_points_are_loaded_and_blockable(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_plugin_that_raises_at_import_names_itself(monkeypatch: pytest.MonkeyPatch) -> None:
-    import unlearnbench.plugins as plugins
+    import unlearnbench.host.manager as plugins
 
     ep = metadata.EntryPoint(
         name="broken", value="tests.plugins.broken_plugin", group="unlearnbench"
@@ -141,3 +143,26 @@ def test_public_api_does_not_import_torch() -> None:
     code = "import sys, unlearnbench; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_local_plugins_come_from_the_environment(monkeypatch) -> None:
+    """UNLEARNBENCH_PLUGINS registers importable objects without packaging, in order."""
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", "tests.plugins.fixture_plugins:FixturePlugin")
+    registry, infos = load_registry(load_entry_points=False)
+    assert "exploding" in registry.names("method")
+    assert registry.entry("method", "exploding").origin.plugin == "fixture"
+    assert infos[-1].name == "fixture"
+    # the block list still applies, and an explicit empty list overrides the variable
+    blocked, _ = load_registry(load_entry_points=False, blocked={"fixture"})
+    assert "exploding" not in blocked.names("method")
+    plain, _ = load_registry(load_entry_points=False, local_plugins=())
+    assert "exploding" not in plain.names("method")
+
+
+@pytest.mark.parametrize(
+    "name", ["tests.plugins.no_such_module", "tests.plugins.fixture_plugins:Nope"]
+)
+def test_a_local_plugin_that_cannot_load_names_the_variable(monkeypatch, name: str) -> None:
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", name)
+    with pytest.raises(PluginLoadError, match=rf"local plugin '{name}'.*UNLEARNBENCH_PLUGINS"):
+        load_registry(load_entry_points=False)

@@ -24,64 +24,27 @@ import pytest
 import torch
 
 from tests.plugins.executor_plugins import ExecutorTestPlugin
-from unlearnbench.cache import ArtifactCache, content_key
+from tests.suites import suite_toml
 from unlearnbench.cli import EXIT_FAILED_CELLS, main
+from unlearnbench.execution.cache import ArtifactCache, content_key
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SUITE = """
-name = "rel"
-seeds = [0, 1]
-reference = "retrain"
-evaluators = ["accuracy", "consistency"]
-
-[splits]
-target = 240
-nonmember = 40
-test = 160
-shadow_in = 0
-shadow_out = 0
-
-[train]
-epochs = 4
-batch_size = 32
-lr = 0.002
-
-[[datasets]]
-name = "digits"
-
-[[architectures]]
-name = "mlp"
-params = { widths = [24] }
-
-[[methods]]
-name = "retrain"
-
-[[methods]]
-name = "original"
-
-[[requests]]
-kind = "random"
-count = 12
-
-[[requests]]
-kind = "class"
-label = 5
-"""
+SUITE = suite_toml(
+    "rel",
+    seeds=[0, 1],
+    evaluators=["accuracy", "consistency"],
+    splits={"target": 240, "nonmember": 40, "test": 160, "shadow_in": 0, "shadow_out": 0},
+    train={"epochs": 4, "batch_size": 32, "lr": 0.002},
+    architectures=[{"name": "mlp", "params": {"widths": [24]}}],
+    requests=[{"kind": "random", "count": 12}, {"kind": "class", "label": 5}],
+)
 CELLS = 2 * 2 * 2  # seeds x requests x methods
 
 
 @pytest.fixture
 def with_test_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
-    import unlearnbench.plugins as plugins
-
-    original = plugins.make_plugin_manager
-
-    def patched(**kwargs):
-        kwargs["extra_plugins"] = [*kwargs.get("extra_plugins", ()), ExecutorTestPlugin()]
-        return original(**kwargs)
-
-    monkeypatch.setattr(plugins, "make_plugin_manager", patched)
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", "tests.plugins.executor_plugins:ExecutorTestPlugin")
 
 
 def cli(suite: Path, out: Path, *options: str) -> list[str]:
@@ -368,7 +331,7 @@ def test_results_carry_full_provenance(tmp_path) -> None:
 
 
 def test_a_finished_cell_is_never_overwritten(tmp_path) -> None:
-    from unlearnbench.store import CellRecord, MetricValue, ResultStore
+    from unlearnbench.execution.store import CellRecord, MetricValue, ResultStore
 
     def record(status: str, value: float) -> CellRecord:
         return CellRecord(
@@ -398,7 +361,7 @@ def test_atomic_writes_get_the_usual_file_mode(tmp_path) -> None:
     import os
     import stat
 
-    from unlearnbench.cache import atomic_write_bytes
+    from unlearnbench.execution.cache import atomic_write_bytes
 
     target = tmp_path / "board.md"
     atomic_write_bytes(target, b"x")
@@ -486,7 +449,7 @@ def test_a_stale_artifact_lacking_a_key_is_rebuilt_not_a_lasting_failure(tmp_pat
 
 
 def test_the_cache_checks_each_artifacts_description(tmp_path) -> None:
-    from unlearnbench.cache import StaleArtifactError
+    from unlearnbench.execution.cache import StaleArtifactError
 
     cache = ArtifactCache(tmp_path)
     asked, other = {"artifact": "original", "seed": 0}, {"artifact": "sisa", "seed": 0}
@@ -511,7 +474,8 @@ def test_the_cache_checks_each_artifacts_description(tmp_path) -> None:
 
 
 def test_the_set_up_limit_is_twice_the_cell_limit_and_at_least_a_minute() -> None:
-    from unlearnbench.runner import Runner, setup_limit
+    from unlearnbench.execution.limits import setup_limit
+    from unlearnbench.execution.runner import Runner
 
     assert setup_limit(None) is None
     assert setup_limit(1.0) == 60.0 and setup_limit(100.0) == 200.0
@@ -521,9 +485,9 @@ def test_the_set_up_limit_is_twice_the_cell_limit_and_at_least_a_minute() -> Non
 
 def test_a_set_up_past_its_limit_times_out_the_tasks_cells(tmp_path, capsys, monkeypatch) -> None:
     """``epochs = 1000000000`` passes the suite check; its set-up must still end."""
-    import unlearnbench.runner
+    import unlearnbench.execution.limits
 
-    monkeypatch.setattr(unlearnbench.runner, "SETUP_LIMIT_MIN_S", 0.0)  # 2 x 0.5 s
+    monkeypatch.setattr(unlearnbench.execution.limits, "SETUP_LIMIT_MIN_S", 0.0)  # 2 x 0.5 s
     text = one_seed(SUITE).replace("epochs = 4", "epochs = 1000000000")
     out = tmp_path / "out"
     start = time.monotonic()
@@ -545,12 +509,13 @@ def test_a_set_up_past_its_limit_times_out_the_tasks_cells(tmp_path, capsys, mon
 @pytest.mark.slow
 def test_a_stuck_set_up_loses_its_worker_on_the_processes_executor(tmp_path) -> None:
     """A reference run stuck in C (deaf to SIGALRM): only killing the worker stops it."""
-    from unlearnbench.executors import ProcessExecutor, RegistryFactory, run_plan
-    from unlearnbench.plan import build_plan
-    from unlearnbench.plugins import load_registry
-    from unlearnbench.runner import Runner, TaskContext
-    from unlearnbench.store import ResultStore
-    from unlearnbench.suite import load_suite
+    from unlearnbench.execution.cell import TaskContext
+    from unlearnbench.execution.executors import ProcessExecutor, run_plan
+    from unlearnbench.execution.plan import build_plan
+    from unlearnbench.execution.runner import Runner
+    from unlearnbench.execution.store import ResultStore
+    from unlearnbench.execution.suite import load_suite
+    from unlearnbench.host.manager import RegistryFactory, load_registry
 
     text = one_seed(SUITE).replace(
         'reference = "retrain"',
@@ -584,7 +549,7 @@ def test_a_stuck_set_up_loses_its_worker_on_the_processes_executor(tmp_path) -> 
 
 def test_a_file_lock_stays_exclusive_while_its_file_is_removed(tmp_path) -> None:
     """Holders remove the lock file on release; waiters must never both hold it."""
-    from unlearnbench.cache import FileLock
+    from unlearnbench.execution.cache import FileLock
 
     counter = tmp_path / "counter"
     counter.write_text("0")
@@ -614,7 +579,7 @@ def test_a_file_lock_stays_exclusive_while_its_file_is_removed(tmp_path) -> None
 
 
 def test_opening_a_cache_removes_stale_temporaries_and_unheld_locks(tmp_path) -> None:
-    from unlearnbench.cache import FileLock
+    from unlearnbench.execution.cache import FileLock
 
     cache = ArtifactCache(tmp_path)
     cache.get_or_build({"artifact": "a"}, lambda: {"v": torch.ones(1)})

@@ -144,3 +144,25 @@ def test_adding_an_evaluator_does_not_retrain_the_shared_models(tmp_path) -> Non
     assert run(tmp_path, more) == 0
     kinds = [p.read_text() for p in (tmp_path / "out" / "cache").rglob("*.json")]
     assert sum('"artifact": "original"' in k for k in kinds) == 2  # one per seed
+
+
+def test_run_suite_is_the_library_path_and_resumes(tmp_path: Path) -> None:
+    """``run_suite`` runs a suite file into a store as ``unlearnbench run`` does, and a
+    second call finds every cell done; a wrong executor name is refused first."""
+    from tests.suites import suite_toml
+    from unlearnbench.execution import run_suite
+    from unlearnbench.execution.store import ResultStore
+    from unlearnbench.testing import registry
+
+    suite = write(tmp_path / "suite.toml", suite_toml("lib"))
+    with pytest.raises(ValueError, match="unknown executor 'threads'"):
+        run_suite(suite, tmp_path / "out", registry(), executor="threads")
+    assert not (tmp_path / "out").exists()
+    result = run_suite(suite, tmp_path / "out", registry(), device="cpu")
+    assert (result.summary.ok, result.summary.failed, result.plan.size) == (2, 0, 2)
+    with ResultStore(result.store_path, read_only=True) as store:
+        cells = store.cells()
+        assert {c["method"] for c in cells} == {"retrain", "original"}
+        assert {c["status"] for c in cells} == {"ok"}
+    again = run_suite(suite, tmp_path / "out", registry(), device="cpu")
+    assert (again.summary.ok, again.summary.skipped) == (0, 2)

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 from tests.test_leaderboard import make_store
-from unlearnbench.leaderboard import best_cells, build_leaderboard, notes, render
-from unlearnbench.store import CellRecord, MetricValue, ResultStore
-from unlearnbench.task import ForgetRequest
+from unlearnbench.config import ForgetRequest
+from unlearnbench.execution.store import CellRecord, MetricValue, ResultStore
+from unlearnbench.reports.board import best_cells, build_leaderboard, notes
+from unlearnbench.reports.write import render
 from unlearnbench.testing import registry
 
 # Every metric a registered evaluator declares, with the direction it must have.
@@ -177,7 +178,7 @@ def test_an_attack_at_chance_on_the_original_is_marked_and_not_ranked(tmp_path: 
 
 
 def test_the_run_warns_about_an_uninformative_attack(tmp_path, caplog) -> None:
-    from unlearnbench.leaderboard import write_leaderboards
+    from unlearnbench.reports.write import write_leaderboards
 
     board_of(tmp_path, strength=0.52)  # writes the store
     with ResultStore(tmp_path / "results.sqlite") as store, caplog.at_level("WARNING"):

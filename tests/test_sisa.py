@@ -15,10 +15,10 @@ from unlearnbench.builtin.methods.sisa import (
     slice_epochs,
     train_shards,
 )
-from unlearnbench.builtin.methods.stacked import prefer_stacked, unsupported_reason
+from unlearnbench.builtin.methods.sisa.stacked import prefer_stacked, unsupported_reason
+from unlearnbench.config import ForgetRequest, TrainRecipe
 from unlearnbench.partition import block_of
 from unlearnbench.specs import ParamError
-from unlearnbench.task import ForgetRequest, TrainRecipe
 from unlearnbench.testing import check_method_contract, registry, run_unlearning
 from unlearnbench.training import accuracy, predict_logits, predict_proba
 

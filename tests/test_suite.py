@@ -8,8 +8,8 @@ import pytest
 
 from tests.conftest import write
 from unlearnbench.cli import default_suite_path, main
-from unlearnbench.plan import build_plan
-from unlearnbench.suite import SuiteError, load_suite, parse_suite
+from unlearnbench.execution.plan import build_plan
+from unlearnbench.execution.suite import SuiteError, load_suite, parse_suite
 
 BASE = {
     "datasets": ["digits"],
@@ -251,7 +251,7 @@ def test_architectures_sharing_a_label_are_refused(fixture_registry) -> None:
 
 def test_method_size_checks_run_against_the_real_split_sizes(fixture_registry) -> None:
     """MethodSpec.check gets the resolved params and every split's count."""
-    from unlearnbench.plan import check_feasible
+    from unlearnbench.execution.plan import check_feasible
     from unlearnbench.testing import registry
 
     seen = []
@@ -289,3 +289,25 @@ def test_the_budget_warning_sees_each_dataset_variant(tmp_path, caplog) -> None:
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and "digits(train.epochs=1000000)" in warnings[0], warnings
     assert not (tmp_path / "out").exists(), "--check writes nothing"
+
+
+def test_the_test_suite_builder_writes_what_it_is_given() -> None:
+    """tests/suites.py: the TOML it writes reads back as the values it was given."""
+    import tomllib
+
+    from tests.suites import suite_toml
+
+    text = suite_toml(
+        "built",
+        seeds=[0, 3],
+        reference=None,
+        train={"epochs": 2, "batch_size": 8, "lr": 0.5, "amp": False},
+        methods=["original", {"name": "sisa", "params": {"shards": 2, "aggregation": "mean"}}],
+        requests=[{"kind": "class", "label": 1, "fraction": 0.5}],
+    )
+    data = tomllib.loads(text)
+    assert "reference" not in data and data["seeds"] == [0, 3]
+    assert data["train"] == {"epochs": 2, "batch_size": 8, "lr": 0.5, "amp": False}
+    assert data["methods"][1] == {"name": "sisa", "params": {"shards": 2, "aggregation": "mean"}}
+    suite = parse_suite(data)
+    assert suite.name == "built" and suite.requests[0].fraction == 0.5

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from unlearnbench.task import TrainRecipe
+from unlearnbench.config import TrainRecipe
 from unlearnbench.training import (
     TrainingDiverged,
     accuracy,

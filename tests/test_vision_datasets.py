@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.suites import suite_toml
 from unlearnbench.specs import resolve_params
 from unlearnbench.testing import check_dataset_contract, registry
 
@@ -234,41 +235,19 @@ def test_imagefolder_tree(tmp_path):
 
 # ---- end to end -----------------------------------------------------------------------
 
-SUITE = """
-name = "tiny-cifar"
-seeds = [0]
-evaluators = ["accuracy", "consistency", "time"]
 
-[splits]
-target = 40
-nonmember = 10
-test = 20
-shadow_in = 10
-shadow_out = 10
 
-[train]
-epochs = 2
-batch_size = 16
-lr = 0.003
-
-[[datasets]]
-name = "cifar10"
-params = {{ root = "{root}" }}
-
-[[architectures]]
-name = "gan_cnn"
-params = {{ channels = [4, 8], hidden = 16 }}
-
-[[methods]]
-name = "retrain"
-
-[[methods]]
-name = "original"
-
-[[requests]]
-kind = "random"
-count = 5
-"""
+def suite_text(root: str) -> str:
+    return suite_toml(
+        "tiny-cifar",
+        reference=None,
+        evaluators=["accuracy", "consistency", "time"],
+        splits={"target": 40, "nonmember": 10, "test": 20, "shadow_in": 10, "shadow_out": 10},
+        train={"epochs": 2, "batch_size": 16, "lr": 0.003},
+        datasets=[{"name": "cifar10", "params": {"root": root}}],
+        architectures=[{"name": "gan_cnn", "params": {"channels": [4, 8], "hidden": 16}}],
+        requests=[{"kind": "random", "count": 5}],
+    )
 
 
 @pytest.mark.slow
@@ -278,7 +257,7 @@ def test_cifar10_suite_runs_end_to_end(tmp_path, monkeypatch):
     folder, _, _ = write_cifar(tmp_path / "data", per_batch=20)
     trust_cifar(monkeypatch, folder)
     suite = tmp_path / "suite.toml"
-    suite.write_text(SUITE.format(root=(tmp_path / "data").as_posix()))
+    suite.write_text(suite_text((tmp_path / "data").as_posix()))
     out = tmp_path / "out"
     code = main(["run", str(suite), "--out", str(out), "--no-progress", "--device", "cpu"])
     assert code == 0

@@ -1,20 +1,31 @@
 """unlearnbench: a plugin-based benchmark for machine unlearning.
 
-The public API for plugin authors is what this module re-exports plus
-``unlearnbench.task``, ``unlearnbench.training`` and ``unlearnbench.testing``.
+``__all__`` below is the public API for plugin authors: the hook marker, the
+spec types a plugin registers, the protocols its objects follow, the plain
+task values and the errors. The rest of what a plugin may import lives in
+``unlearnbench.specs``, ``.config``, ``.task``, ``.training``, ``.partition``,
+``.seeding``, ``.hookspecs`` and, for its tests, ``unlearnbench.testing``.
+Everything else (``host``, ``execution``, ``reports``, ``cli``) is internal.
 Importing this module does not import torch.
 """
 
 from unlearnbench._markers import hookimpl
+from unlearnbench.config import ForgetRequest, SplitSizes, TaskError, TrainRecipe
 from unlearnbench.specs import (
     ArchitectureSpec,
     DatasetArrays,
     DatasetSpec,
     Evaluation,
+    EvaluationInputs,
+    Evaluator,
     EvaluatorSpec,
+    Method,
+    MethodContext,
     MethodSpec,
     Metric,
     Param,
+    ParamError,
+    UnlearnbenchError,
     Unlearned,
 )
 
@@ -25,10 +36,20 @@ __all__ = [
     "DatasetArrays",
     "DatasetSpec",
     "Evaluation",
+    "EvaluationInputs",
+    "Evaluator",
     "EvaluatorSpec",
+    "ForgetRequest",
+    "Method",
+    "MethodContext",
     "MethodSpec",
     "Metric",
     "Param",
+    "ParamError",
+    "SplitSizes",
+    "TaskError",
+    "TrainRecipe",
+    "UnlearnbenchError",
     "Unlearned",
     "__version__",
     "hookimpl",

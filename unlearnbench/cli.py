@@ -13,9 +13,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from unlearnbench.registry import KINDS, Kind, Registry, RegistryError
+from unlearnbench.host.registry import KINDS, Kind, Registry, RegistryError
+from unlearnbench.specs import UnlearnbenchError
 
 EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE = 0, 1, 2
+EXECUTOR_NAMES = ("local", "processes", "ray")  # the keys of execution.executors.EXECUTORS
 DEFAULT_OUT = Path("unlearnbench-results")
 KIND_ARGS: dict[str, Kind] = {
     "datasets": "dataset",
@@ -25,7 +27,7 @@ KIND_ARGS: dict[str, Kind] = {
 }
 
 
-class UsageError(Exception):
+class UsageError(UnlearnbenchError):
     """A mistake the user can fix: bad suite, unknown name, bad option."""
 
 
@@ -55,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--executor",
-        choices=["local", "processes", "ray"],
+        choices=EXECUTOR_NAMES,
         default="local",
         help="where cells run: this process (default), long-lived worker processes, or Ray",
     )
@@ -123,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _registry() -> tuple[Registry, list[Any]]:
-    from unlearnbench.plugins import PluginLoadError, load_registry
+    from unlearnbench.host.manager import PluginLoadError, load_registry
 
     try:
         return load_registry()
@@ -135,15 +137,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Validate everything (suite, options, output folder, an existing store), then run.
 
     Nothing is written before every check has passed, and ``--check`` writes
-    nothing at all: no output folder, no store, no cache.
+    nothing at all: no output folder, no store, no cache. The checks and the
+    run are :func:`unlearnbench.execution.run.prepare_run` and
+    :meth:`~unlearnbench.execution.run.PreparedRun.run`, the path
+    :func:`~unlearnbench.execution.run_suite` takes too.
     """
-    from unlearnbench.cache import ArtifactCache
-    from unlearnbench.executors import ExecutorError, run_plan
-    from unlearnbench.leaderboard import write_leaderboards
-    from unlearnbench.plan import Component, build_plan, check_feasible
-    from unlearnbench.runner import Runner, resolve_device
-    from unlearnbench.store import STORE_FILE
-    from unlearnbench.suite import SuiteError, load_suite
+    from unlearnbench.execution.executors import ExecutorError
+    from unlearnbench.execution.run import prepare_run
+    from unlearnbench.execution.suite import SuiteError, load_suite
+    from unlearnbench.host.manager import RegistryFactory
+    from unlearnbench.reports.write import write_leaderboards
 
     _check_run_options(args)
     registry, _ = _registry()
@@ -152,37 +155,30 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"{suite_path} is a folder; give the suite file (a .toml file)")
     try:
         suite = load_suite(suite_path)
-        plan = build_plan(suite, registry)
-        device = resolve_device(args.device)
-    except (SuiteError, ValueError) as exc:
+    except SuiteError as exc:
         raise UsageError(f"{suite_path}: {exc}") from None
     except OSError as exc:  # unreadable: permissions, a special file
         raise UsageError(f"{suite_path} cannot be read: {exc.strerror or exc}") from None
     out = args.out or DEFAULT_OUT / suite.name
     _check_out_folder(out, given=args.out is not None)
-    cache = ArtifactCache(out / "cache")  # creates nothing until something is written
-    runner = Runner(
-        registry,
-        cache,
-        device,
-        cell_timeout=args.cell_timeout,
-        provenance_extra={"executor": args.executor},
-    )
-
-    def load(component: Component) -> Any:
-        try:
-            return runner.load_dataset(component)
-        except OSError as exc:
-            raise UsageError(
-                f"{suite_path}: data set {component.label!r} could not be loaded: {exc}"
-            ) from None
-
     try:
-        check_feasible(plan, load, suite)
-    except SuiteError as exc:
+        prepared = prepare_run(
+            suite,
+            out,
+            registry,
+            registry_factory=RegistryFactory(),
+            executor=args.executor,
+            device=args.device,
+            threads=args.threads_per_worker,
+            workers=args.workers,
+            address=args.address,
+            gpus_per_task=args.gpus_per_task,
+            cell_timeout=args.cell_timeout,
+        )
+    except (SuiteError, ValueError) as exc:
         raise UsageError(f"{suite_path}: {exc}") from None
-    executor, threads = _make_executor(args, runner, str(cache.root))
-    store_path = out / STORE_FILE
+    plan, device, threads = prepared.plan, prepared.device, prepared.executor.threads
+    store_path = prepared.store_path
     if args.check:  # read an existing store (never create one) for the same checks
         if store_path.exists():
             with _open_store(store_path, read_only=True) as store:
@@ -207,7 +203,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_OK
     start = time.perf_counter()
     try:
-        summary = run_plan(executor, plan, store, progress=not args.no_progress)
+        summary = prepared.run(store, progress=not args.no_progress)
     except ExecutorError as exc:  # workers that cannot start: a plugin or set-up problem
         raise UsageError(f"the {args.executor} executor failed: {exc}") from None
     finally:
@@ -243,48 +239,12 @@ def _check_out_folder(out: Path, *, given: bool) -> None:
 
 def _open_store(path: Path, *, read_only: bool = False) -> Any:
     """Open a results store; a damaged or foreign file is a usage error (exit 2)."""
-    from unlearnbench.store import ResultStore, StoreError
+    from unlearnbench.execution.store import ResultStore, StoreError
 
     try:
         return ResultStore(path, read_only=read_only)
     except StoreError as exc:
         raise UsageError(str(exc)) from None
-
-
-def _make_executor(args: argparse.Namespace, runner: Any, cache_root: str) -> tuple[Any, int]:
-    """The executor the options ask for, and the torch threads each of its cells will use.
-
-    Building one starts nothing (workers start in ``execute``).
-    """
-    from unlearnbench.executors import (
-        LocalExecutor,
-        ProcessExecutor,
-        RayExecutor,
-        RegistryFactory,
-        available_cores,
-    )
-
-    factory = RegistryFactory()
-    if args.executor == "processes":
-        processes = ProcessExecutor(
-            runner, factory, cache_root, args.workers, args.threads_per_worker
-        )
-        return processes, processes.threads
-    if args.executor == "ray":
-        ray = RayExecutor(
-            runner,
-            factory,
-            str(Path(cache_root).resolve()),
-            address=args.address,
-            cpus_per_task=float(args.threads_per_worker or 1),
-            gpus_per_task=args.gpus_per_task,
-        )
-        return ray, max(1, int(ray.cpus_per_task))  # what each Ray worker sets
-    import torch
-
-    if args.threads_per_worker:
-        torch.set_num_threads(min(args.threads_per_worker, available_cores()))
-    return LocalExecutor(runner), torch.get_num_threads()
 
 
 def _check_resume(
@@ -366,7 +326,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from unlearnbench.registry import unknown_name_message
+    from unlearnbench.host.registry import unknown_name_message
 
     registry, _ = _registry()
     found = [
@@ -402,15 +362,10 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Print one format; md also writes DIR/plots/*.png, which its links point at."""
-    from unlearnbench.leaderboard import (
-        ORIGINAL,
-        build_leaderboard,
-        infer_reference,
-        render,
-        write_plots,
-    )
-    from unlearnbench.registry import unknown_name_message
-    from unlearnbench.store import STORE_FILE
+    from unlearnbench.execution.store import STORE_FILE
+    from unlearnbench.host.registry import unknown_name_message
+    from unlearnbench.reports.board import ORIGINAL, build_leaderboard, infer_reference
+    from unlearnbench.reports.write import render, write_plots
 
     path = args.dir / STORE_FILE
     if args.dir.is_file():

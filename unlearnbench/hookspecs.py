@@ -1,7 +1,7 @@
 """Every hook unlearnbench calls. The docstrings are the hook reference.
 
 Each hook returns a list of cheap specs; the host collects the lists of every
-registered plugin into one :class:`unlearnbench.registry.Registry`. New
+registered plugin into one :class:`unlearnbench.host.registry.Registry`. New
 arguments may be added to a hook later: pluggy lets an implementation accept any
 subset of a hook's arguments, so existing plugins keep working.
 """

@@ -17,13 +17,24 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-    from unlearnbench.task import MethodContext, Task
+    from unlearnbench.task import Task
+    from unlearnbench.training import TrainStats
 
 Direction = Literal["higher", "lower", "none"]
 _PARAM_TYPES = (bool, int, float, str, list)
 
 
-class ParamError(ValueError):
+class UnlearnbenchError(Exception):
+    """The base of every error unlearnbench raises on purpose (a bad suite, an
+    unknown plugin, an invalid parameter, a damaged store, ...).
+
+    ``except UnlearnbenchError`` catches them all; each subclass also keeps the
+    built-in base it has always had (``ValueError`` for bad values), so
+    existing ``except ValueError`` code still works.
+    """
+
+
+class ParamError(UnlearnbenchError, ValueError):
     """A parameter value does not fit its declaration."""
 
 
@@ -250,6 +261,45 @@ def combine_stream_costs(steps: Sequence[Mapping[str, float]]) -> dict[str, floa
         else:
             combined[name] = sum(values)
     return combined
+
+
+class MethodContext(Protocol):
+    """What the host offers methods and evaluators while they run a task.
+
+    - ``device``: where the task's tensors live.
+    - ``original()``: a fresh copy of the task's standard trained model (trained
+      once per task on ``target`` with the recipe and seed, cached).
+    - ``train(model, indices, ...)``: the shared training loop on the task data.
+    - ``cached(name, params, build)``: a content-addressed artifact for this
+      task; ``build()`` returns a dict of tensors and plain values and runs only
+      when no valid cached copy exists. The work its build counted travels
+      with it: loading it counts that work again.
+    - ``add_work(sample_passes)``: count work done outside ``ctx.train`` (one
+      sample-pass = one forward and backward pass of one example), so every
+      method's cost is also known in a machine-independent unit.
+    """
+
+    device: torch.device
+
+    def add_work(self, sample_passes: float) -> None: ...
+
+    def original(self) -> nn.Module: ...
+
+    def train(
+        self,
+        model: nn.Module,
+        indices: torch.Tensor,
+        *,
+        seed_label: object = "train",
+        epochs: int | None = None,
+        exclude: torch.Tensor | None = None,
+        optimizer: torch.optim.Optimizer | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> TrainStats: ...
+
+    def cached(
+        self, name: str, params: Mapping[str, Any], build: Callable[[], dict[str, Any]]
+    ) -> dict[str, Any]: ...
 
 
 @runtime_checkable

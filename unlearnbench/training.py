@@ -18,13 +18,18 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from unlearnbench.config import TrainRecipe
 from unlearnbench.seeding import derive_seed, seed_torch
-from unlearnbench.task import Task, TrainRecipe
+from unlearnbench.specs import UnlearnbenchError
+
+if TYPE_CHECKING:
+    from unlearnbench.task import Task
 
 CHANCE_MARGIN = 0.02
 """How far above the majority-class share a trained model must score on its own
@@ -34,7 +39,7 @@ LOSS_RISE = 1.1
 diverged (see :func:`check_learned`)."""
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(UnlearnbenchError, RuntimeError):
     """The loss became NaN or infinite, or the trained model is at chance on its
     own training data (:func:`check_learned`)."""
 

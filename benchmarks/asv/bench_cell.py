@@ -1,4 +1,7 @@
-"""Peak memory of one full cell: plan, shared models, method, evaluators, store."""
+"""Peak memory of one full cell: plan, shared models, method, evaluators, store.
+
+The cell runs through ``unlearnbench.execution.run_suite``, the path the CLI takes.
+"""
 
 from __future__ import annotations
 
@@ -51,23 +54,11 @@ class FullCell:
         self.suite.write_text(SUITE, encoding="utf-8")
 
     def peakmem_full_cell(self) -> None:
-        import torch
-
-        from unlearnbench.cache import ArtifactCache
-        from unlearnbench.executors import LocalExecutor, run_plan
-        from unlearnbench.plan import build_plan
-        from unlearnbench.runner import Runner
-        from unlearnbench.store import STORE_FILE, ResultStore
-        from unlearnbench.suite import load_suite
+        from unlearnbench.execution import run_suite
         from unlearnbench.testing import registry
 
-        reg = registry()
-        plan = build_plan(load_suite(self.suite), reg)
-        out = self.folder / "out"
-        with ResultStore(out / STORE_FILE) as store:
-            runner = Runner(reg, ArtifactCache(out / "cache"), torch.device("cpu"))
-            summary = run_plan(LocalExecutor(runner), plan, store, progress=False)
-        assert summary.ok == 1, summary.failures
+        result = run_suite(self.suite, self.folder / "out", registry(), device="cpu")
+        assert result.summary.ok == 1, result.summary.failures
 
     def teardown(self) -> None:
         import shutil

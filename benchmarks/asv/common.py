@@ -5,21 +5,21 @@ of 32 units, 300 training points, 5 epochs, 10 random points forgotten, seed
 0), so every commit is measured on exactly the same work. Trained models go to
 an artifact cache directory made by ``setup_cache`` and shared by the
 benchmark processes of one class.
+
+Only the public API is used (``unlearnbench``, ``.specs``, ``.task``,
+``.training``, ``.testing``: paths that exist in older commits too), so asv
+can run these benchmarks against the history.
 """
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from unlearnbench.plan import Component
-from unlearnbench.runner import Outcome, TaskContext, run_method
-from unlearnbench.specs import MethodSpec, resolve_params
-from unlearnbench.task import ForgetRequest, Task
-from unlearnbench.testing import make_task, registry
+from unlearnbench import MethodSpec, Unlearned
+from unlearnbench.task import ForgetRequest, MethodContext, Task
+from unlearnbench.testing import make_task, registry, run_unlearning
 
 METHODS = ("retrain", "original", "sisa", "gan", "deepobliviate")
 """Methods benchmarked; those not installed are skipped (NotImplementedError)."""
@@ -27,11 +27,7 @@ REQUEST = ForgetRequest(kind="random", count=10)
 THREADS = 2
 
 
-def new_cache_dir() -> str:
-    return tempfile.mkdtemp(prefix="unlearnbench-asv-")
-
-
-def tiny(cache_dir: str | Path) -> tuple[Task, TaskContext]:
+def tiny(cache_dir: str | Path) -> tuple[Task, MethodContext]:
     torch.set_num_threads(THREADS)
     return make_task(Path(cache_dir), request=REQUEST)
 
@@ -44,11 +40,8 @@ def method_spec(name: str) -> MethodSpec:
     return reg.get("method", name)  # type: ignore[return-value]
 
 
-def component(spec: MethodSpec, params: dict[str, Any] | None = None) -> Component:
-    return Component(spec.name, resolve_params(spec.params, params or {}), spec.name)
-
-
-def run(name: str, task: Task, ctx: TaskContext) -> Outcome:
-    """``fit`` then ``unlearn``, as the runner does for one cell."""
-    spec = method_spec(name)
-    return run_method(spec, component(spec), task, ctx)
+def run(name: str, task: Task, ctx: MethodContext) -> Unlearned:
+    """``fit`` then ``unlearn`` over the request's stream, as the runner does for one cell."""
+    result = run_unlearning(method_spec(name), task, ctx)
+    result.model.eval()
+    return result

@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from unlearnbench.task import ForgetRequest, Task, TrainRecipe
+from unlearnbench.config import ForgetRequest, TrainRecipe
+from unlearnbench.task import Task
 from unlearnbench.testing import make_task
 
 # Long enough on the tiny digits task that the original fits its training set

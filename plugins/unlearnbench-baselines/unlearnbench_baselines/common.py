@@ -30,7 +30,8 @@ import torch
 from torch import nn
 from unlearnbench import Param, Unlearned
 from unlearnbench.seeding import derive_seed
-from unlearnbench.task import MethodContext, Task
+from unlearnbench.specs import MethodContext
+from unlearnbench.task import Task
 from unlearnbench.training import TrainingDiverged, epoch_order, make_optimizer
 
 OPTIMIZERS = ("sgd", "adam")

@@ -22,8 +22,8 @@ from unlearnbench.builtin.evaluators.strength import (
     strength_metric,
 )
 from unlearnbench.seeding import generator
-from unlearnbench.specs import Evaluation, EvaluationInputs, resolve_params
-from unlearnbench.task import MethodContext, Task
+from unlearnbench.specs import Evaluation, EvaluationInputs, MethodContext, resolve_params
+from unlearnbench.task import Task
 from unlearnbench.training import predict_proba
 
 EFFICACY_DOC = """``mia_efficacy``: the population attack of the "Unlearn-Sparse" / SalUn protocol.

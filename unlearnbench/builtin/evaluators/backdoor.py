@@ -29,8 +29,7 @@ from typing import Any
 from torch import nn
 
 from unlearnbench import EvaluatorSpec, Metric, Param, hookimpl
-from unlearnbench.specs import EvaluationInputs
-from unlearnbench.task import MethodContext
+from unlearnbench.specs import EvaluationInputs, MethodContext
 from unlearnbench.training import predict_logits
 
 PARAMS = (

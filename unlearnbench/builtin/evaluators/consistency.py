@@ -16,8 +16,7 @@ import torch
 from torch import nn
 
 from unlearnbench import EvaluatorSpec, Metric, hookimpl
-from unlearnbench.specs import EvaluationInputs
-from unlearnbench.task import MethodContext
+from unlearnbench.specs import EvaluationInputs, MethodContext
 from unlearnbench.training import predict_logits
 
 

@@ -22,8 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from unlearnbench import EvaluatorSpec, Metric, hookimpl
-from unlearnbench.specs import EvaluationInputs
-from unlearnbench.task import MethodContext
+from unlearnbench.specs import EvaluationInputs, MethodContext
 
 METRICS = (
     Metric(

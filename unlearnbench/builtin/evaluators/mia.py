@@ -64,8 +64,8 @@ from unlearnbench.builtin.evaluators.strength import (
     strength_metric,
 )
 from unlearnbench.seeding import derive_seed, generator
-from unlearnbench.specs import EvaluationInputs, resolve_params
-from unlearnbench.task import MethodContext, Task
+from unlearnbench.specs import EvaluationInputs, MethodContext, resolve_params
+from unlearnbench.task import Task
 from unlearnbench.training import predict_proba
 
 PARAMS = (

@@ -22,7 +22,8 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from unlearnbench import Metric
-from unlearnbench.task import MethodContext, Task
+from unlearnbench.specs import MethodContext
+from unlearnbench.task import Task
 
 INFORMATIVE_AUC = 0.6
 """Documented threshold: an attack whose AUC on the original's members against

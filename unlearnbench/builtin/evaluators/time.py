@@ -22,8 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from unlearnbench import EvaluatorSpec, Metric, hookimpl
-from unlearnbench.specs import EvaluationInputs
-from unlearnbench.task import MethodContext
+from unlearnbench.specs import EvaluationInputs, MethodContext
 
 FLOOR_SECONDS = 1e-6
 FLOOR_WORK = 1.0

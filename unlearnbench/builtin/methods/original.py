@@ -9,7 +9,8 @@ import torch
 from torch import nn
 
 from unlearnbench import MethodSpec, Unlearned, hookimpl
-from unlearnbench.task import MethodContext, Task
+from unlearnbench.specs import MethodContext
+from unlearnbench.task import Task
 
 
 class Original:

@@ -15,7 +15,8 @@ from typing import Any
 import torch
 
 from unlearnbench import MethodSpec, Unlearned, hookimpl
-from unlearnbench.task import MethodContext, Task
+from unlearnbench.specs import MethodContext
+from unlearnbench.task import Task
 
 
 class Retrain:

@@ -11,7 +11,14 @@ from dataclasses import dataclass, field
 from difflib import get_close_matches
 from typing import Generic, Literal, TypeVar
 
-from unlearnbench.specs import AnySpec, ArchitectureSpec, DatasetSpec, EvaluatorSpec, MethodSpec
+from unlearnbench.specs import (
+    AnySpec,
+    ArchitectureSpec,
+    DatasetSpec,
+    EvaluatorSpec,
+    MethodSpec,
+    UnlearnbenchError,
+)
 
 Kind = Literal["dataset", "architecture", "method", "evaluator"]
 KINDS: tuple[Kind, ...] = ("dataset", "architecture", "method", "evaluator")
@@ -24,7 +31,7 @@ SPEC_TYPES: dict[Kind, type] = {
 S = TypeVar("S", DatasetSpec, ArchitectureSpec, MethodSpec, EvaluatorSpec)
 
 
-class RegistryError(Exception):
+class RegistryError(UnlearnbenchError):
     """A collision, an unknown name or a malformed spec."""
 
 

@@ -24,18 +24,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from unlearnbench.cache import content_key
-from unlearnbench.registry import Kind, Registry, RegistryError
+from unlearnbench.config import ForgetRequest, SplitSizes, TaskError, TrainRecipe
+from unlearnbench.execution.cache import content_key
+from unlearnbench.execution.suite import Entry, Suite, SuiteError
+from unlearnbench.host.registry import Kind, Registry, RegistryError
 from unlearnbench.specs import DatasetArrays, MethodSpec, ParamError, SizeCheck, resolve_params
-from unlearnbench.suite import Entry, Suite, SuiteError
-from unlearnbench.task import (
-    ForgetRequest,
-    SplitSizes,
-    TaskError,
-    TrainRecipe,
-    build_splits,
-    select_forget,
-)
+from unlearnbench.task import build_splits, select_forget
 
 log = logging.getLogger(__name__)
 BUDGET_WARNING_SAMPLE_PASSES = 10**8

@@ -44,7 +44,7 @@ Choices where the papers leave room (each exposed as a parameter):
 - Shards left with no point are dropped from the vote.
 - ``stacked``: train the shards that share a slice step together with
   torch.func (``"auto"``: on a GPU, or on CPU for MLPs; see
-  :mod:`unlearnbench.builtin.methods.stacked` for how it matches one-by-one
+  :mod:`unlearnbench.builtin.methods.sisa.stacked` for how it matches one-by-one
   training up to floating-point order).
 
 Naive retraining under SISA's procedure (``naive``): every shard retrained
@@ -72,7 +72,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlearnbench import MethodSpec, Param, Unlearned, hookimpl
-from unlearnbench.builtin.methods.stacked import (
+from unlearnbench.builtin.methods.sisa.stacked import (
     Job,
     prefer_stacked,
     train_stacked,
@@ -80,8 +80,8 @@ from unlearnbench.builtin.methods.stacked import (
 )
 from unlearnbench.partition import label_balanced_blocks
 from unlearnbench.seeding import derive_seed
-from unlearnbench.specs import ParamError, resolve_params
-from unlearnbench.task import MethodContext, Task
+from unlearnbench.specs import MethodContext, ParamError, resolve_params
+from unlearnbench.task import Task
 
 PROBABILITY_FLOOR = 1e-8
 StateDict = dict[str, torch.Tensor]

@@ -36,10 +36,10 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from unlearnbench.leaderboard import AVG_GAP_METRICS, GROUP_KEYS, KEYS, ci95
+from unlearnbench.reports.board import AVG_GAP_METRICS, GROUP_KEYS, KEYS, ci95
 
 if TYPE_CHECKING:
-    from unlearnbench.leaderboard import Leaderboard
+    from unlearnbench.reports.board import Leaderboard
 
 log = logging.getLogger(__name__)
 SPEEDUP = "speedup"

@@ -51,24 +51,20 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
-from tabulate import tabulate
 
-from unlearnbench.cache import atomic_write_bytes
-from unlearnbench.store import ResultStore
+from unlearnbench.execution.store import ResultStore
 
 log = logging.getLogger(__name__)
 KEYS = ["dataset", "architecture", "method", "request"]
 GROUP_KEYS = ["dataset", "architecture", "request"]
 ARROWS = {"higher": "↑", "lower": "↓", "none": ""}
-FORMATS = ("md", "csv", "json", "html")
 REFERENCE = "retrain"
 ORIGINAL = "original"
 AVG_GAP_METRICS = ("test_accuracy", "retain_accuracy", "forget_accuracy")
@@ -407,9 +403,6 @@ def format_value(value: Any, ci: Any = None) -> str:
     return text
 
 
-_fmt = format_value
-
-
 def metric_header(board: Leaderboard, metric: str) -> str:
     return f"{metric} {ARROWS.get(board.directions.get(metric, 'none'), '')}".strip()
 
@@ -444,188 +437,3 @@ def gap_legend(board: Leaderboard) -> str:
         f"group (lower is closer to exact unlearning). avg_gap is SalUn's Avg. Gap: the "
         f"mean of the gaps over {used}."
     )
-
-
-def _row_key(row: pd.Series) -> list[Any]:
-    return [row[k] for k in KEYS] + [row["seeds"], row[FLAGS]]
-
-
-def cell_text(
-    board: Leaderboard,
-    index: int,
-    column: str,
-    marks: set[tuple[int, str]],
-    hidden: set[tuple[int, str]],
-) -> str:
-    """One formatted value: bold when best, a dagger when uninformative."""
-    row = board.table.loc[index]
-    text = format_value(row[column], row.get(f"{column}_ci95"))
-    if (index, column) in hidden and text != "–":
-        return f"{text} {DAGGER}"
-    return f"**{text}**" if (index, column) in marks else text
-
-
-def markdown_tables(board: Leaderboard) -> tuple[list[str], list[list[str]]]:
-    """Headers and formatted cells of the main table (best values in bold)."""
-    marks, hidden = best_cells(board), board.hidden_cells()
-    headers = [*KEYS, "seeds", FLAGS] + [metric_header(board, m) for m in board.metrics]
-    body = []
-    for index, row in board.table.iterrows():
-        cells = [str(v) for v in _row_key(row)]
-        cells += [cell_text(board, index, m, marks, hidden) for m in board.metrics]
-        body.append(cells)
-    return headers, body
-
-
-def to_markdown(
-    board: Leaderboard,
-    title: str = "Leaderboard",
-    *,
-    gaps: bool = True,
-    plots: Mapping[str, str] | None = None,
-) -> str:
-    """The leaderboard as GitHub Markdown; ``plots`` maps captions to image paths."""
-    headers, body = markdown_tables(board)
-    lines = [f"# {title}", "", legend(board), ""]
-    lines += [tabulate(body, headers=headers, tablefmt="github", disable_numparse=True), ""]
-    if board.uninformative:
-        lines += [*notes(board), ""]
-    columns = gap_columns(board)
-    if gaps and columns and not board.table.empty:
-        marks, hidden = best_cells(board), board.hidden_cells()
-        gap_body = []
-        for index, row in board.table.iterrows():
-            cells = [str(v) for v in _row_key(row)]
-            cells += [cell_text(board, index, c, marks, hidden) for c in columns]
-            gap_body.append(cells)
-        lines += [f"## Gap to {board.reference}", "", gap_legend(board), ""]
-        lines += [
-            tabulate(
-                gap_body,
-                headers=[*KEYS, "seeds", FLAGS, *columns],
-                tablefmt="github",
-                disable_numparse=True,
-            ),
-            "",
-        ]
-    if plots:
-        lines += ["## Plots", ""]
-        for caption, path in plots.items():
-            lines += [f"![{caption}]({path})", ""]
-    if board.failures:
-        lines += [f"## Failed cells ({len(board.failures)})", ""]
-        for failure in board.failures:
-            last = str(failure["error"] or "").strip().splitlines()[-1:] or [""]
-            where = "/".join(str(failure[k]) for k in KEYS)
-            lines.append(f"- {where} seed {failure['seed']}: {last[0]}")
-        lines.append("")
-    return "\n".join(lines)
-
-
-def to_csv(board: Leaderboard) -> str:
-    return board.table.to_csv(index=False)
-
-
-def to_json(board: Leaderboard) -> str:
-    rows = json.loads(board.table.to_json(orient="records"))
-    return json.dumps(
-        {
-            "reference": board.reference,
-            "original": board.original,
-            "metrics": [
-                {
-                    "name": m,
-                    "direction": board.directions[m],
-                    "unit": board.units[m],
-                    "role": board.role(m),
-                }
-                for m in board.metrics
-            ],
-            "gap_columns": gap_columns(board),
-            "avg_gap_metrics": board.avg_gap_metrics,
-            "collapse_margin": board.collapse_margin,
-            "uninformative": [
-                {
-                    "group": dict(zip(GROUP_KEYS, item.group, strict=True)),
-                    "evaluator": item.evaluator,
-                    "strength_metric": item.strength_metric,
-                    "strength": item.strength,
-                    "threshold": item.threshold,
-                    "metrics": list(item.metrics),
-                }
-                for item in board.uninformative
-            ],
-            "rows": rows,
-            "failures": board.failures,
-        },
-        indent=2,
-        default=str,
-    )
-
-
-def render(
-    board: Leaderboard,
-    fmt: str,
-    title: str = "Leaderboard",
-    *,
-    plots: Mapping[str, str] | None = None,
-    images: Mapping[str, bytes] | None = None,
-) -> str:
-    """One format as text. ``plots`` (caption -> path) goes into Markdown; the HTML
-    page embeds ``images`` (plot name -> PNG bytes), drawn here when not given."""
-    if fmt == "md":
-        return to_markdown(board, title, plots=plots)
-    if fmt == "csv":
-        return to_csv(board)
-    if fmt == "json":
-        return to_json(board)
-    if fmt == "html":
-        from unlearnbench.leaderboard_html import to_html
-
-        if images is None:
-            from unlearnbench.plots import make_plots
-
-            images = make_plots(board)
-        return to_html(board, title, images)
-    raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
-
-
-def write_plots(board: Leaderboard, out_dir: Path) -> tuple[dict[str, str], dict[str, bytes]]:
-    """Write ``plots/<name>.png`` under ``out_dir``; return caption -> relative path, bytes."""
-    from unlearnbench.plots import caption, make_plots
-
-    images = make_plots(board)
-    folder = out_dir / "plots"
-    paths: dict[str, str] = {}
-    for name, png in images.items():
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(folder / f"{name}.png", png)
-        paths[caption(name)] = f"plots/{name}.png"
-    return paths, images
-
-
-def write_leaderboards(
-    out_dir: Path,
-    store: ResultStore,
-    title: str = "Leaderboard",
-    *,
-    reference: str | None = None,
-    original: str = ORIGINAL,
-    formats: Sequence[str] = FORMATS,
-    cells: Collection[str] | None = None,
-) -> Path:
-    """Write leaderboard.md/.csv/.json/.html and plots/*.png; return the Markdown path.
-
-    ``reference`` defaults to the suite's reference as recorded in the cells
-    (:func:`infer_reference`), else ``retrain``.
-    """
-    if reference is None:
-        reference = infer_reference(store)
-    board = build_leaderboard(store, reference, original, cells)
-    for line in notes(board):
-        log.warning("%s", line)
-    paths, images = write_plots(board, out_dir)
-    for fmt in formats:
-        text = render(board, fmt, title, plots=paths, images=images)
-        atomic_write_bytes(out_dir / f"leaderboard.{fmt}", text.encode("utf-8"))
-    return out_dir / "leaderboard.md"

@@ -47,7 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
-from unlearnbench.task import TrainRecipe
+from unlearnbench.config import TrainRecipe
 from unlearnbench.training import TrainingDiverged, epoch_order
 
 _RANDOM_MODULES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.RReLU)

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from unlearnbench.specs import UnlearnbenchError
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cells (
     cell_id TEXT PRIMARY KEY,
@@ -75,7 +77,7 @@ COLUMNS = _schema_columns()
 DAMAGE_CODES = {"SQLITE_CORRUPT", "SQLITE_NOTADB"}
 
 
-class StoreError(Exception):
+class StoreError(UnlearnbenchError):
     """A results file that cannot be used: damaged, foreign or unreadable."""
 
 

@@ -9,7 +9,7 @@ S(P1): the forget set then looks like data the model never saw.
 
 - Critic loss (paper Eq. 5): −E[D(S(P1))] + E[D(S(P2))] + λ·E[(‖∇D(x̂)‖₂ − 1)²],
   x̂ = ε·S(P1) + (1 − ε)·S(P2), ε ~ U(0, 1), λ = ``gp_weight`` = 10.
-  Critic architecture (the paper gives none): see ``gan_critic`` (MLP C-64-64-1).
+  Critic architecture (the paper gives none): see ``critic`` (MLP C-64-64-1).
 - Generator loss: the adversarial term L_adv = −E[D(S(P2))] plus cross-entropy
   on a small fixed retain subset (``retain_fraction`` = 1% of the retain set, at
   least ``retain_min`` points). The paper's equation is lost; its text says α
@@ -84,14 +84,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlearnbench import MethodSpec, Param, Unlearned, hookimpl
-from unlearnbench.builtin.methods.gan_critic import (
+from unlearnbench.builtin.methods.gan.critic import (
     Critic,
     critic_loss,
     distance_estimate,
     sorted_posteriors,
 )
 from unlearnbench.seeding import derive_seed, generator
-from unlearnbench.task import MethodContext, Task
+from unlearnbench.specs import MethodContext
+from unlearnbench.task import Task
 from unlearnbench.training import cycled_batches, predict_logits
 
 PARAMS: tuple[Param, ...] = (

@@ -1,14 +1,7 @@
-"""Fixtures and contract checks for plugin authors (a pytest plugin).
+"""The tiny real task and the contract checks behind :mod:`unlearnbench.testing`.
 
-Installed with unlearnbench under the ``pytest11`` entry point, so any test
-suite can use the fixtures ``tiny_task`` and ``tiny_context`` (a small real
-task on the embedded digits, CPU) and the ``make_tiny_task`` factory, and call
-the ``check_*_contract`` functions, which every built-in plugin also passes::
-
-    from unlearnbench.testing import check_method_contract
-
-    def test_my_method(make_tiny_task):
-        check_method_contract("my-method", make_tiny_task)
+This module imports torch and the plugin host; :mod:`unlearnbench.testing`
+(the pytest plugin) imports it only when a fixture or a check is used.
 """
 
 from __future__ import annotations
@@ -18,12 +11,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import pytest
 import torch
 
-from unlearnbench.cache import ArtifactCache, content_key
-from unlearnbench.registry import Registry
-from unlearnbench.runner import TaskContext
+from unlearnbench.config import ForgetRequest, SplitSizes, TrainRecipe
+from unlearnbench.execution.cache import ArtifactCache, content_key
+from unlearnbench.execution.cell import TaskContext
+from unlearnbench.host.registry import Registry
 from unlearnbench.specs import (
     ArchitectureSpec,
     DatasetSpec,
@@ -34,7 +27,7 @@ from unlearnbench.specs import (
     Unlearned,
     resolve_params,
 )
-from unlearnbench.task import ForgetRequest, SplitSizes, Task, TrainRecipe, build_task
+from unlearnbench.task import Task, build_task
 
 TINY_SPLITS = SplitSizes(target=300, nonmember=100, test=200, shadow_in=150, shadow_out=150)
 TINY_RECIPE = TrainRecipe(epochs=5, batch_size=32, lr=0.003)
@@ -47,7 +40,7 @@ def registry() -> Registry:
     """The registry of every installed plugin (built once per test session)."""
     global _REGISTRY
     if _REGISTRY is None:
-        from unlearnbench.plugins import load_registry
+        from unlearnbench.host.manager import load_registry
 
         _REGISTRY, _ = load_registry()
     return _REGISTRY
@@ -104,26 +97,6 @@ def make_task(
         train_key=train_key,
     )
     return task, TaskContext(task, ArtifactCache(cache_dir))
-
-
-@pytest.fixture
-def make_tiny_task(tmp_path: Path) -> TinyTaskFactory:
-    """Factory fixture: ``make_tiny_task(request=..., seed=...)`` -> (task, ctx)."""
-
-    def factory(**kwargs: Any) -> tuple[Task, TaskContext]:
-        return make_task(tmp_path / "cache", **kwargs)
-
-    return factory
-
-
-@pytest.fixture
-def tiny_task(make_tiny_task: TinyTaskFactory) -> Task:
-    return make_tiny_task()[0]
-
-
-@pytest.fixture
-def tiny_context(make_tiny_task: TinyTaskFactory) -> TaskContext:
-    return make_tiny_task()[1]
 
 
 def run_unlearning(

@@ -44,6 +44,8 @@ from typing import Any
 
 import torch
 
+from unlearnbench.specs import UnlearnbenchError
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows
@@ -177,7 +179,7 @@ def remove_stale_locks(folder: Path) -> None:
             lock.release()
 
 
-class StaleArtifactError(KeyError):
+class StaleArtifactError(UnlearnbenchError, KeyError):
     """A cached artifact lacks a key its caller reads; it was discarded (rebuilt next time)."""
 
 
@@ -214,7 +216,6 @@ class ArtifactCache:
         self.root = Path(root)
         self._memory: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._memory_items = memory_items
-        self.hits = 0
         self.builds = 0
         self.clean()
 
@@ -236,7 +237,6 @@ class ArtifactCache:
         key = content_key(parts)
         if key in self._memory:
             self._memory.move_to_end(key)
-            self.hits += 1
             return self._memory[key]
         value = self.load(key)
         if value is None:
@@ -248,10 +248,6 @@ class ArtifactCache:
                     value = build()
                     self.save(key, value, parts)
                     self.builds += 1
-                else:
-                    self.hits += 1
-        else:
-            self.hits += 1
         self._remember(key, value)
         return value
 

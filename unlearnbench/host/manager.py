@@ -2,8 +2,13 @@
 
 Order (as in tox and pluggy's eggsample host): hook specs, built-in plugin
 modules from ``DEFAULT_PLUGINS``, third-party plugins from the ``unlearnbench``
-entry-point group, the block list, then ``check_pending()``. Nothing here runs
-at import time.
+entry-point group, local plugins, the block list, then ``check_pending()``.
+Nothing here runs at import time.
+
+Local plugins need no packaging (tox's inline plugins play this part):
+``UNLEARNBENCH_PLUGINS=module:object,other_module`` registers each importable
+``module`` (or its attribute ``object``; a class is instantiated), in this
+process and, since workers inherit the environment, in worker processes too.
 """
 
 from __future__ import annotations
@@ -14,15 +19,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
 from types import ModuleType
+from typing import Any
 
 import pluggy
 
 from unlearnbench import hookspecs
 from unlearnbench._markers import PROJECT_NAME
-from unlearnbench.registry import Kind, Origin, Registry, RegistryError
+from unlearnbench.host.registry import Kind, Origin, Registry, RegistryError
+from unlearnbench.specs import UnlearnbenchError
 
 ENTRY_POINT_GROUP = "unlearnbench"
 BLOCK_ENV = "UNLEARNBENCH_BLOCK_PLUGINS"
+LOCAL_PLUGINS_ENV = "UNLEARNBENCH_PLUGINS"
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "unlearnbench.builtin.datasets.embedded",
@@ -53,7 +61,7 @@ _HOOKS: dict[Kind, str] = {
 }
 
 
-class PluginLoadError(Exception):
+class PluginLoadError(UnlearnbenchError):
     """A plugin could not be imported or registered."""
 
 
@@ -67,10 +75,34 @@ class PluginInfo:
     module: str
 
 
+def _env_list(name: str, environ: os._Environ[str] | dict[str, str] | None) -> list[str]:
+    raw = (environ if environ is not None else os.environ).get(name, "")
+    return [part.strip() for part in raw.replace(";", ",").split(",") if part.strip()]
+
+
 def blocked_from_env(environ: os._Environ[str] | dict[str, str] | None = None) -> set[str]:
     """Plugin names (or distribution names) listed in UNLEARNBENCH_BLOCK_PLUGINS."""
-    raw = (environ if environ is not None else os.environ).get(BLOCK_ENV, "")
-    return {part.strip() for part in raw.replace(";", ",").split(",") if part.strip()}
+    return set(_env_list(BLOCK_ENV, environ))
+
+
+def local_plugins_from_env(environ: os._Environ[str] | dict[str, str] | None = None) -> list[str]:
+    """The ``module[:object]`` names listed in UNLEARNBENCH_PLUGINS, in order."""
+    return _env_list(LOCAL_PLUGINS_ENV, environ)
+
+
+def load_local_plugin(name: str) -> Any:
+    """``module`` or ``module:attribute`` -> the plugin object (a class is instantiated)."""
+    module_name, _, attr = name.partition(":")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        if attr:
+            obj = getattr(obj, attr)
+    except (ImportError, AttributeError) as exc:
+        raise PluginLoadError(
+            f"local plugin {name!r} cannot be loaded: {type(exc).__name__}: {exc}. "
+            f"Give importable module:object names in {LOCAL_PLUGINS_ENV}"
+        ) from exc
+    return obj() if isinstance(obj, type) else obj
 
 
 def builtin_plugin_name(module_name: str) -> str:
@@ -83,9 +115,13 @@ def make_plugin_manager(
     blocked: Iterable[str] | None = None,
     load_entry_points: bool = True,
     extra_plugins: Iterable[ModuleType | object] = (),
+    local_plugins: Iterable[str] | None = None,
 ) -> tuple[pluggy.PluginManager, list[PluginInfo]]:
-    """Build a plugin manager with specs, built-ins, entry points and the block list."""
+    """Build a plugin manager with specs, built-ins, entry points, local plugins
+    (``local_plugins``, default: :data:`LOCAL_PLUGINS_ENV`) and the block list."""
     block = set(blocked) if blocked is not None else blocked_from_env()
+    names = local_plugins if local_plugins is not None else local_plugins_from_env()
+    extra_plugins = [*extra_plugins, *(load_local_plugin(name) for name in names)]
     pm = pluggy.PluginManager(PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     for name in block:
@@ -176,9 +212,35 @@ def load_registry(
     blocked: Iterable[str] | None = None,
     load_entry_points: bool = True,
     extra_plugins: Iterable[ModuleType | object] = (),
+    local_plugins: Iterable[str] | None = None,
 ) -> tuple[Registry, list[PluginInfo]]:
     """Plugin manager + registry in one call: what the CLI and tests use."""
     pm, infos = make_plugin_manager(
-        blocked=blocked, load_entry_points=load_entry_points, extra_plugins=extra_plugins
+        blocked=blocked,
+        load_entry_points=load_entry_points,
+        extra_plugins=extra_plugins,
+        local_plugins=local_plugins,
     )
     return collect_registry(pm, infos), infos
+
+
+@dataclass(frozen=True)
+class RegistryFactory:
+    """Builds the plugin registry in a worker: picklable, unlike a registry.
+
+    ``extra_plugins`` are ``"module:attribute"`` names of in-process plugins
+    (an attribute that is a class is instantiated), importable in the worker.
+    """
+
+    load_entry_points: bool = True
+    extra_plugins: tuple[str, ...] = ()
+    blocked: tuple[str, ...] | None = None
+
+    def __call__(self) -> Registry:
+        extra = [load_local_plugin(name) for name in self.extra_plugins]
+        registry, _ = load_registry(
+            blocked=self.blocked,
+            load_entry_points=self.load_entry_points,
+            extra_plugins=extra,
+        )
+        return registry

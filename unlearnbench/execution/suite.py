@@ -4,7 +4,7 @@ A suite names what to cross: data sets x architectures x methods (with
 parameter grids) x forget requests x seeds, plus the split sizes, the training
 recipe and the evaluators. See ``unlearnbench/suites/default.toml`` and the
 README for the format. Only the shape is checked here; names and parameters
-are checked against the registry in :mod:`unlearnbench.plan`.
+are checked against the registry in :mod:`unlearnbench.execution.plan`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from unlearnbench.task import ForgetRequest, SplitSizes, TaskError, TrainRecipe
+from unlearnbench.config import ForgetRequest, SplitSizes, TaskError, TrainRecipe
+from unlearnbench.specs import UnlearnbenchError
 
 TOP_KEYS = {
     "name",
@@ -35,7 +36,7 @@ ENTRY_KEYS = {"name", "params", "grid", "label", "architectures", "train", "spli
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 
 
-class SuiteError(ValueError):
+class SuiteError(UnlearnbenchError, ValueError):
     """A suite file mistake. ``key`` is the dotted path of the offending entry."""
 
     def __init__(self, key: str, message: str) -> None:

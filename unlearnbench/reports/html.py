@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any
 
-from unlearnbench.leaderboard import (
+from unlearnbench.reports.board import (
     DAGGER,
     FLAGS,
     GROUP_KEYS,
@@ -29,6 +29,7 @@ from unlearnbench.leaderboard import (
     metric_header,
     notes,
 )
+from unlearnbench.reports.plots import caption
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5rem;color:#222}
@@ -133,8 +134,6 @@ def _table(board: Leaderboard, table_id: str, columns: list[tuple[str, str]]) ->
 
 def to_html(board: Leaderboard, title: str, images: Mapping[str, bytes]) -> str:
     """The page: legend, main table, gap table, plots, failures."""
-    from unlearnbench.plots import caption
-
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',

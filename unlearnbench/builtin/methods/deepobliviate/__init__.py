@@ -126,9 +126,10 @@ import torch
 from torch import nn
 
 from unlearnbench import MethodSpec, Param, Unlearned, hookimpl
-from unlearnbench.builtin.methods import residual_memory as rm
+from unlearnbench.builtin.methods.deepobliviate import residual_memory as rm
 from unlearnbench.partition import label_balanced_blocks
-from unlearnbench.task import MethodContext, Task
+from unlearnbench.specs import MethodContext
+from unlearnbench.task import Task
 from unlearnbench.training import make_optimizer
 
 StateDict = dict[str, torch.Tensor]

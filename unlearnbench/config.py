@@ -1,0 +1,206 @@
+"""The plain values a suite gives a task: recipe, split sizes, forget request.
+
+Each is a frozen dataclass validated on construction, so a bad value is
+refused with the key that names it (``train.lr``) before anything trains. This
+module imports no torch: the suite reader, the planner and the plugin-facing
+task all use it, and :mod:`unlearnbench.task` re-exports its names.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+from unlearnbench.specs import UnlearnbenchError
+
+SPLIT_NAMES = ("target", "nonmember", "test", "shadow_in", "shadow_out", "auxiliary")
+RequestKind = Literal["random", "class", "block", "backdoor"]
+REQUEST_KINDS: tuple[str, ...] = ("random", "class", "block", "backdoor")
+
+
+class TaskError(UnlearnbenchError, ValueError):
+    """Split sizes, a recipe or a forget request that is invalid or that the data
+    cannot satisfy. ``field`` names the offending field when there is one (the
+    suite reader turns it into the key, ``train.lr``) and ``detail`` is the
+    message without the field's name."""
+
+    def __init__(self, message: str, field: str = "", detail: str = "") -> None:
+        super().__init__(message)
+        self.field = field
+        self.detail = detail or message
+
+
+def _field_error(section: str, name: str, detail: str) -> TaskError:
+    return TaskError(f"{section}.{name} {detail}", field=name, detail=detail)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class TrainRecipe:
+    """How every model of a task is trained (the original, retrain, shadows).
+
+    ``amp``: mixed precision in :func:`unlearnbench.training.train_model`. On
+    CUDA the forward pass runs under ``torch.autocast`` (float16) with a
+    ``GradScaler``; on CPU it runs under bfloat16 autocast (no scaler needed).
+    Prediction stays float32 so evaluators compare exact posteriors.
+    ``channels_last``: image models and batches use the NHWC memory format
+    (faster convolutions on tensor-core GPUs); ignored for non-image inputs.
+    Both default off, which keeps the plain float32 loop.
+    """
+
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 1e-3
+    optimizer: Literal["adam", "sgd"] = "adam"
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    amp: bool = False
+    channels_last: bool = False
+
+    def __post_init__(self) -> None:
+        """Every value a suite can give, checked before anything trains: counts are
+        integers >= 1, rates finite (``nan`` or ``inf`` would only surface as a
+        failed cell, or a silently broken model, after training started)."""
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise _field_error("train", name, f"must be an integer >= 1, got {value!r}")
+        bounds = {
+            "lr": ("a finite number > 0", lambda v: v > 0),
+            "momentum": ("a finite number in [0, 1)", lambda v: 0 <= v < 1),
+            "weight_decay": ("a finite number >= 0", lambda v: v >= 0),
+        }
+        for name, (text, ok) in bounds.items():
+            value = getattr(self, name)
+            if not _is_number(value) or not math.isfinite(value) or not ok(value):
+                raise _field_error("train", name, f"must be {text}, got {value!r}")
+        if self.optimizer not in ("adam", "sgd"):
+            raise _field_error(
+                "train", "optimizer", f"must be 'adam' or 'sgd', got {self.optimizer!r}"
+            )
+
+
+@dataclass(frozen=True)
+class SplitSizes:
+    """Size of each split: a fraction of the pool (float < 1) or a count (int).
+
+    The shadow model is trained on as many points as the target model, as in
+    ML-Leaks (Salem et al. 2019), so by default ``shadow_in`` equals
+    ``target``; :meth:`warnings` says when a suite sets them apart.
+    """
+
+    target: float | int = 0.3
+    nonmember: float | int = 0.1
+    test: float | int = 0.15
+    shadow_in: float | int = 0.3
+    shadow_out: float | int = 0.1
+    auxiliary: float | int = 0.05
+
+    def warnings(self) -> list[str]:
+        """Sizes that are allowed but weaken a measurement."""
+        if self.shadow_in and self.shadow_in != self.target:
+            return [
+                f"splits.shadow_in ({self.shadow_in}) differs from splits.target "
+                f"({self.target}): ML-Leaks trains the shadow model on as many points as the "
+                "target model, and a smaller shadow overfits less, which weakens the attack"
+            ]
+        return []
+
+    def __post_init__(self) -> None:
+        """Each size is a count >= 0 or a finite fraction in [0, 1), whatever the pool."""
+        for name in SPLIT_NAMES:
+            value = getattr(self, name)
+            if not _is_number(value) or not math.isfinite(value) or value < 0:
+                raise _field_error(
+                    "splits", name, f"must be a count or fraction >= 0, got {value!r}"
+                )
+            if isinstance(value, float) and value >= 1.0:
+                raise _field_error("splits", name, f"as a fraction must be < 1, got {value!r}")
+
+    def counts(self, pool: int) -> dict[str, int]:
+        """The number of points of each split in a pool of ``pool`` points."""
+        counts = {}
+        for name in SPLIT_NAMES:
+            value = getattr(self, name)
+            if isinstance(value, float):
+                counts[name] = int(value * pool)
+            else:
+                counts[name] = int(value)
+        if counts["target"] < 2 or counts["test"] < 1:
+            raise TaskError("splits.target needs at least 2 points and splits.test at least 1")
+        total = sum(counts.values())
+        if total > pool:
+            detail = ", ".join(f"{k}={v}" for k, v in counts.items())
+            raise TaskError(f"splits need {total} points ({detail}) but the data set has {pool}")
+        return counts
+
+
+@dataclass(frozen=True)
+class ForgetRequest:
+    """What to delete.
+
+    - ``random``: ``count`` points (or ``fraction`` of target) drawn at random,
+      from block ``position`` of a ``blocks``-way label-balanced partition of
+      the target set when ``position`` is given.
+    - ``class``: every target point of ``label`` (or a ``fraction`` of them).
+    - ``block``: the whole block at ``position`` of ``blocks``.
+    - ``backdoor``: ``count`` target points (not of ``target_class``) get a
+      trigger and the label ``target_class`` before training; they are then
+      forgotten. ``trigger_size`` 0 picks a size from the input shape.
+
+    ``steps`` > 1 makes a stream: the forget set is split into that many
+    deletions, executed in sequence.
+    """
+
+    kind: RequestKind = "random"
+    count: int = 0
+    fraction: float = 0.0
+    label: int = -1
+    position: float = -1.0
+    blocks: int = 0
+    steps: int = 1
+    target_class: int = 0
+    trigger_size: int = 0
+
+    def __post_init__(self) -> None:
+        if self.kind not in REQUEST_KINDS:
+            raise TaskError(f"request kind must be one of {list(REQUEST_KINDS)}, got {self.kind!r}")
+        if self.count < 0 or not 0.0 <= self.fraction <= 1.0:
+            raise TaskError("request count must be >= 0 and fraction in [0, 1]")
+        if self.kind in ("random", "backdoor") and (self.count > 0) == (self.fraction > 0):
+            raise TaskError(f"a {self.kind} request needs exactly one of count or fraction")
+        if self.kind == "class" and self.label < 0:
+            raise TaskError("a class request needs label >= 0")
+        if self.kind == "block" and self.position < 0:
+            raise TaskError("a block request needs position (in [0, 1]) and blocks")
+        if self.position >= 0 and (self.blocks < 1 or self.position > 1):
+            raise TaskError("position must be in [0, 1] and comes with blocks >= 1")
+        if self.steps < 1:
+            raise TaskError("request steps must be >= 1")
+
+    @property
+    def label_text(self) -> str:
+        """A short readable name, for leaderboards: ``random:10@0.5/100x2``."""
+        if self.kind == "class":
+            text = f"class:{self.label}" + (f"({self.fraction:g})" if self.fraction else "")
+        elif self.kind == "block":
+            text = "block"
+        else:
+            size = str(self.count) if self.count else f"{self.fraction:g}"
+            text = f"{self.kind}:{size}"
+            if self.kind == "backdoor":
+                text += f"→{self.target_class}" + (
+                    f"/t{self.trigger_size}" if self.trigger_size else ""
+                )
+        if self.position >= 0:
+            text += f"@{self.position:g}/{self.blocks}"
+        if self.steps > 1:
+            text += f"x{self.steps}"
+        return text
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)

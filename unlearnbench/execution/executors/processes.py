@@ -1,0 +1,279 @@
+"""The ``processes`` executor: long-lived spawned worker processes.
+
+Importing torch costs seconds and hundreds of MB, so there is never a process
+per cell: ``workers x threads <= cores``, one worker per GPU on a multi-GPU
+machine (:func:`unlearnbench.execution.devices.plan_workers`). A cell past its
+limit is first interrupted in the worker (``SIGALRM``, the worker stays warm);
+a worker that does not answer within a grace period is killed and replaced,
+the cell is recorded as ``timeout`` and the rest of its task is re-queued. A
+task's shared set-up past its own limit (``Runner.setup_timeout``) is handled
+the same way, except that all the task's cells are recorded as ``timeout``
+(the set-up would run as long again). A worker that dies (segfault, OOM kill)
+fails its current cell the same way. Workers exit on their own when the parent
+dies (a watchdog thread), so ``kill -9`` of a run leaves no orphans.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from unlearnbench.execution.devices import plan_workers
+from unlearnbench.execution.executors.base import (
+    HARD_KILL_GRACE_S,
+    ExecutorError,
+    ExecutorOptions,
+    WorkerConfig,
+    make_worker_runner,
+)
+from unlearnbench.execution.limits import setup_timeout_message
+from unlearnbench.execution.plan import CellPlan, TaskPlan
+from unlearnbench.execution.runner import Runner, Work
+from unlearnbench.execution.store import CellRecord
+from unlearnbench.host.registry import Registry
+
+log = logging.getLogger(__name__)
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Exit this worker soon after its parent dies (even by ``kill -9``)."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent_pid:
+                os._exit(3)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+PIPE_GONE = (BrokenPipeError, ConnectionResetError, EOFError)
+
+
+def _worker_main(conn: Connection, config: WorkerConfig, parent_pid: int) -> None:
+    """A long-lived worker: receive (task, cells) units, send records back.
+
+    When the pipe to the parent is gone (the parent was killed, or stopped
+    listening) there is nobody left to send results to: the worker exits
+    quietly instead of printing a ``BrokenPipeError`` traceback.
+    """
+    _exit_with_parent(parent_pid)
+    _log_like_the_cli()
+    with contextlib.suppress(*PIPE_GONE):
+        _serve(conn, config)
+
+
+def _log_like_the_cli() -> None:
+    """Log warnings in the CLI's format (a spawned worker starts with no logging set up)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+def _serve(conn: Connection, config: WorkerConfig) -> None:
+    try:
+        runner = make_worker_runner(config)
+    except BaseException:
+        conn.send(("error", traceback.format_exc()))
+        return
+    conn.send(("ready", None))
+    while True:
+        try:
+            unit = conn.recv()
+        except (EOFError, OSError):
+            return
+        if unit is None:
+            return
+        task_plan, cells = unit
+        runner.run_task(
+            task_plan,
+            cells,
+            lambda record: conn.send(("record", record)),
+            on_start=lambda cell: conn.send(("start", cell.cell_id)),
+        )
+        conn.send(("idle", None))
+
+
+@dataclass
+class _Worker:
+    index: int
+    process: Any
+    conn: Connection
+    ready: bool = False
+    task: TaskPlan | None = None
+    remaining: list[CellPlan] = field(default_factory=list)
+    current: str | None = None
+    started: float = 0.0
+    setup_started: float | None = None  # while the task's shared set-up runs
+
+
+@dataclass
+class ProcessExecutor:
+    """Long-lived worker processes fed one (task, pending cells) unit at a time.
+
+    ``runner`` is the parent's runner, used only to build the records of cells
+    whose worker was killed or died (its registry supplies their provenance).
+    """
+
+    runner: Runner
+    registry_factory: Callable[[], Registry]
+    cache_root: str
+    workers: int = 0
+    threads: int = 0
+    name: str = "processes"
+    devices: list[str] = field(default_factory=list)
+    kill_grace: float = HARD_KILL_GRACE_S
+
+    def __post_init__(self) -> None:
+        self.workers, self.threads, self.devices = plan_workers(
+            self.runner.device, self.workers, self.threads
+        )
+
+    @classmethod
+    def create(cls, options: ExecutorOptions) -> ProcessExecutor:
+        """Workers and threads as the options ask, fitted to the cores (starts nothing)."""
+        o = options
+        return cls(o.runner, o.registry_factory, o.cache_root, o.workers, o.threads)
+
+    def _start(self, index: int) -> _Worker:
+        ctx = get_context("spawn")  # fork after torch started its thread pools can hang
+        parent, child = ctx.Pipe()
+        config = WorkerConfig(
+            registry_factory=self.registry_factory,
+            cache_root=self.cache_root,
+            device=self.devices[index],
+            threads=self.threads,
+            cell_timeout=self.runner.cell_timeout,
+            setup_timeout=self.runner.setup_timeout,
+            executor=self.name,
+            worker=index,
+        )
+        process = ctx.Process(
+            target=_worker_main,
+            args=(child, config, os.getpid()),
+            name=f"unlearnbench-worker-{index}",
+            daemon=True,
+        )
+        process.start()
+        child.close()
+        return _Worker(index, process, parent)
+
+    def execute(self, work: Work, sink: Callable[[CellRecord], None]) -> None:
+        queue: deque[tuple[TaskPlan, list[CellPlan]]] = deque(work)
+        pool = [self._start(i) for i in range(min(self.workers, len(queue)))]
+        limit = self.runner.cell_timeout
+        try:
+            while queue or any(w.task is not None for w in pool):
+                for worker in pool:
+                    if worker.ready and worker.task is None and queue:
+                        worker.task, cells = queue.popleft()
+                        worker.remaining = list(cells)
+                        worker.setup_started = time.monotonic()
+                        worker.conn.send((worker.task, cells))
+                conns = {w.conn: w for w in pool}
+                for conn in wait(list(conns), timeout=0.25):
+                    self._drain(conns[conn], sink)  # type: ignore[index]
+                now = time.monotonic()
+                for i, worker in enumerate(pool):
+                    dead = not worker.process.is_alive()
+                    late = (
+                        limit is not None
+                        and worker.current is not None
+                        and now - worker.started > limit + self.kill_grace
+                    ) or self._setup_late(worker, now)
+                    if dead or late:
+                        self._drain(worker, sink)
+                        pool[i] = self._replace(worker, queue, sink, late)
+        finally:
+            for worker in pool:
+                self._stop(worker)
+
+    def _setup_late(self, worker: _Worker, now: float) -> bool:
+        """Whether the worker's task set-up ran past its limit and the grace period."""
+        limit = self.runner.setup_timeout
+        return (
+            limit is not None
+            and worker.setup_started is not None
+            and now - worker.setup_started > limit + self.kill_grace
+        )
+
+    def _drain(self, worker: _Worker, sink: Callable[[CellRecord], None]) -> None:
+        """Handle every message the worker has sent so far."""
+        try:
+            while worker.conn.poll():
+                kind, payload = worker.conn.recv()
+                if kind == "ready":
+                    worker.ready = True
+                elif kind == "start":
+                    worker.current, worker.started = payload, time.monotonic()
+                    worker.setup_started = None
+                elif kind == "record":
+                    worker.setup_started = None
+                    sink(payload)
+                    worker.remaining = [c for c in worker.remaining if c.cell_id != payload.cell_id]
+                    worker.current = None
+                elif kind == "idle":
+                    worker.task, worker.remaining, worker.current = None, [], None
+                    worker.setup_started = None
+                elif kind == "error":
+                    raise ExecutorError(f"worker {worker.index} could not start:\n{payload}")
+        except (EOFError, OSError):
+            pass  # the process is gone; the liveness check handles it
+
+    def _replace(
+        self,
+        worker: _Worker,
+        queue: deque[tuple[TaskPlan, list[CellPlan]]],
+        sink: Callable[[CellRecord], None],
+        late: bool,
+    ) -> _Worker:
+        """Kill a late or dead worker, record its current cell, re-queue the rest."""
+        worker.process.kill()
+        worker.process.join(5)
+        code = worker.process.exitcode
+        setup = self.runner.setup_timeout
+        if late and worker.setup_started is not None and worker.task is not None and setup:
+            how = " and did not stop; its worker process was killed and replaced"
+            for cell in worker.remaining:  # a retry would run as long: not re-queued
+                sink(
+                    self.runner.record(
+                        worker.task, cell, "timeout", error=setup_timeout_message(setup, how)
+                    )
+                )
+        elif worker.task is not None and worker.remaining:
+            task, remaining = worker.task, worker.remaining
+            current = next((c for c in remaining if c.cell_id == worker.current), remaining[0])
+            if late:
+                error = (
+                    f"the cell ran past the per-cell time limit of "
+                    f"{self.runner.cell_timeout:g} s (--cell-timeout) and did not stop; "
+                    f"its worker process was killed and replaced"
+                )
+                sink(self.runner.record(task, current, "timeout", error=error))
+            else:
+                error = f"the worker process running this cell died (exit code {code})"
+                sink(self.runner.record(task, current, "failed", error=error))
+            rest = [c for c in remaining if c.cell_id != current.cell_id]
+            if rest:
+                queue.appendleft((task, rest))
+        elif not worker.ready:
+            raise ExecutorError(f"worker {worker.index} died while starting (exit code {code})")
+        return self._start(worker.index)
+
+    @staticmethod
+    def _stop(worker: _Worker) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            worker.conn.send(None)
+        worker.process.join(5)
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join(5)
+        worker.conn.close()

@@ -1,0 +1,90 @@
+"""Every format of a results folder's leaderboard, written in one call.
+
+:func:`write_leaderboards` is what a run ends with (``leaderboard.md``,
+``.csv``, ``.json``, ``.html`` and ``plots/*.png``); :func:`render` gives one
+format as text (``unlearnbench leaderboard --format``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
+
+from unlearnbench.execution.cache import atomic_write_bytes
+from unlearnbench.execution.store import ResultStore
+from unlearnbench.reports.board import (
+    ORIGINAL,
+    Leaderboard,
+    build_leaderboard,
+    infer_reference,
+    notes,
+)
+from unlearnbench.reports.html import to_html
+from unlearnbench.reports.plots import caption, make_plots
+from unlearnbench.reports.text import to_csv, to_json, to_markdown
+
+log = logging.getLogger(__name__)
+FORMATS = ("md", "csv", "json", "html")
+
+
+def render(
+    board: Leaderboard,
+    fmt: str,
+    title: str = "Leaderboard",
+    *,
+    plots: Mapping[str, str] | None = None,
+    images: Mapping[str, bytes] | None = None,
+) -> str:
+    """One format as text. ``plots`` (caption -> path) goes into Markdown; the HTML
+    page embeds ``images`` (plot name -> PNG bytes), drawn here when not given."""
+    if fmt == "md":
+        return to_markdown(board, title, plots=plots)
+    if fmt == "csv":
+        return to_csv(board)
+    if fmt == "json":
+        return to_json(board)
+    if fmt == "html":
+        if images is None:
+            images = make_plots(board)
+        return to_html(board, title, images)
+    raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
+
+
+def write_plots(board: Leaderboard, out_dir: Path) -> tuple[dict[str, str], dict[str, bytes]]:
+    """Write ``plots/<name>.png`` under ``out_dir``; return caption -> relative path, bytes."""
+    images = make_plots(board)
+    folder = out_dir / "plots"
+    paths: dict[str, str] = {}
+    for name, png in images.items():
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(folder / f"{name}.png", png)
+        paths[caption(name)] = f"plots/{name}.png"
+    return paths, images
+
+
+def write_leaderboards(
+    out_dir: Path,
+    store: ResultStore,
+    title: str = "Leaderboard",
+    *,
+    reference: str | None = None,
+    original: str = ORIGINAL,
+    formats: Sequence[str] = FORMATS,
+    cells: Collection[str] | None = None,
+) -> Path:
+    """Write leaderboard.md/.csv/.json/.html and plots/*.png; return the Markdown path.
+
+    ``reference`` defaults to the suite's reference as recorded in the cells
+    (:func:`infer_reference`), else ``retrain``.
+    """
+    if reference is None:
+        reference = infer_reference(store)
+    board = build_leaderboard(store, reference, original, cells)
+    for line in notes(board):
+        log.warning("%s", line)
+    paths, images = write_plots(board, out_dir)
+    for fmt in formats:
+        text = render(board, fmt, title, plots=paths, images=images)
+        atomic_write_bytes(out_dir / f"leaderboard.{fmt}", text.encode("utf-8"))
+    return out_dir / "leaderboard.md"
