@@ -169,3 +169,13 @@ def test_screenshot_writes_a_png_of_the_page(page: Path, tmp_path: Path) -> None
 
     target = screenshot(page, tmp_path / "shot.png", width=800, height=600)
     assert target.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_leaderboard_command_writes_a_screenshot(tmp_path: Path) -> None:
+    from unlearnbench.cli import main
+
+    with make_store(tmp_path, demo_records()):
+        pass
+    target = tmp_path / "leaderboard.png"
+    assert main(["leaderboard", str(tmp_path), "--format", "csv", "--screenshot", str(target)]) == 0
+    assert target.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")

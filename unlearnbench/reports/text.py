@@ -156,7 +156,16 @@ def terminal_summary(board: Leaderboard, max_rows: int = 20, best: int = 5) -> s
     for key, rows, columns in headline_groups(board):
         shown = rows if whole else rows.head(best + 2)
         headers, body = headline_rows(board, shown, columns, bold=False)
-        parts += [group_title(key), tabulate(body, headers=headers, disable_numparse=True)]
+        title = group_title(key)
+        seeds = set(shown["seeds"])
+        drop = {1} if len(seeds) == 1 else set()  # one seed count: said in the title
+        if len(seeds) == 1:
+            title += f" ({seeds.pop()} seeds)"
+        if not any(row[2] for row in body):
+            drop.add(2)  # no flags in this group
+        headers = [h for i, h in enumerate(headers) if i not in drop]
+        body = [[c for i, c in enumerate(row) if i not in drop] for row in body]
+        parts += [title, tabulate(body, headers=headers, disable_numparse=True)]
         if len(shown) < len(rows):
             parts.append(f"({len(rows) - len(shown)} more rows: see the leaderboard)")
         parts.append("")
