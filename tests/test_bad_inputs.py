@@ -153,7 +153,7 @@ def test_plugin_that_raises_at_import(tmp_path, capsys, monkeypatch) -> None:
         (["--cell-timeout", "0"], "--cell-timeout"),
         (["--cell-timeout", "-3"], "--cell-timeout"),
         (["--address", "ray://x:1"], "--executor ray"),
-        (["--workers", "2"], "--executor processes"),
+        (["--workers", "2", "--executor", "local"], "--executor processes"),
         (["--executor", "processes", "--threads-per-worker", "-2"], "--threads-per-worker"),
         (["--device", "tpu"], "device"),
     ],

@@ -181,3 +181,53 @@ def test_a_stuck_cell_on_ray_is_cancelled_and_the_rest_goes_on(tmp_path) -> None
         tmp_path, lambda runner, factory, root: RayExecutor(runner, factory, root, num_cpus=1)
     )
     assert "Ray worker was killed" in status["sleepy"][1]
+
+
+FOUR_TASKS = SUITE + (
+    '\n[[requests]]\nkind = "random"\ncount = 6\n\n[[requests]]\nkind = "class"\nlabel = 3\n'
+)
+
+
+def auto_choice(tmp_path: Path, capsys, suite: str, *options: str) -> str:
+    """The ``executor: ...`` line of ``run --check`` with the default executor (auto)."""
+    path = tmp_path / "suite.toml"
+    path.write_text(suite, encoding="utf-8")
+    out = tmp_path / "out"
+    assert main(["run", str(path), "--out", str(out), "--device", "cpu", "--check", *options]) == 0
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if x.startswith("executor:")]
+    return line
+
+
+@pytest.mark.parametrize(
+    ("cores", "suite", "expected"),
+    [
+        (8, "four", "executor: processes (4 tasks pending on 8 cores; 1 torch thread"),
+        (8, "two", "executor: local (2 tasks pending on 8 cores: worker processes would not"),
+        (1, "four", "executor: local (4 tasks pending on 1 cores: worker processes would not"),
+    ],
+)
+def test_auto_executor_picks_processes_only_when_they_pay(
+    tmp_path, capsys, monkeypatch, cores, suite, expected
+) -> None:
+    monkeypatch.setattr(device_module, "available_cores", lambda: cores)
+    text = FOUR_TASKS if suite == "four" else SUITE
+    assert auto_choice(tmp_path, capsys, text).startswith(expected)
+
+
+def test_auto_executor_with_workers_means_processes(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.setattr(device_module, "available_cores", lambda: 1)
+    line = auto_choice(tmp_path, capsys, SUITE, "--workers", "1", "--threads-per-worker", "1")
+    assert line == "executor: processes (--workers given)"
+
+
+@pytest.mark.slow
+def test_auto_executor_gives_the_local_metrics_and_resumes(tmp_path, capsys) -> None:
+    # auto runs one torch thread per cell whichever executor it picks: the same
+    # numbers as local at one thread, and a rerun with auto passes the thread check
+    local = run_cli(tmp_path, "local", "--executor", "local", "--threads-per-worker", "1")
+    auto = run_cli(tmp_path, "auto")
+    assert quality_metrics(auto) == quality_metrics(local)
+    assert all(json.loads(p)["torch_threads"] == 1 for _, _, p in cells(auto))
+    capsys.readouterr()
+    assert run_cli(tmp_path, "auto") == auto  # resumed: nothing pending, nothing refused
+    assert "executor: local (0 tasks pending" in capsys.readouterr().err

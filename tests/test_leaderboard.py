@@ -29,7 +29,20 @@ DIRECTIONS = {
     "unlearn_seconds": "lower",
     "speedup": "higher",
 }
-UNITS = {"forget_accuracy": "fraction"}  # first_block, stop_block: undeclared costs
+UNITS = {
+    "test_accuracy": "fraction",
+    "retain_accuracy": "fraction",
+    "forget_accuracy": "fraction",
+    "unlearn_seconds": "s",
+    "speedup": "x",
+}
+# first_block, stop_block: undeclared costs
+ROLES = {
+    "test_accuracy": "utility",
+    "forget_accuracy": "forgetting",
+    "unlearn_seconds": "cost",
+    "speedup": "speed",
+}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -43,7 +56,13 @@ def record(
     config: dict[str, Any] | None = None,
 ) -> CellRecord:
     metrics = tuple(
-        MetricValue(name, value, DIRECTIONS.get(name, "none"), UNITS.get(name, ""))
+        MetricValue(
+            name,
+            value,
+            DIRECTIONS.get(name, "none"),
+            UNITS.get(name, ""),
+            {"role": ROLES[name]} if name in ROLES else {},
+        )
         for name, value in values.items()
     )
     return CellRecord(
@@ -247,12 +266,12 @@ def test_cost_counters_without_a_unit_are_not_marked(tmp_path: Path) -> None:
 def test_markdown_shows_directions_marks_gaps_and_plots(demo_store: ResultStore) -> None:
     board = build_leaderboard(demo_store)
     text = render(board, "md", "T", plots={"Trade-off": "plots/tradeoff.png"})
-    assert "test_accuracy ↑" in text and "unlearn_seconds ↓" in text
-    assert "| forget_accuracy " in text  # none-direction: no arrow
-    assert "**0.91 ± " in text  # retrain's test accuracy: the best after the original's
-    assert "## Gap to retrain" in text and "avg_gap" in text
+    assert "test_accuracy % ↑" in text and "unlearn_seconds ↓" in text
+    assert "| forget_accuracy % " in text  # none-direction: no arrow
+    assert "**91.0 ± " in text  # retrain's test accuracy: the best after the original's
+    assert "## Details: gap to retrain" in text and "avg_gap" in text
     assert "![Trade-off](plots/tradeoff.png)" in text
-    assert "## Gap to retrain" not in to_markdown(board, "T", gaps=False)
+    assert "## Details: gap to retrain" not in to_markdown(board, "T", gaps=False)
 
 
 def test_json_names_directions_and_gap_columns(demo_store: ResultStore) -> None:

@@ -89,27 +89,33 @@ def click_header(driver, table_id: str, header: str) -> None:
     raise AssertionError(f"no header {header!r}")
 
 
+def open_details(driver) -> None:
+    driver.execute_script("document.querySelectorAll('details').forEach(d => d.open = true);")
+
+
 def test_page_shows_rows_sorts_and_renders_plots(browser, page: Path) -> None:
     driver = browser
     driver.get(page.as_uri())
     assert driver.title == "Demo leaderboard"
+    open_details(driver)
     methods = column(driver, "leaderboard", "method")
     assert len(methods) == 8  # 2 requests x 4 methods
     assert methods[:4] == ["retrain", "original", "sisa", "fancy"]
 
-    click_header(driver, "leaderboard", "test_accuracy ↑")
-    ascending = [float(v) for v in column(driver, "leaderboard", "test_accuracy ↑")]
+    header = "test_accuracy % ↑"
+    click_header(driver, "leaderboard", header)
+    ascending = [float(v) for v in column(driver, "leaderboard", header)]
     assert ascending == sorted(ascending)
     assert column(driver, "leaderboard", "method")[0] == "sisa"
-    click_header(driver, "leaderboard", "test_accuracy ↑")
-    descending = [float(v) for v in column(driver, "leaderboard", "test_accuracy ↑")]
+    click_header(driver, "leaderboard", header)
+    descending = [float(v) for v in column(driver, "leaderboard", header)]
     assert descending == sorted(ascending, reverse=True)
     assert column(driver, "leaderboard", "method")[0] == "original"
     click_header(driver, "leaderboard", "#")
     assert column(driver, "leaderboard", "method") == methods
 
-    click_header(driver, "gaps", "avg_gap")
-    gaps = column(driver, "gaps", "avg_gap")
+    click_header(driver, "gaps", "avg_gap ↓")
+    gaps = column(driver, "gaps", "avg_gap ↓")
     assert len(gaps) == 8
     numbers = [float(v) for v in gaps]
     assert numbers == sorted(numbers)
@@ -122,3 +128,54 @@ def test_page_shows_rows_sorts_and_renders_plots(browser, page: Path) -> None:
     if target:
         driver.get(page.as_uri())
         driver.save_screenshot(target)
+
+
+def top(driver, selector: str) -> float:
+    """The page y of the first element matching ``selector`` (details closed: as a reader
+    first sees the page)."""
+    return driver.execute_script(
+        "const e = document.querySelector(arguments[0]);"
+        "if (!e) throw new Error('nothing matches ' + arguments[0]);"
+        "return e.getBoundingClientRect().top + window.scrollY;",
+        selector,
+    )
+
+
+def test_headline_first_then_tradeoff_then_details_then_other_plots(browser, page: Path) -> None:
+    driver = browser
+    driver.get(page.as_uri())
+    headline = top(driver, "#headline-0")
+    assert headline < top(driver, "#headline-1") < top(driver, "#plot-tradeoff")
+    assert top(driver, "#plot-tradeoff") < top(driver, "#details-all")
+    assert top(driver, "#details-all") < top(driver, "#plot-roc")
+    assert top(driver, "#plot-tradeoff") < top(driver, "#plot-residual_memory")
+    # the headline tables are visible, the full table waits behind <details>
+    from selenium.webdriver.common.by import By
+
+    assert driver.find_element(By.ID, "headline-0").is_displayed()
+    assert not driver.find_element(By.ID, "leaderboard").is_displayed()
+    heads = driver.execute_script(
+        "return Array.from(document.querySelectorAll('#headline-0 thead th'))"
+        ".map(th => th.textContent.trim());"
+    )
+    assert heads[:2] == ["#", "method"] and "dataset" not in heads
+    assert heads.index("test accuracy % ↑") < heads.index("Avg. Gap ↓")
+    methods = column(driver, "headline-0", "method")
+    assert methods == ["retrain", "original", "fancy", "sisa"]  # then by Avg. Gap
+
+
+def test_screenshot_writes_a_png_of_the_page(page: Path, tmp_path: Path) -> None:
+    from unlearnbench.reports.screenshot import screenshot
+
+    target = screenshot(page, tmp_path / "shot.png", width=800, height=600)
+    assert target.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_leaderboard_command_writes_a_screenshot(tmp_path: Path) -> None:
+    from unlearnbench.cli import main
+
+    with make_store(tmp_path, demo_records()):
+        pass
+    target = tmp_path / "leaderboard.png"
+    assert main(["leaderboard", str(tmp_path), "--format", "csv", "--screenshot", str(target)]) == 0
+    assert target.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")

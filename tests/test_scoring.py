@@ -167,7 +167,7 @@ def test_an_attack_at_chance_on_the_original_is_marked_and_not_ranked(tmp_path: 
     assert not any(column.startswith("loss_attack_auc") for _, column in marks)
     assert any(column == "test_accuracy" for _, column in marks)  # the rest still ranked
     text = render(weak, "md")
-    assert "0.55 ± 0 †" in text  # good's AUC, with the dagger instead of bold
+    assert "0.550 ± 0 †" in text  # good's AUC, with the dagger instead of bold
     (line,) = notes(weak)
     assert "loss_attack" in line and "d/a/random:5" in line and "0.52 < 0.6" in line
     assert "uninformative" in render(weak, "html")

@@ -18,6 +18,10 @@ from unlearnbench.specs import UnlearnbenchError
 
 EXIT_OK, EXIT_FAILED_CELLS, EXIT_USAGE = 0, 1, 2
 EXECUTOR_NAMES = ("local", "processes", "ray")  # the keys of execution.executors.EXECUTORS
+AUTO = "auto"
+AUTO_MIN_TASKS = 4
+"""``--executor auto`` starts worker processes for at least this many pending
+tasks (fewer do not pay for the workers' start-up and the original's reload)."""
 DEFAULT_OUT = Path("unlearnbench-results")
 KIND_ARGS: dict[str, Kind] = {
     "datasets": "dataset",
@@ -57,9 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--executor",
-        choices=EXECUTOR_NAMES,
-        default="local",
-        help="where cells run: this process (default), long-lived worker processes, or Ray",
+        choices=(AUTO, *EXECUTOR_NAMES),
+        default=AUTO,
+        help="where cells run: auto (default: worker processes when more than one core "
+        f"or GPU and at least {AUTO_MIN_TASKS} tasks are pending, else this process; one "
+        "torch thread per worker on the CPU unless --threads-per-worker), local (this "
+        "process), processes (long-lived worker processes) or ray",
     )
     run.add_argument(
         "--workers",
@@ -111,6 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument(
         "--no-plots", action="store_true", help="md: do not (re)write DIR/plots/*.png"
     )
+    board.add_argument(
+        "--screenshot",
+        type=Path,
+        default=None,
+        metavar="PNG",
+        help="also write a PNG of the HTML page's top (headline tables, trade-off plot), "
+        "taken by headless Chromium",
+    )
     return parser
 
 
@@ -146,7 +161,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from unlearnbench.execution.run import prepare_run
     from unlearnbench.execution.suite import SuiteError, load_suite
     from unlearnbench.host.manager import RegistryFactory
-    from unlearnbench.reports.write import write_leaderboards
+    from unlearnbench.reports.text import terminal_summary
+    from unlearnbench.reports.write import write_board
 
     _check_run_options(args)
     registry, _ = _registry()
@@ -161,15 +177,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"{suite_path} cannot be read: {exc.strerror or exc}") from None
     out = args.out or DEFAULT_OUT / suite.name
     _check_out_folder(out, given=args.out is not None)
+    executor, threads = args.executor, args.threads_per_worker
+    if executor == AUTO:
+        executor, threads, why = _auto_executor(suite, registry, out, args)
+        print(f"executor: {executor} ({why})", file=sys.stderr)
+    args.executor = executor  # what the messages below and the resume check name
     try:
         prepared = prepare_run(
             suite,
             out,
             registry,
             registry_factory=RegistryFactory(),
-            executor=args.executor,
+            executor=executor,
             device=args.device,
-            threads=args.threads_per_worker,
+            threads=threads,
             workers=args.workers,
             address=args.address,
             gpus_per_task=args.gpus_per_task,
@@ -196,7 +217,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise
     print(
         f"suite {suite.name!r}: {len(plan.tasks)} tasks, {plan.size} cells on {device} "
-        f"({args.executor} executor); results in {out}",
+        f"({executor} executor); results in {out}",
         file=sys.stderr,
     )
     if args.check:
@@ -205,9 +226,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         summary = prepared.run(store, progress=not args.no_progress)
     except ExecutorError as exc:  # workers that cannot start: a plugin or set-up problem
-        raise UsageError(f"the {args.executor} executor failed: {exc}") from None
+        raise UsageError(f"the {executor} executor failed: {exc}") from None
     finally:
-        board = write_leaderboards(
+        board = write_board(
             out,
             store,
             title=f"Leaderboard: {suite.name}",
@@ -221,8 +242,53 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     for failure in summary.failures:
         print(f"  failed: {failure}", file=sys.stderr)
-    print(f"leaderboard: {board}")
+    print(terminal_summary(board))
+    print(f"leaderboard: {(out / 'leaderboard.html').resolve()} (also .md, .csv, .json)")
     return EXIT_FAILED_CELLS if summary.failed or summary.timeout else EXIT_OK
+
+
+def _auto_executor(
+    suite: Any, registry: Registry, out: Path, args: argparse.Namespace
+) -> tuple[str, int, str]:
+    """(executor, torch threads, why) for ``--executor auto``.
+
+    Worker processes pay when there is more than one core (more than one GPU on
+    CUDA) and at least ``AUTO_MIN_TASKS`` tasks still have cells to run (a task's
+    cells share its trained original, so tasks are what workers split); this
+    process otherwise. ``--workers`` asks for processes. On the CPU both choices
+    use one torch thread per cell unless ``--threads-per-worker`` says otherwise
+    (small models run faster at one thread, and the same thread count either way
+    keeps results identical and a resumed run's thread check stable).
+    """
+    import torch
+
+    from unlearnbench.execution.devices import available_cores, resolve_device
+    from unlearnbench.execution.plan import build_plan
+    from unlearnbench.execution.store import STORE_FILE
+    from unlearnbench.execution.suite import SuiteError
+
+    try:
+        plan = build_plan(suite, registry)
+        device = resolve_device(args.device)
+    except (SuiteError, ValueError) as exc:
+        raise UsageError(f"{args.suite or default_suite_path()}: {exc}") from None
+    finished: set[str] = set()
+    if (out / STORE_FILE).exists():
+        with _open_store(out / STORE_FILE, read_only=True) as store:
+            finished = store.finished()
+    pending = sum(1 for task in plan.tasks if any(c.cell_id not in finished for c in task.cells))
+    threads = args.threads_per_worker or (1 if device.type == "cpu" else 0)
+    if device.type == "cuda":
+        units, what = torch.cuda.device_count(), "GPUs"
+    else:
+        units, what = available_cores(), "cores"
+    if args.workers:
+        return "processes", threads, "--workers given"
+    per = f"; {threads} torch thread(s) per cell" if threads else ""
+    if units > 1 and pending >= AUTO_MIN_TASKS:
+        return "processes", threads, f"{pending} tasks pending on {units} {what}{per}"
+    why = f"{pending} tasks pending on {units} {what}: worker processes would not pay{per}"
+    return "local", threads, why
 
 
 def _check_out_folder(out: Path, *, given: bool) -> None:
@@ -287,7 +353,7 @@ def _check_run_options(args: argparse.Namespace) -> None:
         raise UsageError(f"--gpus-per-task must be >= 0, got {args.gpus_per_task}")
     if args.executor != "ray" and (args.address or args.gpus_per_task is not None):
         raise UsageError("--address and --gpus-per-task need --executor ray")
-    if args.executor != "processes" and args.workers:
+    if args.executor not in ("processes", AUTO) and args.workers:
         raise UsageError("--workers needs --executor processes")
     if args.executor == "ray":
         import importlib.util
@@ -389,10 +455,30 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         reference = args.reference or infer_reference(store)
         board = build_leaderboard(store, reference, args.original or ORIGINAL)
     plots = None
+    title = f"Leaderboard: {args.dir.name}"
     if args.format == "md" and not args.no_plots:
         plots, _ = write_plots(board, args.dir)
-    print(render(board, args.format, f"Leaderboard: {args.dir.name}", plots=plots))
+    print(render(board, args.format, title, plots=plots))
+    if args.screenshot is not None:
+        _screenshot(render(board, "html", title), args.screenshot)
     return EXIT_OK
+
+
+def _screenshot(page: str, target: Path) -> None:
+    """Write ``page`` (HTML) to a temporary file and a PNG of it to ``target``."""
+    import subprocess
+    import tempfile
+
+    from unlearnbench.reports.screenshot import ScreenshotError, screenshot
+
+    with tempfile.TemporaryDirectory(prefix="unlearnbench-page-") as folder:
+        html = Path(folder) / "leaderboard.html"
+        html.write_text(page, encoding="utf-8")
+        try:
+            screenshot(html, target)
+        except (ScreenshotError, OSError, subprocess.SubprocessError) as exc:
+            raise UsageError(f"--screenshot {target}: {exc}") from None
+    print(f"screenshot: {target}", file=sys.stderr)
 
 
 COMMANDS = {

@@ -1,5 +1,9 @@
 """The leaderboard as one self-contained HTML page.
 
+Order: per group the headline table (see :mod:`.headline`), the trade-off
+plot, then the details in collapsible ``<details>`` (every metric, gaps to the
+reference), the other plots and the failures.
+
 Everything is inline (CSS, a few lines of JavaScript, plots as ``data:`` PNG
 URIs), so the file can be mailed, committed or opened offline. Clicking a
 column header sorts the rows by it (numbers numerically, missing values last;
@@ -15,6 +19,8 @@ from collections.abc import Mapping
 from html import escape
 from typing import Any
 
+import pandas as pd
+
 from unlearnbench.reports.board import (
     DAGGER,
     FLAGS,
@@ -22,14 +28,22 @@ from unlearnbench.reports.board import (
     KEYS,
     Leaderboard,
     best_cells,
-    format_value,
     gap_columns,
     gap_legend,
     legend,
-    metric_header,
     notes,
 )
+from unlearnbench.reports.headline import (
+    format_cell,
+    group_title,
+    headline_groups,
+    headline_legend,
+    raw_header,
+    row_label,
+)
 from unlearnbench.reports.plots import caption
+
+TRADEOFF = "tradeoff"
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5rem;color:#222}
@@ -45,6 +59,7 @@ table.board td.best{font-weight:700;background:#e6f4ea}
 table.board td.uninformative{color:#aaa}
 table.board tr.collapsed td{background:#fdecea}
 p.note{color:#777;font-size:.85rem;margin:.2rem 0}
+details{margin:.6rem 0}summary{cursor:pointer;font-weight:600}
 table.board tr.anchor td{background:#fafafa;color:#555}
 table.board tr.anchor td.best{background:#e6f4ea;color:#222}
 table.board tr.missing td{color:#999;font-style:italic}
@@ -93,15 +108,25 @@ def _data(value: Any) -> str:
     return escape(str(value), quote=True)
 
 
-def _table(board: Leaderboard, table_id: str, columns: list[tuple[str, str]]) -> str:
-    """``columns``: (column in board.table, header text); adds #, keys and seeds."""
+def _table(
+    board: Leaderboard,
+    table_id: str,
+    columns: list[tuple[str, str]],
+    *,
+    rows: pd.DataFrame | None = None,
+    keys: tuple[str, ...] = tuple(KEYS),
+) -> str:
+    """``columns``: (column in board.table, header text); adds #, ``keys``, seeds, flags.
+
+    ``rows``: the table's rows in display order (default: the whole board)."""
     marks, hidden = best_cells(board), board.hidden_cells()
-    heads = ["#", *KEYS, "seeds", FLAGS] + [header for _, header in columns]
+    rows = board.table if rows is None else rows
+    heads = ["#", *keys, "seeds", FLAGS] + [header for _, header in columns]
     out = [f'<div class="scroll"><table class="board" id="{table_id}"><thead><tr>']
     out += [f'<th title="click to sort">{escape(h)}</th>' for h in heads]
     out.append("</tr></thead><tbody>")
     previous = None
-    for position, (index, row) in enumerate(board.table.iterrows()):
+    for position, (index, row) in enumerate(rows.iterrows()):
         classes = []
         group = tuple(row[k] for k in GROUP_KEYS)
         if previous is not None and group != previous:
@@ -115,54 +140,90 @@ def _table(board: Leaderboard, table_id: str, columns: list[tuple[str, str]]) ->
             classes.append(str(row[FLAGS]))
         out.append(f'<tr class="{" ".join(classes)}">')
         out.append(f'<td class="num" data-v="{position}">{position + 1}</td>')
-        for key in KEYS:
-            out.append(f'<td data-v="{_data(row[key])}">{escape(str(row[key]))}</td>')
+        for key in keys:
+            shown = row_label(board, row) if key == "method" and len(keys) == 1 else row[key]
+            out.append(f'<td data-v="{_data(row[key])}">{escape(str(shown))}</td>')
         out.append(f'<td class="num" data-v="{int(row["seeds"])}">{int(row["seeds"])}</td>')
         out.append(f'<td data-v="{_data(row[FLAGS])}">{escape(str(row[FLAGS]))}</td>')
         for column, _ in columns:
             value = row.get(column)
-            ci = row.get(f"{column}_ci95")
             cls = "num best" if (index, column) in marks else "num"
             if (index, column) in hidden:
                 cls = "num uninformative"
-            text = escape(format_value(value, ci) + (f" {DAGGER}" if cls.endswith("ive") else ""))
+            text = format_cell(board, row, column)
+            text = escape(text + (f" {DAGGER}" if cls.endswith("ive") and text != "–" else ""))
             out.append(f'<td class="{cls}" data-v="{_data(value)}">{text}</td>')
         out.append("</tr>")
     out.append("</tbody></table></div>")
     return "".join(out)
 
 
+def _figure(name: str, png: bytes) -> str:
+    data = base64.b64encode(png).decode("ascii")
+    text = escape(caption(name))
+    return (
+        f'<figure id="plot-{escape(name)}"><img alt="{text}" '
+        f'src="data:image/png;base64,{data}"><figcaption>{text}</figcaption></figure>'
+    )
+
+
+def _headline(board: Leaderboard) -> list[str]:
+    """Per group: a heading, the headline table, its legend line."""
+    parts = []
+    for number, (key, rows, columns) in enumerate(headline_groups(board)):
+        parts.append(f"<h2>{escape(group_title(key))}</h2>")
+        parts.append(
+            _table(
+                board,
+                f"headline-{number}",
+                [(c.key, c.label) for c in columns],
+                rows=rows,
+                keys=("method",),
+            )
+        )
+        parts.append(f'<p class="legend">{escape(headline_legend(board))}</p>')
+    return parts
+
+
 def to_html(board: Leaderboard, title: str, images: Mapping[str, bytes]) -> str:
-    """The page: legend, main table, gap table, plots, failures."""
+    """The page: headline tables per group, the trade-off plot, then the details
+    (every metric, gaps: collapsible), the other plots and the failures."""
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
-        f'<p class="legend">{escape(legend(board))} Click a column header to sort; '
-        "click # to restore the grouped order.</p>",
     ]
     if board.table.empty:
         parts.append("<p>No finished cells yet.</p>")
     else:
-        main = [(m, metric_header(board, m)) for m in board.metrics]
-        parts.append(_table(board, "leaderboard", main))
+        parts += _headline(board)
         parts += [f'<p class="note">{escape(line)}</p>' for line in notes(board)]
+    if TRADEOFF in images:
+        parts.append(_figure(TRADEOFF, images[TRADEOFF]))
+    if not board.table.empty:
+        parts.append("<h2>Details</h2>")
+        main = [(m, raw_header(board, m)) for m in board.metrics]
+        parts.append(
+            f"<details id=\"details-all\"><summary>Every metric ({len(board.metrics)})"
+            f'</summary><p class="legend">{escape(legend(board))} Click a column header to '
+            "sort; click # to restore the grouped order.</p>"
+        )
+        parts.append(_table(board, "leaderboard", main))
+        parts.append("</details>")
         gaps = gap_columns(board)
         if gaps:
-            parts.append(f"<h2>Gap to {escape(board.reference)}</h2>")
-            parts.append(f'<p class="legend">{escape(gap_legend(board))}</p>')
-            parts.append(_table(board, "gaps", [(c, c) for c in gaps]))
-    if images:
-        parts.append("<h2>Plots</h2>")
-        for name, png in images.items():
-            data = base64.b64encode(png).decode("ascii")
-            text = escape(caption(name))
             parts.append(
-                f'<figure id="plot-{escape(name)}"><img alt="{text}" '
-                f'src="data:image/png;base64,{data}"><figcaption>{text}</figcaption></figure>'
+                f'<details id="details-gaps"><summary>Gap to {escape(board.reference)}'
+                f'</summary><p class="legend">{escape(gap_legend(board))}</p>'
             )
+            parts.append(_table(board, "gaps", [(c, raw_header(board, c)) for c in gaps]))
+            parts.append("</details>")
+    others = {n: png for n, png in images.items() if n != TRADEOFF}
+    if others:
+        parts.append("<h2>Plots</h2>")
+        parts += [_figure(name, png) for name, png in others.items()]
     if board.failures:
         parts.append(f"<h2>Failed cells ({len(board.failures)})</h2><ul>")
         for failure in board.failures:

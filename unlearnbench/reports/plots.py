@@ -2,13 +2,14 @@
 
 Three plots, each skipped cleanly when its data is missing:
 
-- ``tradeoff``: speed-up over the reference (metric ``speedup``, log scale)
-  against the accuracy gap (mean absolute gap to the reference over the
-  accuracy metrics of the Avg. Gap) and, when a membership-attack metric is
-  present, against its gap. One panel row per (dataset, architecture, request)
-  group, one point per method. Points are the leaderboard's values; error bars
-  are 95% CIs over seeds: of the speed-up, and of the per-seed gap (each seed
-  paired with the reference's run on the same seed).
+- ``tradeoff``: speed-up over the reference (a ``speed`` metric, the
+  work-based one when present, see :func:`.headline.speed_metrics`; log
+  scale) against the accuracy gap (mean absolute gap to the reference over the
+  accuracy metrics of the Avg. Gap). One panel per (dataset, architecture,
+  request) group, one point per method, one legend beside the panels. Points
+  are the leaderboard's values; error bars are 95% CIs over seeds: of the
+  speed-up, and of the per-seed gap (each seed paired with the reference's run
+  on the same seed).
 - ``residual_memory``: DeepObliviate-style Δ curves, any series whose name
   (after an ``<evaluator>.`` prefix, before a ``@step<i>`` suffix) starts with
   ``delta`` or ``residual_memory``; one line per seed. The stop is marked where
@@ -37,16 +38,17 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from unlearnbench.reports.board import AVG_GAP_METRICS, GROUP_KEYS, KEYS, ci95
+from unlearnbench.reports.headline import speed_metrics
 
 if TYPE_CHECKING:
     from unlearnbench.reports.board import Leaderboard
 
 log = logging.getLogger(__name__)
-SPEEDUP = "speedup"
 DELTA_PREFIXES = ("delta", "residual_memory")
 MAX_PANELS = 12
+TRADEOFF_CAPTION = "Speed-up against accuracy gap to the reference"
 CAPTIONS = {
-    "tradeoff": "Speed-up against gap to the reference",
+    "tradeoff": TRADEOFF_CAPTION,
     "residual_memory": "Residual memory (Δ) curves and stopping points",
     "roc": "Membership-attack ROC curves",
 }
@@ -130,25 +132,29 @@ def paired_gaps(board: Leaderboard, metrics: list[str]) -> pd.DataFrame:
     return merged[[*KEYS, "seed", "gap"]]
 
 
-def _gap_panels(board: Leaderboard) -> list[tuple[str, list[str]]]:
-    """(axis label, metrics) for each trade-off column, from the Avg. Gap metrics."""
-    accuracy = [m for m in board.avg_gap_metrics if m in AVG_GAP_METRICS]
-    attack = [m for m in board.avg_gap_metrics if m not in AVG_GAP_METRICS]
-    panels = []
-    if accuracy:
-        panels.append(("accuracy gap (mean |Δ| of accuracies)", accuracy))
-    panels += [(f"{m} gap", [m]) for m in attack]
-    return panels
+def _accuracy_metrics(board: Leaderboard) -> list[str]:
+    """The accuracy metrics of the Avg. Gap (its membership-attack metric left out)."""
+    return [m for m in board.avg_gap_metrics if m in AVG_GAP_METRICS]
+
+
+def speed_axis(board: Leaderboard) -> str | None:
+    """The x axis: the work-based speed-up when there is one, else the wall-clock one."""
+    speeds = speed_metrics(board)
+    return speeds[0] if speeds else None
 
 
 def tradeoff(board: Leaderboard) -> Figure | None:
+    """One panel per group: speed-up (log) against the accuracy gap to the reference.
+
+    The legend is shared, beside the panels, so it never covers a point."""
     table = board.table
-    panels = _gap_panels(board)
-    if table.empty or SPEEDUP not in table or not panels:
+    accuracy = _accuracy_metrics(board)
+    speed = speed_axis(board)
+    if table.empty or speed is None or not accuracy:
         return None
     table = table[table["seeds"] > 0]
     groups = [
-        (key, g) for key, g in table.groupby(GROUP_KEYS, sort=False) if g[SPEEDUP].notna().any()
+        (key, g) for key, g in table.groupby(GROUP_KEYS, sort=False) if g[speed].notna().any()
     ]
     if not groups:
         return None
@@ -156,42 +162,46 @@ def tradeoff(board: Leaderboard) -> Figure | None:
     colors = _colors(table["method"])
     markers = _markers(table["method"])
     figure, axes = _grid(
-        len(groups) * len(panels),
-        len(panels),
-        5.0,
+        len(groups),
+        min(3, len(groups)),
+        4.6,
         3.6,
-        f"Speed-up against gap to {board.reference}{note}",
+        f"{speed} against accuracy gap to {board.reference}{note}",
     )
-    gaps = {label: paired_gaps(board, metrics) for label, metrics in panels}
-    for g, (key, group) in enumerate(groups):
-        for p, (label, metrics) in enumerate(panels):
-            ax = axes[g * len(panels) + p]
-            per_seed = gaps[label]
-            for _, row in group.iterrows():
-                own = [f"{m}_gap" for m in metrics if f"{m}_gap" in row]
-                y = float(pd.to_numeric(row[own], errors="coerce").mean()) if own else math.nan
-                x = float(row[SPEEDUP])
-                if math.isnan(x) or math.isnan(y) or x <= 0:
-                    continue
-                seeds = per_seed[(per_seed[KEYS] == row[KEYS]).all(axis=1)]["gap"]
-                xerr = row.get(f"{SPEEDUP}_ci95")
-                ax.errorbar(
-                    x,
-                    y,
-                    xerr=_err(xerr, x * 0.999),
-                    yerr=_err(ci95(seeds), y),
-                    fmt=markers[row["method"]],
-                    capsize=3,
-                    color=colors[row["method"]],
-                    label=row["method"],
-                )
-            ax.set_xscale("log")
-            ax.set_xlabel(f"{SPEEDUP} over {board.reference} (log)")
-            ax.set_ylabel(label, fontsize=8)
-            ax.set_title(" / ".join(str(k) for k in key), fontsize=9)
-            ax.grid(True, alpha=0.3)
-            if ax.has_data():
-                ax.legend(fontsize=7, loc="best")
+    per_seed = paired_gaps(board, accuracy)
+    handles: dict[str, Any] = {}
+    for ax, (key, group) in zip(axes, groups, strict=True):
+        for _, row in group.iterrows():
+            own = [f"{m}_gap" for m in accuracy if f"{m}_gap" in row]
+            y = float(pd.to_numeric(row[own], errors="coerce").mean()) if own else math.nan
+            x = float(row[speed])
+            if math.isnan(x) or math.isnan(y) or x <= 0:
+                continue
+            seeds = per_seed[(per_seed[KEYS] == row[KEYS]).all(axis=1)]["gap"]
+            drawn = ax.errorbar(
+                x,
+                y,
+                xerr=_err(row.get(f"{speed}_ci95"), x * 0.999),
+                yerr=_err(ci95(seeds), y),
+                fmt=markers[row["method"]],
+                capsize=3,
+                color=colors[row["method"]],
+                label=row["method"],
+            )
+            handles.setdefault(str(row["method"]), drawn)
+        ax.set_xscale("log")
+        ax.set_xlabel(f"{speed} over {board.reference} (log, → faster)", fontsize=8)
+        ax.set_ylabel("accuracy gap (mean |Δ|, ↓ closer)", fontsize=8)
+        ax.set_title(" / ".join(str(k) for k in key), fontsize=9)
+        ax.grid(True, alpha=0.3)
+    if handles:
+        figure.legend(
+            list(handles.values()),
+            list(handles),
+            loc="outside right upper",
+            fontsize=8,
+            frameon=False,
+        )
     return figure
 
 

@@ -78,6 +78,23 @@ def write_leaderboards(
     ``reference`` defaults to the suite's reference as recorded in the cells
     (:func:`infer_reference`), else ``retrain``.
     """
+    write_board(
+        out_dir, store, title, reference=reference, original=original, formats=formats, cells=cells
+    )
+    return out_dir / "leaderboard.md"
+
+
+def write_board(
+    out_dir: Path,
+    store: ResultStore,
+    title: str = "Leaderboard",
+    *,
+    reference: str | None = None,
+    original: str = ORIGINAL,
+    formats: Sequence[str] = FORMATS,
+    cells: Collection[str] | None = None,
+) -> Leaderboard:
+    """:func:`write_leaderboards`, returning the board (for the run's terminal summary)."""
     if reference is None:
         reference = infer_reference(store)
     board = build_leaderboard(store, reference, original, cells)
@@ -87,4 +104,4 @@ def write_leaderboards(
     for fmt in formats:
         text = render(board, fmt, title, plots=paths, images=images)
         atomic_write_bytes(out_dir / f"leaderboard.{fmt}", text.encode("utf-8"))
-    return out_dir / "leaderboard.md"
+    return board
