@@ -31,9 +31,10 @@ retrain rather than be maximised) the row closest to the reference row, the
 reference itself excluded; cost counters without a unit are not marked.
 Nothing is marked when fewer than two rows have a value.
 
-What is never marked best (see :func:`best_cells`): the ``original`` row (doing
-nothing is the floor, not a contender: its speed-up is infinite by
-construction), a **collapsed** row (its mean of a ``utility`` metric, such as
+What is never marked best (see :func:`best_cells`): the two anchor rows, the
+reference (its consistency is 1 and its gaps 0 by definition) and
+``original`` (doing nothing is the floor, not a contender: its speed-up is
+infinite by construction), a **collapsed** row (its mean of a ``utility`` metric, such as
 test accuracy, is more than ``COLLAPSE_MARGIN`` below the original's in the
 same group: a model wrecked by unlearning "forgets" everything and must not
 win), and an **uninformative** attack metric: where an evaluator's
@@ -344,6 +345,9 @@ def gap_columns(board: Leaderboard) -> list[str]:
 def best_cells(board: Leaderboard) -> set[tuple[int, str]]:
     """(row index, column) pairs holding the best value of their group's column.
 
+    Only unlearning methods compete: the reference (retrain: consistency 1 and
+    every gap 0 by definition) and the original (doing nothing) are the two
+    anchors every row is read against, never marked.
     ``higher``/``lower`` metrics: the extreme mean; gap columns: the smallest gap
     among rows other than the reference (whose gap is zero by definition);
     ``none`` metrics: the row closest to the reference row (reference excluded),
@@ -365,7 +369,8 @@ def best_cells(board: Leaderboard) -> set[tuple[int, str]]:
     columns += [(c, "gap") for c in gap_columns(board) if c not in board.directions]
     for _, group in table.groupby(GROUP_KEYS, sort=False):
         is_ref = group["method"] == board.reference
-        contenders = (group["method"] != board.original) & ~group.index.isin(excluded_rows)
+        anchors = group["method"].isin([board.original, board.reference])
+        contenders = ~anchors & ~group.index.isin(excluded_rows)
         for column, direction in columns:
             if column not in group:
                 continue
@@ -417,7 +422,8 @@ def legend(board: Leaderboard) -> str:
         f"closest to {board.reference}'s (raw cost counters are not marked). "
         f"{board.reference} and {board.original} come first "
         "in each group; 0 seeds means the suite did not run that method. "
-        f"{board.original} (doing nothing) is never marked best; a row flagged collapsed "
+        f"Only unlearning methods are marked best, never the anchors {board.reference} and "
+        f"{board.original}; a row flagged collapsed "
         f"(test accuracy, a utility metric, more than {board.collapse_margin:g} below "
         f"{board.original}'s) "
         f"is not ranked; {DAGGER}: an attack that cannot tell the original model's members "

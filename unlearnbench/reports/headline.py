@@ -175,6 +175,7 @@ def headline_legend(board: Leaderboard) -> str:
     return (
         f"Mean ± 95% CI over seeds; % = percent (gaps in points). ↑/↓: higher/lower is "
         f"better; unmarked: closest to {board.reference} is best. Bold: best of the group "
-        f"({board.original}, collapsed rows and † uninformative attacks are never bold). "
+        f"among the unlearning methods ({board.reference} and {board.original}, collapsed rows "
+        "and † uninformative attacks are never bold). "
         f"Rows by Avg. Gap to {board.reference}; collapsed rows last."
     )
