@@ -94,6 +94,10 @@ def prepare_run(
         raise ValueError(f"unknown executor {executor!r}; choose from {sorted(EXECUTORS)}")
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
     plan = build_plan(suite, registry)
+    if suite.tuning is not None and suite.tuning.tuned:  # <label>[tuned] cells, from the studies
+        from unlearnbench.execution.tuning import add_tuned_cells
+
+        add_tuned_cells(plan, registry, Path(out))
     resolved = resolve_device(device)
     cache = ArtifactCache(Path(out) / "cache")  # creates nothing until something is written
     runner = Runner(
