@@ -14,12 +14,11 @@ from tests.conftest import write
 from tests.plugins import tuning_plugin
 from tests.suites import suite_toml
 from unlearnbench.cli import main
-from unlearnbench.execution.run import prepare_run, run_suite
+from unlearnbench.execution.run import prepare_run, prepare_tuning, run_suite
 from unlearnbench.execution.store import STORE_FILE, ResultStore
 from unlearnbench.execution.tuning import (
     STORAGE_FILE,
     measure,
-    prepare_tuning,
     run_tuning,
     validation_data,
 )

@@ -407,6 +407,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     """Run (or resume) the suite's tuning studies into ``<out>/tuning.sqlite``; every
     check (suite, space, budget, request kinds) passes before anything trains."""
     from unlearnbench.execution import tuning
+    from unlearnbench.execution.run import prepare_tuning
     from unlearnbench.execution.suite import SuiteError, load_suite
 
     registry, _ = _registry()
@@ -414,7 +415,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
         suite = load_suite(args.suite)
         out = args.out or DEFAULT_OUT / suite.name
         _check_out_folder(out, given=args.out is not None)
-        prepared = tuning.prepare_tuning(suite, out, registry, device=args.device)
+        prepared = prepare_tuning(suite, out, registry, device=args.device)
     except (SuiteError, ValueError) as exc:
         raise UsageError(f"{args.suite}: {exc}") from None
     assert prepared.suite.tuning is not None

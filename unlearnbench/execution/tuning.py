@@ -446,24 +446,6 @@ def _storage(out: Path, *, create: bool) -> Any:
     return optuna.storages.RDBStorage(storage_url(out))
 
 
-def prepare_tuning(
-    suite: Suite | Path | str, out: Path | str, registry: Registry, *, device: str = "auto"
-) -> PreparedRun:
-    """:func:`~unlearnbench.execution.run.prepare_run` for ``tune``: the suite's
-    default cells (``tuned = true`` is what the studies are for, so it is
-    ignored here), every tuning check done, nothing written."""
-    from unlearnbench.execution.run import prepare_run
-    from unlearnbench.execution.suite import load_suite
-
-    suite = suite if isinstance(suite, Suite) else load_suite(suite)
-    if suite.tuning is None:
-        raise SuiteError("tuning", "the suite has no [tuning] table (trials, max_sample_passes)")
-    suite = dataclasses.replace(suite, tuning=dataclasses.replace(suite.tuning, tuned=False))
-    prepared = prepare_run(suite, out, registry, device=device)
-    check_tuning(prepared, registry)
-    return prepared
-
-
 def check_tuning(prepared: PreparedRun, registry: Registry) -> list[Study]:
     """Every tuning check that needs no training (executor, space, request kinds)."""
     if type(prepared.executor).__name__ != "LocalExecutor":
