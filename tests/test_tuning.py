@@ -242,3 +242,14 @@ def test_tuning_a_backdoor_request_is_refused(tmp_path, monkeypatch, capsys):
     suite = tuning_suite(tmp_path, requests=({"kind": "backdoor", "count": 10},))
     assert main(["tune", str(suite), "--out", str(tmp_path / "out")]) == 2
     assert "requests[0]" in capsys.readouterr().err
+
+
+def test_trial_zero_runs_the_defaults_so_tuned_is_never_worse_on_validation(tmp_path, registry):
+    import optuna
+
+    results, _ = tune(tuning_suite(tmp_path), tmp_path / "out", registry)
+    storage = f"sqlite:///{tmp_path / 'out' / STORAGE_FILE}"
+    first = optuna.load_study(study_name=results[0].name, storage=storage).trials[0]
+    assert first.params == {"epochs": 1, "lr": 0.01} and first.user_attrs["defaults"]
+    assert results[0].default_value == first.value
+    assert results[0].best_value is not None and results[0].best_value <= first.value

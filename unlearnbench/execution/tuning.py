@@ -43,7 +43,10 @@ Budget
     ``tuning.trials`` trials per study and ``tuning.max_sample_passes``: a
     trial whose *unlearning* work (sample-passes counted by the
     :class:`TaskContext`, from the first ``unlearn`` step) exceeds the cap is
-    stopped at the next counting point and recorded as pruned. ``fit`` (the
+    stopped at the next counting point and recorded as pruned. Trial 0 of
+    every study runs the method's defaults (when inside the searched range),
+    so a tuned method is never worse than its defaults on validation; a
+    trial that raises (a diverged loss) fails and still counts. ``fit`` (the
     shared standard training, or SISA's / DeepObliviate's stored training,
     cached) is outside the cap: it is the same for every trial.
 
@@ -154,6 +157,11 @@ class Dimension:
         if p.kind is int:
             return trial.suggest_int(p.name, math.ceil(self.low), math.floor(self.high), log=p.log)
         return trial.suggest_float(p.name, self.low, self.high, log=p.log)
+
+    def contains(self, value: Any) -> bool:
+        if self.choices:
+            return value in self.choices
+        return self.low <= value <= self.high
 
     def describe(self) -> dict[str, Any]:
         if self.choices:
@@ -431,6 +439,7 @@ class StudyResult:
     best_value: float | None
     best_params: dict[str, Any]
     defaults: dict[str, Any]
+    default_value: float | None = None  # the defaults' Avg. Gap (trial 0), when in range
 
 
 def storage_url(out: Path) -> str:
@@ -464,8 +473,8 @@ def run_tuning(
     assert tuning is not None
     prepared.out.mkdir(parents=True, exist_ok=True)
     storage = _storage(prepared.out, create=True)
-    if not progress:
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # optuna's own log repeats every failed trial with its traceback; ours is one line
+    optuna.logging.set_verbosity(optuna.logging.INFO if progress else optuna.logging.ERROR)
     results = []
     tasks: dict[str, tuple[ValidationData, dict[str, float]]] = {}
     for study in studies:
@@ -529,17 +538,26 @@ def _run_study(
         except WorkCapExceeded as exc:
             trial.set_user_attr("pruned_because", str(exc))
             raise optuna.TrialPruned(str(exc)) from None
+        except Exception as exc:  # a diverged trial fails (and counts), the study goes on
+            trial.set_user_attr("failed_because", f"{type(exc).__name__}: {exc}")
+            log.warning("%s trial %d failed: %s", study.method.label, trial.number, exc)
+            raise
         trial.set_user_attr("gaps", gaps)
         trial.set_user_attr("unlearn_sample_passes", work)
         return value
 
+    if not ostudy.get_trials(deepcopy=False):  # trial 0: the defaults, so tuned >= default
+        defaults = {d.param.name: study.method.params[d.param.name] for d in study.space}
+        if all(d.contains(defaults[d.param.name]) for d in study.space):
+            ostudy.enqueue_trial(defaults, user_attrs={"defaults": True})
     done = _finished(ostudy)
     missing = tuning.trials - len(done)
     if missing > 0:
-        ostudy.optimize(objective, n_trials=missing, catch=(RuntimeError, ValueError))
+        ostudy.optimize(objective, n_trials=missing, catch=(Exception,))
     done = _finished(ostudy)
     complete = [t for t in done if t.state == optuna.trial.TrialState.COMPLETE]
     best = _best(complete)
+    default = [t.value for t in complete if t.user_attrs.get("defaults")]
     return StudyResult(
         name=study.name,
         method=study.method.label,
@@ -549,6 +567,7 @@ def _run_study(
         best_value=None if best is None else best.value,
         best_params={} if best is None else dict(best.params),
         defaults={d.param.name: study.method.params[d.param.name] for d in study.space},
+        default_value=default[0] if default else None,
     )
 
 
@@ -655,13 +674,14 @@ def summary_markdown(results: Sequence[StudyResult], tuning: TuningConfig) -> st
         "retrained reference on a validation forget set (never the test data; see "
         "`unlearnbench.execution.tuning`). Lower is better.",
         "",
-        "| method | task | trials | pruned | best Avg. Gap | best params | defaults |",
-        "|---|---|---|---|---|---|---|",
+        "| method | task | trials | pruned | Avg. Gap: best | defaults | best params | defaults |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         best = "—" if r.best_value is None else f"{r.best_value:.4f}"
+        default = "—" if r.default_value is None else f"{r.default_value:.4f}"
         lines.append(
-            f"| {r.method} | {r.task} | {r.trials} | {r.pruned} | {best} | "
+            f"| {r.method} | {r.task} | {r.trials} | {r.pruned} | {best} | {default} | "
             f"{_params_text(r.best_params)} | {_params_text(r.defaults)} |"
         )
     return "\n".join(lines) + "\n"
