@@ -101,6 +101,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="stop a cell (method + evaluators) after SECONDS and record it as 'timeout'",
     )
+    tune = sub.add_parser(
+        "tune", help="tune each method's tunable parameters on one budget ([tuning] table)"
+    )
+    tune.add_argument("suite", type=Path, help="suite file (TOML) with a [tuning] table")
+    tune.add_argument(
+        "--out", type=Path, default=None, help=f"results folder (default: {DEFAULT_OUT}/<suite>)"
+    )
+    tune.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     lst = sub.add_parser("list", help="list registered plugins' datasets, methods, ...")
     lst.add_argument("kind", nargs="?", choices=sorted(KIND_ARGS), help="what to list")
     sub.add_parser("plugins", help="list plugins with their distribution and version")
@@ -481,8 +489,34 @@ def _screenshot(page: str, target: Path) -> None:
     print(f"screenshot: {target}", file=sys.stderr)
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    """Run (or resume) the suite's tuning studies into ``<out>/tuning.sqlite``; every
+    check (suite, space, budget, request kinds) passes before anything trains."""
+    from unlearnbench.execution import tuning
+    from unlearnbench.execution.run import prepare_tuning
+    from unlearnbench.execution.suite import SuiteError, load_suite
+
+    registry, _ = _registry()
+    try:
+        suite = load_suite(args.suite)
+        out = args.out or DEFAULT_OUT / suite.name
+        _check_out_folder(out, given=args.out is not None)
+        prepared = prepare_tuning(suite, out, registry, device=args.device)
+    except (SuiteError, ValueError) as exc:
+        raise UsageError(f"{args.suite}: {exc}") from None
+    assert prepared.suite.tuning is not None
+    print(f"tuning into {out / tuning.STORAGE_FILE}", file=sys.stderr)
+    results = tuning.run_tuning(prepared, registry)
+    text = tuning.summary_markdown(results, prepared.suite.tuning)
+    (out / "tuning.md").write_text(text, "utf-8")
+    (out / "tuning.json").write_text(tuning.dumps(results), "utf-8")
+    print(text)
+    return EXIT_OK
+
+
 COMMANDS = {
     "run": cmd_run,
+    "tune": cmd_tune,
     "list": cmd_list,
     "plugins": cmd_plugins,
     "show": cmd_show,

@@ -49,6 +49,15 @@ class Param:
     ``exclusive_maximum``; float values must always be finite (no nan, no inf).
     The host checks every value before anything trains, so a plugin needs no
     range checks of its own.
+
+    ``tunable`` marks a parameter ``unlearnbench tune`` may search (see
+    :mod:`unlearnbench.execution.tuning`); the default stays the reference
+    code's value. The range searched is ``choices`` when given, else
+    ``search_range`` (a narrower ``(low, high)`` inside the valid bounds, for a
+    parameter whose valid range holds a special value such as ``0: never
+    stop``), else ``[minimum, maximum]``; ``log`` searches it on a log scale
+    (its low end must then be > 0). A tunable number without a finite range, or
+    with an empty one, is refused when the spec is built, so at registration.
     """
 
     name: str
@@ -60,6 +69,43 @@ class Param:
     maximum: float | None = None
     exclusive_minimum: bool = False
     exclusive_maximum: bool = False
+    tunable: bool = False
+    log: bool = False
+    search_range: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.tunable:
+            self.tuning_range()  # raises ValueError on a tunable without a usable range
+        elif self.log or self.search_range is not None:
+            raise ValueError(f"parameter {self.name!r}: log / search_range need tunable=True")
+
+    def tuning_range(self) -> tuple[Any, ...]:
+        """What a tuner searches: ``("choices", c1, c2, ...)`` or ``(low, high)``.
+
+        Raises ``ValueError`` naming the parameter when a tunable has none.
+        """
+        where = f"tunable parameter {self.name!r}"
+        if self.choices:
+            if self.log or self.search_range is not None:
+                raise ValueError(f"{where}: choices take no log or search_range")
+            return ("choices", *self.choices)
+        if self.kind not in (int, float):
+            raise ValueError(f"{where}: a {self.kind.__name__} is tunable only with choices")
+        low, high = self.search_range or (self.minimum, self.maximum)
+        if low is None or high is None or not math.isfinite(low) or not math.isfinite(high):
+            raise ValueError(
+                f"{where}: needs both minimum and maximum (or a search_range) as its range"
+            )
+        if not low < high:
+            raise ValueError(f"{where}: empty range [{low:g}, {high:g}]")
+        if self.log and low <= 0:
+            raise ValueError(f"{where}: a log range must start above 0, got {low:g}")
+        for end in (low, high):  # both ends are searched, so both must be valid values
+            try:
+                self._check_number(float(end))
+            except ParamError as exc:
+                raise ValueError(f"{where}: range end {exc}") from None
+        return (low, high)
 
     @property
     def kind(self) -> type:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -26,6 +26,7 @@ from unlearnbench.execution.plan import Component, Plan, build_plan, check_feasi
 from unlearnbench.execution.runner import Runner, RunSummary
 from unlearnbench.execution.store import STORE_FILE, ResultStore
 from unlearnbench.execution.suite import Suite, SuiteError, load_suite
+from unlearnbench.execution.tuning import add_tuned_cells, check_tuning
 from unlearnbench.host.registry import Registry
 from unlearnbench.specs import DatasetArrays
 
@@ -94,6 +95,8 @@ def prepare_run(
         raise ValueError(f"unknown executor {executor!r}; choose from {sorted(EXECUTORS)}")
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
     plan = build_plan(suite, registry)
+    if suite.tuning is not None and suite.tuning.tuned:  # <label>[tuned] cells, from the studies
+        add_tuned_cells(plan, registry, Path(out))
     resolved = resolve_device(device)
     cache = ArtifactCache(Path(out) / "cache")  # creates nothing until something is written
     runner = Runner(
@@ -146,3 +149,18 @@ def run_suite(
     with ResultStore(prepared.store_path) as store:
         summary = prepared.run(store, progress=progress)
     return RunResult(prepared, summary, time.perf_counter() - start)
+
+
+def prepare_tuning(
+    suite: Suite | Path | str, out: Path | str, registry: Registry, *, device: str = "auto"
+) -> PreparedRun:
+    """:func:`~unlearnbench.execution.run.prepare_run` for ``tune``: the suite's
+    default cells (``tuned = true`` is what the studies are for, so it is
+    ignored here), every tuning check done, nothing written."""
+    suite = suite if isinstance(suite, Suite) else load_suite(suite)
+    if suite.tuning is None:
+        raise SuiteError("tuning", "the suite has no [tuning] table (trials, max_sample_passes)")
+    suite = replace(suite, tuning=replace(suite.tuning, tuned=False))
+    prepared = prepare_run(suite, out, registry, device=device)
+    check_tuning(prepared, registry)
+    return prepared

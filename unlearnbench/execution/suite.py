@@ -30,7 +30,9 @@ TOP_KEYS = {
     "evaluators",
     "splits",
     "train",
+    "tuning",
 }
+TUNING_KEYS = {"trials", "max_sample_passes", "seed", "tuned", "space"}
 ENTRY_KEYS = {"name", "params", "grid", "label", "architectures", "train", "splits"}
 # a suite name is a label and the default output folder's name, never a path
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
@@ -59,6 +61,26 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class TuningConfig:
+    """The suite's ``[tuning]`` table: one budget for every method (see
+    :mod:`unlearnbench.execution.tuning`).
+
+    ``trials`` per study, ``max_sample_passes``: the cap on one trial's
+    unlearning work, ``seed``: the sampler's and the validation set's seed,
+    ``tuned``: also run each method with its tuned parameters, ``space``:
+    method label -> {tunable name: ``true`` (its declared range), ``[low,
+    high]`` or a list of choices}; a method without an entry searches all
+    its tunables.
+    """
+
+    trials: int = 20
+    max_sample_passes: float = 0.0
+    seed: int = 0
+    tuned: bool = False
+    space: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Suite:
     name: str
     seeds: tuple[int, ...]
@@ -72,6 +94,7 @@ class Suite:
     reference: Entry
     description: str = ""
     source: str = ""
+    tuning: TuningConfig | None = None
 
 
 def load_suite(path: Path | str) -> Suite:
@@ -135,7 +158,44 @@ def parse_suite(data: dict[str, Any], *, default_name: str = "suite", source: st
         reference=reference,
         description=_typed(data, "description", str, "", ""),
         source=source,
+        tuning=_tuning(data["tuning"]) if "tuning" in data else None,
     )
+
+
+def _tuning(raw: Any) -> TuningConfig:
+    """The ``[tuning]`` table's shape: a budget of at least one trial and a work
+    cap above zero (tunable names and ranges are checked against the registry
+    by :func:`unlearnbench.execution.tuning.check_tuning`)."""
+    if not isinstance(raw, dict):
+        raise SuiteError("tuning", "must be a table")
+    unknown = sorted(set(raw) - TUNING_KEYS)
+    if unknown:
+        raise SuiteError(f"tuning.{unknown[0]}", f"unknown key; allowed: {sorted(TUNING_KEYS)}")
+    trials = _typed(raw, "trials", int, 20, "tuning.")
+    if isinstance(trials, bool) or trials < 1:
+        raise SuiteError("tuning.trials", f"must be an integer >= 1, got {trials!r}")
+    if "max_sample_passes" not in raw:
+        raise SuiteError(
+            "tuning.max_sample_passes",
+            "is required: the cap on one trial's unlearning work in sample-passes, "
+            "the same for every method",
+        )
+    cap = raw["max_sample_passes"]
+    if isinstance(cap, bool) or not isinstance(cap, int | float) or not 0 < cap < float("inf"):
+        raise SuiteError(
+            "tuning.max_sample_passes", f"must be a finite number of sample-passes > 0, got {cap!r}"
+        )
+    seed = _typed(raw, "seed", int, 0, "tuning.")
+    if isinstance(seed, bool):
+        raise SuiteError("tuning.seed", "must be an integer")
+    tuned = _typed(raw, "tuned", bool, False, "tuning.")
+    space = _typed(raw, "space", dict, {}, "tuning.")
+    for label, params in space.items():
+        if not isinstance(params, dict) or not params:
+            raise SuiteError(
+                f"tuning.space.{label}", "must be a non-empty table of tunable = true | [low, high]"
+            )
+    return TuningConfig(trials, float(cap), seed, tuned, {k: dict(v) for k, v in space.items()})
 
 
 def _suite_name(data: dict[str, Any], default_name: str) -> str:

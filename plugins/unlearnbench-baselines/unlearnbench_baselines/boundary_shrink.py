@@ -51,9 +51,13 @@ PARAMS = (
     Param(
         "bound",
         0.1,
-        "FGSM step as a share of the input value range (reference: 0.1)",
+        "FGSM step as a share of the input value range (reference: 0.1); "
+        "tuned on a log scale over [0.01, 0.5]",
         minimum=0.0,
         exclusive_minimum=True,
+        tunable=True,
+        log=True,
+        search_range=(0.01, 0.5),
     ),
     *optimizer_params(
         lr=1e-5, epochs=10, optimizer="sgd", momentum=0.9, weight_decay=0.0, source=SOURCE

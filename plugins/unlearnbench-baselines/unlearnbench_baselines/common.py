@@ -121,8 +121,24 @@ def optimizer_params(
 ) -> tuple[Param, ...]:
     """The optimiser parameters every method declares, with its own defaults."""
     return (
-        Param("epochs", epochs, f"unlearning epochs ({source})", minimum=0),
-        Param("lr", lr, f"learning rate ({source})", minimum=0.0, exclusive_minimum=True),
+        Param(
+            "epochs",
+            epochs,
+            f"unlearning epochs ({source}); tuned over [1, 2 x default]",
+            minimum=0,
+            tunable=True,
+            search_range=(1, max(2, 2 * epochs)),
+        ),
+        Param(
+            "lr",
+            lr,
+            f"learning rate ({source}); tuned on a log scale over [default / 30, default x 10]",
+            minimum=0.0,
+            exclusive_minimum=True,
+            tunable=True,
+            log=True,
+            search_range=(lr / 30, lr * 10),
+        ),
         Param("optimizer", optimizer, f"optimiser ({source})", choices=OPTIMIZERS),
         Param(
             "momentum",

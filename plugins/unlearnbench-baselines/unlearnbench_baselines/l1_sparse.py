@@ -41,8 +41,12 @@ PARAMS = (
     Param(
         "gamma",
         5e-4,
-        "initial weight of the l1 penalty, decayed linearly to 0 (our default)",
+        "initial weight of the l1 penalty, decayed linearly to 0 (our default); "
+        "tuned on a log scale over [1e-5, 1e-2]",
         minimum=0.0,
+        tunable=True,
+        log=True,
+        search_range=(1e-5, 1e-2),
     ),
     *optimizer_params(
         lr=0.01, epochs=10, optimizer="sgd", momentum=0.9, weight_decay=5e-4, source=SOURCE

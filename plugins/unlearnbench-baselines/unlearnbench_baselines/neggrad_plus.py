@@ -40,6 +40,7 @@ PARAMS = (
         f"weight of the retain loss; 1 - beta weighs the forget ascent ({SOURCE})",
         minimum=0.0,
         maximum=1.0,
+        tunable=True,
     ),
     *optimizer_params(
         lr=0.01, epochs=10, optimizer="sgd", momentum=0.0, weight_decay=0.0, source=SOURCE

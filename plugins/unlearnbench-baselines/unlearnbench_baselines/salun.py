@@ -49,6 +49,8 @@ PARAMS = (
         minimum=0.0,
         maximum=1.0,
         exclusive_maximum=True,
+        tunable=True,
+        search_range=(0.1, 0.9),
     ),
     *(
         replace(p, default=0.013, help="learning rate (Unlearn-Saliency README, CIFAR-10 example)")

@@ -60,9 +60,21 @@ PARAMS = (
         minimum=0.0,
         exclusive_minimum=True,
     ),
-    Param("gamma", 1.0, f"weight of cross-entropy in the retain min pass ({SOURCE})", minimum=0.0),
     Param(
-        "alpha", 0.5, f"weight of KL to the teacher in the retain min pass ({SOURCE})", minimum=0.0
+        "gamma",
+        1.0,
+        f"weight of cross-entropy in the retain min pass ({SOURCE}); tuned over [0.1, 3]",
+        minimum=0.0,
+        tunable=True,
+        search_range=(0.1, 3.0),
+    ),
+    Param(
+        "alpha",
+        0.5,
+        f"weight of KL to the teacher in the retain min pass ({SOURCE}); tuned over [0.05, 2]",
+        minimum=0.0,
+        tunable=True,
+        search_range=(0.05, 2.0),
     ),
     Param("lr_decay_epochs", [5, 8, 9], f"epochs after which the lr decays ({SOURCE})", minimum=0),
     Param("lr_decay_rate", 0.1, f"lr decay factor ({SOURCE})", minimum=0.0, exclusive_minimum=True),

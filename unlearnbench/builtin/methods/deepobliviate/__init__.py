@@ -154,8 +154,12 @@ PARAMS = (
     Param(
         "epsilon",
         0.1,
-        "stop when the fitted power law's |slope| at the last block is < ε (0: never stop)",
+        "stop when the fitted power law's |slope| at the last block is < ε (0: never stop); "
+        "tuned on a log scale over [1e-3, 1]",
         minimum=0.0,
+        tunable=True,
+        log=True,
+        search_range=(1e-3, 1.0),
     ),
     Param(
         "normalise",

@@ -99,8 +99,12 @@ PARAMS: tuple[Param, ...] = (
     Param(
         "alpha",
         0.5,
-        "weight α of the adversarial term in the generator loss (0 = fine-tune)",
+        "weight α of the adversarial term in the generator loss (0 = fine-tune); "
+        "tuned on a log scale over [0.01, 5]",
         minimum=0.0,
+        tunable=True,
+        log=True,
+        search_range=(0.01, 5.0),
     ),
     Param(
         "alpha_weights",
@@ -120,7 +124,16 @@ PARAMS: tuple[Param, ...] = (
     Param("critic_steps", 5, "critic updates per generator update", minimum=1),
     Param("critic_warmup", 100, "critic updates before the first generator update", minimum=0),
     Param("gp_weight", 10.0, "gradient-penalty weight λ", minimum=0.0),
-    Param("lr", 3e-4, "Adam learning rate of the generator", minimum=0, exclusive_minimum=True),
+    Param(
+        "lr",
+        3e-4,
+        "Adam learning rate of the generator; tuned on a log scale over [1e-5, 3e-3]",
+        minimum=0,
+        exclusive_minimum=True,
+        tunable=True,
+        log=True,
+        search_range=(1e-5, 3e-3),
+    ),
     Param("critic_lr", 1e-3, "Adam learning rate of the critic", minimum=0, exclusive_minimum=True),
     Param(
         "beta1",

@@ -1,0 +1,255 @@
+"""``unlearnbench tune``: the search space from the plugins, the validation
+protocol (never the test data), the budget, resumable seeded studies, tuned runs."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+import torch
+
+from tests.conftest import write
+from tests.plugins import tuning_plugin
+from tests.suites import suite_toml
+from unlearnbench.cli import main
+from unlearnbench.execution.run import prepare_run, prepare_tuning, run_suite
+from unlearnbench.execution.store import STORE_FILE, ResultStore
+from unlearnbench.execution.tuning import (
+    STORAGE_FILE,
+    measure,
+    run_tuning,
+    validation_data,
+)
+from unlearnbench.host.manager import load_registry
+from unlearnbench.specs import Param
+
+PLUGINS = "tests.plugins.tuning_plugin:TuningPlugin,tests.plugins.fixture_plugins:FixturePlugin"
+SPLITS = {
+    "target": 240,
+    "nonmember": 60,
+    "test": 100,
+    "shadow_in": 60,
+    "shadow_out": 40,
+    "auxiliary": 80,
+}
+
+
+def tuning_suite(tmp_path: Path, tuning: str = "", *, methods=("retrain", "tiny_finetune"),
+                 requests=({"kind": "random", "count": 12},)) -> Path:
+    text = suite_toml(
+        datasets=({"name": "blobs", "params": {"samples": 600}},),
+        architectures=({"name": "mlp", "params": {"widths": [8]}},),
+        splits=SPLITS,
+        train={"epochs": 2, "batch_size": 32, "lr": 0.01},
+        methods=methods,
+        requests=requests,
+    )
+    tuning = tuning or "[tuning]\ntrials = 4\nmax_sample_passes = 1000\nseed = 3\n"
+    return write(tmp_path / "suite.toml", text + "\n" + tuning)
+
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", PLUGINS)
+    registry, _ = load_registry(load_entry_points=False)
+    return registry
+
+
+def tune(suite: Path, out: Path, registry, device: str = "cpu"):
+    prepared = prepare_tuning(suite, out, registry, device=device)
+    return run_tuning(prepared, registry), prepared
+
+
+# --- Param declarations ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"default": 0.1, "minimum": 0.0}, "needs both minimum and maximum"),
+        ({"default": 0.1}, "needs both minimum and maximum"),
+        ({"default": 0.1, "minimum": 0.5, "maximum": 0.5}, "empty range"),
+        ({"default": 0.1, "minimum": 0.0, "maximum": 1.0, "log": True}, "above 0"),
+        ({"default": "x"}, "only with choices"),
+        ({"default": 0.1, "minimum": 0.0, "search_range": (0.5, 2.0), "maximum": 1.0}, "range end"),
+    ],
+)
+def test_a_tunable_without_a_usable_range_is_refused_at_declaration(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Param("p", tunable=True, **kwargs)
+
+
+def test_tunable_ranges_come_from_bounds_search_range_or_choices():
+    assert Param("a", 0.5, minimum=0.0, maximum=1.0, tunable=True).tuning_range() == (0.0, 1.0)
+    eps = Param("e", 0.1, minimum=0.0, tunable=True, log=True, search_range=(1e-3, 1.0))
+    assert eps.tuning_range() == (1e-3, 1.0)
+    assert eps.coerce(0.0) == 0.0  # the special value stays valid
+    assert Param("o", "a", choices=("a", "b"), tunable=True).tuning_range() == ("choices", "a", "b")
+    with pytest.raises(ValueError, match="need tunable"):
+        Param("x", 0.1, log=True)
+
+
+def test_every_registered_tunable_declares_a_usable_range(monkeypatch):
+    """All built-in and baseline methods' tunables (defaults inside their range)."""
+    registry, _ = load_registry()
+    tunables = {}
+    for entry in registry.entries("method"):
+        for p in entry.spec.params:
+            if p.tunable:
+                tunables[f"{entry.spec.name}.{p.name}"] = p.tuning_range()
+                p.coerce(p.default)
+    assert {"gan.alpha", "gan.lr", "deepobliviate.epsilon"} <= set(tunables)
+
+
+# --- the validation protocol -----------------------------------------------------------------
+
+
+def test_tuning_never_touches_the_evaluated_forget_set_test_or_attack_data(tmp_path, registry):
+    tuning_plugin.SEEN.clear()
+    results, prepared = tune(tuning_suite(tmp_path), tmp_path / "out", registry)
+    assert results and results[0].trials == 4
+    task = prepared.runner.build_task(prepared.plan.tasks[0])
+    data = validation_data(task, seed=3)
+    measure(task.new_model("x"), data)  # what one objective evaluation reads
+    s = task.splits
+    forbidden = torch.cat([s.forget, s.test, s.nonmember, s.shadow_in, s.shadow_out])
+    touched = torch.tensor(sorted(data.touched))
+    assert touched.numel() > 0
+    assert not torch.isin(touched, forbidden).any()
+    # V: same kind and size as the request, inside retain, so disjoint from F
+    assert data.forget.numel() == s.forget.numel()
+    assert torch.isin(data.forget, s.retain).all()
+    assert not torch.isin(data.holdout, data.method_auxiliary).any()
+    # what the method was handed during tuning: no test / attack data, half of auxiliary
+    assert tuning_plugin.SEEN
+    for seen in tuning_plugin.SEEN:
+        vs = seen.splits
+        assert vs.test.numel() == vs.nonmember.numel() == 0
+        assert vs.shadow_in.numel() == vs.shadow_out.numel() == 0
+        assert not torch.isin(vs.forget, s.forget).any()
+        assert not torch.isin(vs.auxiliary, data.holdout).any()
+        assert torch.equal(torch.cat(seen.forget_steps).sort().values, vs.forget.sort().values)
+
+
+def test_a_class_request_validates_on_another_class(tmp_path, registry):
+    suite = tuning_suite(tmp_path, requests=({"kind": "class", "label": 1},))
+    prepared = prepare_run(suite, tmp_path / "out", registry, device="cpu")
+    task = prepared.runner.build_task(prepared.plan.tasks[0])
+    data = validation_data(task, seed=0)
+    classes = set(task.y[data.forget].tolist())
+    assert len(classes) == 1 and classes != {1}
+    assert not torch.isin(data.forget, task.splits.forget).any()
+
+
+# --- budget, reproducibility, resume -------------------------------------------------------
+
+
+def test_a_study_is_reproducible_from_its_seed_and_resumes(tmp_path, registry):
+    first, _ = tune(tuning_suite(tmp_path), tmp_path / "a", registry)
+    second, _ = tune(tuning_suite(tmp_path), tmp_path / "b", registry)
+    assert first[0].best_params == second[0].best_params
+    assert first[0].best_value == second[0].best_value
+    again, _ = tune(tuning_suite(tmp_path), tmp_path / "a", registry)  # resumes: no new trial
+    assert again[0].trials == 4
+    with sqlite3.connect(tmp_path / "a" / STORAGE_FILE) as db:
+        assert db.execute("select count(*) from trials").fetchone()[0] == 4
+
+
+def test_a_trial_over_the_work_cap_is_pruned(tmp_path, registry):
+    import optuna
+
+    retain = 240 - 12 - 12  # target - F - V: the validation retain set
+    cap = 1.5 * (240 - 12)  # one fine-tuning epoch on target - V fits, two do not
+    text = f"[tuning]\ntrials = 8\nmax_sample_passes = {cap}\nseed = 1\n"
+    results, _ = tune(tuning_suite(tmp_path, text), tmp_path / "out", registry)
+    assert retain > 0
+    storage = f"sqlite:///{tmp_path / 'out' / STORAGE_FILE}"
+    study = optuna.load_study(study_name=results[0].name, storage=storage)
+    trials = study.get_trials()
+    assert {t.state for t in trials if t.params["epochs"] >= 2} <= {optuna.trial.TrialState.PRUNED}
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert complete and all(t.params["epochs"] == 1 for t in complete)
+    assert all(t.user_attrs["unlearn_sample_passes"] <= cap for t in complete)
+    assert results[0].pruned == len(trials) - len(complete) > 0
+
+
+# --- tuned runs -------------------------------------------------------------------------------
+
+
+def test_a_tuned_run_needs_its_study_then_adds_labelled_rows(tmp_path, registry, monkeypatch):
+    tuned = "[tuning]\ntrials = 3\nmax_sample_passes = 1000\nseed = 3\ntuned = true\n"
+    suite = tuning_suite(tmp_path, tuned)
+    out = tmp_path / "out"
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", PLUGINS)
+    assert main(["run", str(suite), "--out", str(out), "--check"]) == 2
+    results, _ = tune(suite, out, registry)
+    run_suite(suite, out, registry, device="cpu")
+    with ResultStore(out / STORE_FILE, read_only=True) as store:
+        cells = {c["method"]: c for c in store.cells()}
+    assert {"tiny_finetune", "tiny_finetune[tuned]", "retrain"} <= set(cells)
+    assert cells["tiny_finetune[tuned]"]["status"] == "ok"
+    config = json.loads(cells["tiny_finetune[tuned]"]["config"])
+    assert config["method"]["params"] == {**results[0].best_params, "note": "a"}
+
+
+# --- bad input: exit 2, the key named, nothing trained -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("tuning", "key"),
+    [
+        ("trials = 0\nmax_sample_passes = 10\n", "tuning.trials"),
+        ("trials = 2\nmax_sample_passes = 0\n", "tuning.max_sample_passes"),
+        ("trials = 2\n", "tuning.max_sample_passes"),
+        ("trials = 2\nmax_sample_passes = 10\nbudget = 3\n", "tuning.budget"),
+        (
+            "trials = 2\nmax_sample_passes = 10\n[tuning.space.tiny_finetune]\nmomentum = true\n",
+            "tuning.space.tiny_finetune.momentum",
+        ),
+        (
+            "trials = 2\nmax_sample_passes = 10\n[tuning.space.tiny_finetune]\nnote = true\n",
+            "tuning.space.tiny_finetune.note",
+        ),
+        (
+            "trials = 2\nmax_sample_passes = 10\n[tuning.space.tiny_finetune]\nlr = [0.1, 0.01]\n",
+            "tuning.space.tiny_finetune.lr",
+        ),
+        (
+            "trials = 2\nmax_sample_passes = 10\n[tuning.space.tiny_finetune]\nlr = [1e-9, 0.1]\n",
+            "tuning.space.tiny_finetune.lr",
+        ),
+        (
+            "trials = 2\nmax_sample_passes = 10\n[tuning.space.nosuch]\nlr = true\n",
+            "tuning.space.nosuch",
+        ),
+    ],
+)
+def test_bad_tuning_input_exits_2_naming_the_key_before_training(
+    tmp_path, monkeypatch, capsys, tuning, key
+):
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", PLUGINS)
+    suite = tuning_suite(tmp_path, "[tuning]\n" + tuning)
+    out = tmp_path / "out"
+    assert main(["tune", str(suite), "--out", str(out)]) == 2
+    assert f"{key}:" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_tuning_a_backdoor_request_is_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", PLUGINS)
+    suite = tuning_suite(tmp_path, requests=({"kind": "backdoor", "count": 10},))
+    assert main(["tune", str(suite), "--out", str(tmp_path / "out")]) == 2
+    assert "requests[0]" in capsys.readouterr().err
+
+
+def test_trial_zero_runs_the_defaults_so_tuned_is_never_worse_on_validation(tmp_path, registry):
+    import optuna
+
+    results, _ = tune(tuning_suite(tmp_path), tmp_path / "out", registry)
+    storage = f"sqlite:///{tmp_path / 'out' / STORAGE_FILE}"
+    first = optuna.load_study(study_name=results[0].name, storage=storage).trials[0]
+    assert first.params == {"epochs": 1, "lr": 0.01} and first.user_attrs["defaults"]
+    assert results[0].default_value == first.value
+    assert results[0].best_value is not None and results[0].best_value <= first.value
