@@ -16,7 +16,13 @@ from scipy import stats
 from tests.suites import suite_toml
 from unlearnbench.cli import main
 from unlearnbench.execution.store import STORE_FILE, CellRecord, MetricValue, ResultStore
-from unlearnbench.reports.board import AVG_GAP, best_cells, build_leaderboard, infer_reference
+from unlearnbench.reports.board import (
+    AVG_GAP,
+    best_cells,
+    build_leaderboard,
+    infer_reference,
+    variant_parameters,
+)
 from unlearnbench.reports.plots import _stop, make_plots, paired_gaps
 from unlearnbench.reports.text import to_csv, to_markdown
 from unlearnbench.reports.write import render, write_leaderboards
@@ -416,3 +422,22 @@ def test_a_store_with_only_failures_still_renders(tmp_path: Path) -> None:
     assert "No finished cells yet" in page and "ValueError: boom" in page
     assert "digits/mlp/gan/random:10 seed 0: ValueError: boom" in render(board, "md")
     assert json.loads(render(board, "json"))["failures"][0]["method"] == "gan"
+
+
+def test_tuned_rows_show_the_parameters_their_search_changed(tmp_path: Path) -> None:
+    def config(label: str, lr: float) -> dict[str, Any]:
+        return {"label": label, "method": {"name": "ft", "params": {"lr": lr, "epochs": 5}}}
+
+    records = [
+        record("retrain", 0, {"test_accuracy": 0.9}),
+        record("ft", 0, {"test_accuracy": 0.8}, config=config("ft", 0.01)),
+        record("ft[tuned]", 0, {"test_accuracy": 0.85}, config=config("ft[tuned]", 0.003)),
+    ]
+    with make_store(tmp_path, records) as store:
+        board = build_leaderboard(store)
+    assert variant_parameters(board) == [("ft[tuned]", 0, {"lr": 0.003})]
+    text = render(board, "md")
+    assert "## Tuned parameters" in text and "| ft[tuned] " in text and "lr = 0.003" in text
+    assert json.loads(render(board, "json"))["tuned_parameters"] == [
+        {"method": "ft[tuned]", "seed": 0, "parameters": {"lr": 0.003}}
+    ]

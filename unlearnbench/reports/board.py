@@ -52,7 +52,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,6 +98,8 @@ class Leaderboard:
     about: dict[str, dict[str, Any]] = field(default_factory=dict)  # metric -> role, evaluator
     uninformative: list[Uninformative] = field(default_factory=list)
     collapse_margin: float = COLLAPSE_MARGIN
+    # method label -> seed -> the method's resolved parameters (from each cell's config)
+    parameters: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
 
     def role(self, metric: str) -> str:
         return str(self.about.get(metric, {}).get("role", ""))
@@ -183,6 +185,7 @@ def build_leaderboard(
     if rows.empty:
         empty = pd.DataFrame(columns=[*KEYS, "seeds"])
         return Leaderboard(empty, [], {}, {}, failures, reference, original)
+    parameters = method_parameters(store, keep)
     metrics = list(dict.fromkeys(rows.sort_values("position", kind="stable")["name"]))
     meta = rows.drop_duplicates("name").set_index("name")
     directions = meta["direction"].to_dict()
@@ -237,9 +240,42 @@ def build_leaderboard(
         wanted,
         about,
     )
+    board.parameters = parameters
     _flag_collapsed(board)
     board.uninformative = find_uninformative(board)
     return board
+
+
+def method_parameters(
+    store: ResultStore, keep: Callable[[str], bool]
+) -> dict[str, dict[int, dict[str, Any]]]:
+    """Method label -> seed -> the parameters its ``ok`` cells ran with."""
+    out: dict[str, dict[int, dict[str, Any]]] = {}
+    for cell in store.cells():
+        if cell["status"] != "ok" or not keep(cell["cell_id"]):
+            continue
+        try:
+            method = json.loads(cell["config"]).get("method") or {}
+        except (TypeError, ValueError):
+            continue
+        out.setdefault(cell["method"], {})[int(cell["seed"])] = dict(method.get("params") or {})
+    return out
+
+
+def variant_parameters(board: Leaderboard) -> list[tuple[str, int, dict[str, Any]]]:
+    """(label, seed, changed parameters) of every variant row ``<label>[...]`` (tuned
+    rows, ``<label>[tuned]``) against the row ``<label>`` of the same seed: what a
+    search changed, shown beside the numbers it produced."""
+    found = []
+    for label in sorted(board.parameters):
+        base = label.split("[", 1)[0]
+        if base == label or base not in board.parameters:
+            continue
+        for seed, params in sorted(board.parameters[label].items()):
+            default = board.parameters[base].get(seed, {})
+            changed = {k: v for k, v in params.items() if default.get(k) != v}
+            found.append((label, seed, changed))
+    return found
 
 
 def _flag_collapsed(board: Leaderboard) -> None:

@@ -24,6 +24,7 @@ from unlearnbench.reports.board import (
     gap_legend,
     legend,
     notes,
+    variant_parameters,
 )
 from unlearnbench.reports.headline import (
     format_cell,
@@ -102,6 +103,19 @@ def to_markdown(
             ),
             "",
         ]
+    variants = variant_parameters(board)
+    if variants:
+        lines += ["## Tuned parameters", ""]
+        lines += [
+            "Parameters in which each `<method>[tuned]` row differs from the `<method>` row "
+            "(per seed: every task has its own study).",
+            "",
+        ]
+        body = [
+            [label, str(seed), ", ".join(f"{k} = {_short(v)}" for k, v in changed.items()) or "–"]
+            for label, seed, changed in variants
+        ]
+        lines += [tabulate(body, headers=["method", "seed", "parameters"], tablefmt="github"), ""]
     others = {c: p for c, p in (plots or {}).items() if c != TRADEOFF_CAPTION}
     if others:
         lines += ["## Plots", ""]
@@ -176,6 +190,10 @@ def to_csv(board: Leaderboard) -> str:
     return board.table.to_csv(index=False)
 
 
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def to_json(board: Leaderboard) -> str:
     rows = json.loads(board.table.to_json(orient="records"))
     return json.dumps(
@@ -206,6 +224,10 @@ def to_json(board: Leaderboard) -> str:
                 for item in board.uninformative
             ],
             "rows": rows,
+            "tuned_parameters": [
+                {"method": label, "seed": seed, "parameters": changed}
+                for label, seed, changed in variant_parameters(board)
+            ],
             "failures": board.failures,
         },
         indent=2,
