@@ -25,6 +25,7 @@ from unlearnbench.specs import (
     Metric,
     Param,
     ParamError,
+    Replicate,
     UnlearnbenchError,
     Unlearned,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "Metric",
     "Param",
     "ParamError",
+    "Replicate",
     "SplitSizes",
     "TaskError",
     "TrainRecipe",

@@ -407,6 +407,26 @@ class MethodSpec:
 
 
 @dataclass
+class Replicate:
+    """One training randomisation of a cell, for evaluators that need distributions
+    over models (U-LiRA, the NeurIPS 2023 challenge score).
+
+    ``original``: trained on the task's target set with the replicate's own seed
+    (initialisation and batch order); ``unlearned``: the cell's method run on it
+    (``fit`` and every ``unlearn`` step of the request's stream); ``retrained``:
+    the reference method (retrain) run on it. ``work``: the sample-passes all
+    three took (counted again when they come from the artifact cache, as
+    ``ctx.cached`` counts), for the evaluator to report; the host never counts
+    it into the method's costs.
+    """
+
+    original: nn.Module
+    unlearned: nn.Module
+    retrained: nn.Module
+    work: float
+
+
+@dataclass
 class EvaluationInputs:
     """Everything an evaluator may look at for one cell.
 
@@ -418,6 +438,16 @@ class EvaluationInputs:
     ``reference_sample_passes``. ``naive`` is the method's exact retraining
     under its own training procedure when it defines one (see :class:`Method`),
     else ``None``; its work is ``costs["naive_sample_passes"]``.
+
+    ``replicates(n, label)``, set by the host (``None`` where a caller builds
+    inputs without it), returns ``n`` :class:`Replicate` of this cell: the same
+    data, splits, forget set and request stream, each trained with its own
+    training randomisation, seed ``derive_seed(task.seed, "replicate", label,
+    i)`` for replicate ``i``. The same ``(label, i)`` gives the same replicate,
+    so evaluators that pass the same ``label`` share them (the built-in ones
+    use ``"replicate"``); replicates are cached per method, so re-runs and
+    other cells of the method load them instead of training. Costly: each
+    replicate trains an original, runs the method and retrains.
     """
 
     task: Task
@@ -427,6 +457,7 @@ class EvaluationInputs:
     costs: Mapping[str, float]
     series: Mapping[str, list[float]] = field(default_factory=dict)
     naive: nn.Module | None = None
+    replicates: Callable[[int, object], list[Replicate]] | None = None
 
 
 @dataclass

@@ -11,6 +11,7 @@ bookkeeping around them.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -20,15 +21,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from unlearnbench.execution.cache import ArtifactCache
+from unlearnbench.execution.cache import ArtifactCache, content_key
 from unlearnbench.execution.plan import Component
 from unlearnbench.execution.store import MetricValue
 from unlearnbench.host.registry import Registry
+from unlearnbench.seeding import derive_seed
 from unlearnbench.specs import (
     Evaluation,
     EvaluationInputs,
     EvaluatorSpec,
     MethodSpec,
+    Replicate,
     combine_stream_costs,
 )
 from unlearnbench.task import Task
@@ -140,12 +143,20 @@ class Outcome:
     naive_work: float = 0.0
 
 
-def run_method(spec: MethodSpec, component: Component, task: Task, ctx: TaskContext) -> Outcome:
+def run_method(
+    spec: MethodSpec,
+    component: Component,
+    task: Task,
+    ctx: TaskContext,
+    *,
+    with_naive: bool = True,
+) -> Outcome:
     """``fit`` then the timed ``unlearn`` over the request's stream of deletions.
 
     Costs of a stream are combined by :func:`unlearnbench.specs.combine_stream_costs`
     (summed, or by name suffix: max, mean or last). Series of later steps get
-    a ``@step<i>`` suffix.
+    a ``@step<i>`` suffix. ``with_naive = False`` skips the method's ``naive``
+    retraining (replicates need only the unlearned model).
     """
     method = spec.create(component.params)
     work_start = ctx.work
@@ -157,7 +168,7 @@ def run_method(spec: MethodSpec, component: Component, task: Task, ctx: TaskCont
     fit_work = ctx.work - work_start
     naive, naive_work = None, 0.0
     naive_of = getattr(method, "naive", None)
-    if callable(naive_of):  # before unlearn, which may update the stored state
+    if with_naive and callable(naive_of):  # before unlearn, which may update the stored state
         before = ctx.work
         naive = naive_of(state, task.splits.forget, task, ctx).model
         naive.eval()
@@ -192,6 +203,102 @@ def run_method(spec: MethodSpec, component: Component, task: Task, ctx: TaskCont
     )
 
 
+def replicate_task(task: Task, label: object, index: int) -> Task:
+    """Replicate ``index`` of ``label``: the task with its own training seed
+    (initialisation, batch order, a method's own draws) but the same data, splits,
+    forget set and request stream, which are never drawn again. Its ``key`` and
+    ``train_key`` derive from the task's and the seed, so its original and every
+    artifact built on it are cached apart from the task's own."""
+    seed = derive_seed(task.seed, "replicate", label, index)
+    return dataclasses.replace(
+        task,
+        seed=seed,
+        key=content_key({"replicate_of": task.key, "seed": seed}),
+        train_key=content_key({"replicate_of": task.train_key, "seed": seed}),
+    )
+
+
+class _NotArchitecture(Exception):
+    """A replicate's model does not load into the task's architecture (an ensemble)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__("the model is not of the task's architecture")
+        self.model = model
+
+
+class Replicates:
+    """The host's ``inputs.replicates(n, label)`` for one cell (see
+    :class:`unlearnbench.specs.EvaluationInputs`).
+
+    Replicate ``i`` runs on :func:`replicate_task` with its own
+    :class:`TaskContext`: ``ctx.original()`` is that replicate's original; the
+    method (``fit`` + every ``unlearn`` step, via :func:`run_method`, without its
+    ``naive``) and the reference method are each run on it and their models'
+    state dicts cached under ``(method ident, task key)`` and the replicate's
+    training identity, so every evaluator, cell and re-run shares them. A model
+    that is not of the task's architecture (an ensemble) cannot be rebuilt from a
+    state dict: it is kept in memory for this cell only and rebuilt by the next.
+    The work goes into :attr:`Replicate.work`, never into the cell's context or
+    the method's costs.
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        cache: ArtifactCache,
+        method: tuple[MethodSpec, Component],
+        reference: tuple[MethodSpec, Component],
+    ) -> None:
+        self.task = task
+        self.cache = cache
+        self.method = method
+        self.reference = reference
+        self._in_memory: dict[str, tuple[nn.Module, float]] = {}
+
+    def __call__(self, n: int, label: object) -> list[Replicate]:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"replicates needs a count >= 1, got {n!r}")
+        return [self.one(label, i) for i in range(n)]
+
+    def one(self, label: object, index: int) -> Replicate:
+        task = replicate_task(self.task, label, index)
+        ctx = TaskContext(task, self.cache)
+        original = ctx.original()
+        unlearned = self._run(*self.method, task, ctx)
+        if self.method[1].ident() == self.reference[1].ident():
+            retrained = unlearned  # the reference itself: one run, not two
+        else:
+            retrained = self._run(*self.reference, task, ctx)
+        return Replicate(original, unlearned, retrained, ctx.work)
+
+    def _run(
+        self, spec: MethodSpec, component: Component, task: Task, ctx: TaskContext
+    ) -> nn.Module:
+        params = {"method": component.ident(), "task": self.task.key}
+        memo = content_key(ctx.artifact_parts("replicate-model", params))
+        if memo in self._in_memory:
+            model, work = self._in_memory[memo]
+            ctx.add_work(work)
+            return model
+
+        def build() -> dict[str, Any]:
+            outcome = run_method(spec, component, task, ctx, with_naive=False)
+            state = outcome.model.state_dict()
+            try:
+                ctx.load_model(state)
+            except RuntimeError:
+                raise _NotArchitecture(outcome.model) from None
+            return {"state_dict": state}
+
+        before = ctx.work
+        try:
+            value = ctx.cached("replicate-model", params, build)
+        except _NotArchitecture as exc:
+            self._in_memory[memo] = (exc.model, ctx.work - before)
+            return exc.model
+        return ctx.load_model(value["state_dict"])
+
+
 def evaluate_cell(
     registry: Registry,
     evaluators: Sequence[Component],
@@ -200,10 +307,12 @@ def evaluate_cell(
     original: nn.Module,
     reference: Outcome,
     outcome: Outcome,
+    replicates: Callable[[int, object], list[Replicate]] | None = None,
 ) -> tuple[list[MetricValue], dict[str, list[float]]]:
     """Run every evaluator on one cell; each metric carries its declared direction,
     unit and role, and the method's own cost counters follow as ``cost`` metrics.
-    An evaluator returning a metric its spec does not declare fails the cell."""
+    An evaluator returning a metric its spec does not declare fails the cell.
+    ``replicates`` becomes ``inputs.replicates`` (a :class:`Replicates`)."""
     costs = {
         **outcome.costs,
         "unlearn_seconds": outcome.unlearn_seconds,
@@ -223,6 +332,7 @@ def evaluate_cell(
         costs=costs,
         series=outcome.series,
         naive=outcome.naive,
+        replicates=replicates,
     )
     metrics: list[MetricValue] = []
     series = dict(outcome.series)

@@ -30,7 +30,13 @@ import torch
 from torch import nn
 
 from unlearnbench.execution.cache import ArtifactCache, StaleArtifactError, content_key
-from unlearnbench.execution.cell import Outcome, TaskContext, evaluate_cell, run_method
+from unlearnbench.execution.cell import (
+    Outcome,
+    Replicates,
+    TaskContext,
+    evaluate_cell,
+    run_method,
+)
 from unlearnbench.execution.limits import (
     SETUP_LIMIT,
     CellTimeout,
@@ -207,8 +213,21 @@ class Runner:
                         outcome = reference
                     else:
                         outcome = run_method(self._method_spec(cell.method), cell.method, task, ctx)
+                    replicates = Replicates(
+                        task,
+                        self.cache,
+                        (self._method_spec(cell.method), cell.method),
+                        (self._method_spec(plan.reference), plan.reference),
+                    )
                     metrics, series = evaluate_cell(
-                        self.registry, plan.evaluators, task, ctx, original, reference, outcome
+                        self.registry,
+                        plan.evaluators,
+                        task,
+                        ctx,
+                        original,
+                        reference,
+                        outcome,
+                        replicates,
                     )
             except CellTimeout as exc:
                 record = self._failure(plan, cell, f"the cell {exc}", status="timeout")

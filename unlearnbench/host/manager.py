@@ -49,6 +49,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "unlearnbench.builtin.evaluators.mia",
     "unlearnbench.builtin.evaluators.attacks",
     "unlearnbench.builtin.evaluators.lira",
+    "unlearnbench.builtin.evaluators.unlearning_score",
+    "unlearnbench.builtin.evaluators.u_lira",
     "unlearnbench.builtin.evaluators.backdoor",
     "unlearnbench.builtin.evaluators.costs",
 )

@@ -15,7 +15,8 @@ import torch
 
 from unlearnbench.config import ForgetRequest, SplitSizes, TrainRecipe
 from unlearnbench.execution.cache import ArtifactCache, content_key
-from unlearnbench.execution.cell import TaskContext
+from unlearnbench.execution.cell import Replicates, TaskContext
+from unlearnbench.execution.plan import Component
 from unlearnbench.host.registry import Registry
 from unlearnbench.specs import (
     ArchitectureSpec,
@@ -114,6 +115,24 @@ def run_unlearning(
     return result
 
 
+def make_replicates(
+    task: Task,
+    ctx: TaskContext,
+    method: str = "original",
+    reference: str = "retrain",
+    reg: Registry | None = None,
+) -> Replicates:
+    """The host's ``inputs.replicates`` for ``method`` (default parameters) against
+    ``reference`` on ``task``, sharing ``ctx``'s artifact cache."""
+    reg = reg or registry()
+
+    def component(name: str) -> tuple[MethodSpec, Component]:
+        spec: MethodSpec = reg.get("method", name)  # type: ignore[assignment]
+        return spec, Component(name, resolve_params(spec.params, {}), name)
+
+    return Replicates(task, ctx.cache, component(method), component(reference))
+
+
 def _check_documented(spec: Any) -> None:
     assert spec.description.strip(), f"{spec.name}: the spec needs a description"
     for param in spec.params:
@@ -185,6 +204,7 @@ def check_evaluator_contract(
             "retrain_sample_epochs": 0.0,
         },
         naive=reference,  # exercises the naive comparisons too
+        replicates=make_replicates(task, ctx, "original", reg=reg),  # unlearned is the original
     )
     result = spec.create(resolve_params(spec.params, dict(params or {}))).evaluate(inputs, ctx)
     metrics = result.metrics if isinstance(result, Evaluation) else dict(result)

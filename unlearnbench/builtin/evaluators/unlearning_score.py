@@ -1,0 +1,245 @@
+"""``unlearning_score``: the NeurIPS 2023 Machine Unlearning challenge's score.
+
+Source: Triantafillou, Kairouz, Pedregosa, Hayes, Kurmanji, Zhao, Dumoulin,
+Jacques Junior, Mitliagkas, Wan, Sun, Wang, Escalera, Guyon, "Are we making
+progress in unlearning? Findings from the first NeurIPS unlearning
+competition" (2024), Section 3, and its released evaluation code,
+``google-deepmind/unlearning_evaluation`` (``metric.py``: per-example ε and
+the forget score; ``main.py``: the utility adjustment), which reproduces the
+Kaggle evaluation.
+
+What it measures. N replicates of the cell (``inputs.replicates``): each
+trains an original with its own seed, runs the method under test on it
+(``unlearned``) and the reference (``retrained``). For each forget example
+the logit-scaled confidence φ = log(p_y / (1 - p_y)) of the N unlearned and
+the N retrained models are two samples; the challenge's attacks try to tell
+them apart with decision rules on φ, and each rule's false positive and false
+negative rates (FPR, FNR) give an (ε, δ) lower bound, δ = 1e-5::
+
+    ε(rule) = max(log(1 - δ - FPR) - log(FNR), log(1 - δ - FNR) - log(FPR)), clipped at 0
+
+as in ``metric.py``: a rule with FPR = FNR = 0 (the samples separate
+perfectly) gives ε = ∞, a rule with exactly one of them 0 is discarded (too
+few samples to trust it), and the example's ε is the largest over rules,
+capped at 50. When one sample's range is under 1% of the other's (the method
+produces nearly the same φ every time, "peaky"), ε = 50 outright. Each ε
+earns points by 0.5-wide bins from 0: 1, 1/2, 1/4, ... up to
+``ceil(ln(N - 1))`` (the largest ε N models can resolve), 0 beyond; the
+forget quality F (``unlearning_forget_quality``) is the mean over forget
+examples, 1 for a method indistinguishable from retraining. The score is::
+
+    unlearning_score = F x (mean retain accuracy of the unlearned replicates
+                            / that of the retrained)
+                         x (the same ratio of test accuracies)
+
+Rules. The challenge scans, on a 0.01 grid, single thresholds (φ >= t) and
+intervals around the peakier sample (widths within ±2 of its range). Here
+every single threshold and every interval [l, h] with ends at observed values
+(or ±∞), and their complements, are scanned exactly: the same families
+without the grid and the width limit, so ε is at least the challenge's (a
+slightly stronger attack) and needs no GPU.
+
+Deviation. The challenge unlearned N times from *one* original, the
+randomness coming from the unlearning run alone. Methods here are
+deterministic for a seed, so N runs from one original would be identical
+(ε = 50 for every method but retrain); each replicate therefore starts from
+its own original (the U-LiRA protocol of Hayes et al. 2024), which measures
+the method across training randomisations, as the retrained sample already is.
+
+Cost and N. ``models = 8`` by default: per task and method 8 originals, 8
+method runs and 8 retrainings (the retrainings and originals are shared by
+every method through the artifact cache, and everything by re-runs), reported
+as ``unlearning_score_sample_passes``. With 8 models an example scores one of
+5 values (ε resolvable up to 2): coarse and noisy; the challenge used 512
+models per side. Below 8 the evaluator warns; it needs at least 3 (with 2,
+``ceil(ln 1) = 0`` leaves no bin). The evaluated cell's own model is not one
+of the samples: the score is the method's, over training randomisations.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from unlearnbench import EvaluatorSpec, Metric, Param, hookimpl
+from unlearnbench.builtin.evaluators.lira_reference import model_phi
+from unlearnbench.specs import (
+    Evaluation,
+    EvaluationInputs,
+    MethodContext,
+    Replicate,
+    resolve_params,
+)
+from unlearnbench.task import Task
+from unlearnbench.training import accuracy
+
+log = logging.getLogger(__name__)
+
+DELTA = 1e-5
+EPSILON_CAP = 50.0
+BIN_WIDTH = 0.5
+PEAKY = 0.01  # a sample whose range is below 1% of the other's: ε = EPSILON_CAP
+FEW_MODELS = 8
+LABEL = "replicate"  # shared with every evaluator that asks for the same replicates
+_warned: set[int] = set()
+
+
+def example_epsilon(a: np.ndarray, b: np.ndarray, delta: float = DELTA) -> float:
+    """The largest ε over threshold and interval rules telling sample ``a`` from ``b``."""
+    a, b = np.sort(np.asarray(a, float)), np.sort(np.asarray(b, float))
+    range_a, range_b = float(np.ptp(a)), float(np.ptp(b))
+    largest, smallest = max(range_a, range_b), min(range_a, range_b)
+    if largest > 0 and smallest / largest < PEAKY:
+        return EPSILON_CAP
+    values = np.unique(np.concatenate([a, b]))
+    lows = np.concatenate([[-np.inf], values])[:, None]  # rule S = [low, high]
+    highs = np.concatenate([values, [np.inf]])[None, :]
+
+    def share(s: np.ndarray) -> np.ndarray:
+        inside = np.searchsorted(s, highs, "right") - np.searchsorted(s, lows, "left")
+        return np.clip(inside, 0, None) / s.size
+
+    in_a, in_b = share(a), share(b)
+    valid = lows <= highs
+    fpr = np.concatenate([in_b[valid], 1 - in_b[valid]])  # S, then its complement
+    fnr = np.concatenate([1 - in_a[valid], in_a[valid]])
+    if bool(((fpr == 0) & (fnr == 0)).any()):
+        return EPSILON_CAP  # perfectly separable: ε = ∞, capped
+    keep = (fpr > 0) & (fnr > 0)
+    if not keep.any():
+        return 0.0
+    fpr, fnr = fpr[keep], fnr[keep]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        eps1 = np.log(1 - delta - fpr) - np.log(fnr)
+        eps2 = np.log(1 - delta - fnr) - np.log(fpr)
+    eps = np.fmax(eps1, eps2)  # nan only where both are
+    if np.isnan(eps).all():
+        return 0.0
+    return float(np.clip(np.nanmax(eps), 0.0, EPSILON_CAP))
+
+
+def example_points(epsilon: float, models: int) -> float:
+    """The challenge's points for one example: 1, 1/2, 1/4, ... per 0.5-wide ε bin
+    up to ``ceil(ln(models - 1))``, 0 beyond."""
+    top = math.ceil(math.log(models - 1)) if models > 2 else 0
+    bins = round(top / BIN_WIDTH)
+    index = math.floor(epsilon / BIN_WIDTH)
+    return 0.5**index if index < bins else 0.0
+
+
+def forget_quality(unlearned: np.ndarray, retrained: np.ndarray) -> tuple[float, np.ndarray]:
+    """F from φ of shape [models, forget examples] per side, and each example's ε."""
+    models = min(unlearned.shape[0], retrained.shape[0])
+    eps = np.array(
+        [example_epsilon(unlearned[:, i], retrained[:, i]) for i in range(unlearned.shape[1])]
+    )
+    points = [example_points(e, models) for e in eps]
+    return float(np.mean(points)) if points else float("nan"), eps
+
+
+def challenge_score(replicates: Sequence[Replicate], task: Task) -> dict[str, float]:
+    """The forget quality and the utility-adjusted score of ``replicates``."""
+    s = task.splits
+    x, y = task.x[s.forget], task.y[s.forget]
+    unlearned = np.stack([model_phi(r.unlearned, x, y).numpy() for r in replicates])
+    retrained = np.stack([model_phi(r.retrained, x, y).numpy() for r in replicates])
+    quality, _ = forget_quality(unlearned, retrained)
+
+    def mean_accuracy(attr: str, split: torch.Tensor) -> float:
+        xs, ys = task.x[split], task.y[split]
+        return float(np.mean([accuracy(getattr(r, attr), xs, ys) for r in replicates]))
+
+    ratio = 1.0
+    for split in (s.retain, s.test):
+        ratio *= mean_accuracy("unlearned", split) / max(mean_accuracy("retrained", split), 1e-12)
+    return {"unlearning_forget_quality": quality, "unlearning_score": quality * ratio}
+
+
+def warn_few_models(models: int) -> None:
+    if models < FEW_MODELS and models not in _warned:
+        _warned.add(models)
+        log.warning(
+            "unlearning_score: models=%d per side: an example's ε is resolved only up to "
+            "ceil(ln(%d)) and the score is very noisy; use at least %d (the challenge used 512)",
+            models,
+            models - 1,
+            FEW_MODELS,
+        )
+
+
+class UnlearningScore:
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        self.params = resolve_params(PARAMS, params)
+        warn_few_models(self.params["models"])
+
+    def evaluate(self, inputs: EvaluationInputs, ctx: MethodContext) -> Evaluation:
+        if inputs.replicates is None:
+            raise ValueError(
+                "unlearning_score needs inputs.replicates (models of the method from several "
+                "training randomisations), which this host did not provide"
+            )
+        if inputs.task.splits.forget.numel() == 0:
+            return Evaluation(metrics={})
+        replicates = inputs.replicates(self.params["models"], LABEL)
+        metrics = challenge_score(replicates, inputs.task)
+        metrics["unlearning_score_sample_passes"] = float(sum(r.work for r in replicates))
+        return Evaluation(metrics=metrics)
+
+
+def create(params: Mapping[str, Any]) -> UnlearningScore:
+    return UnlearningScore(params)
+
+
+PARAMS = (
+    Param(
+        "models",
+        FEW_MODELS,
+        "replicates N per side (unlearned and retrained models, each from its own "
+        "training seed; cost: N originals, method runs and retrainings per method); "
+        "fewer than 8 warns; the challenge used 512",
+        minimum=3,
+    ),
+)
+
+METRICS = (
+    Metric(
+        "unlearning_score",
+        "higher",
+        "",
+        "NeurIPS 2023 challenge score: forget quality x retain and test accuracy ratios of "
+        "the method's replicates to retrained ones (1 = indistinguishable from retraining)",
+    ),
+    Metric(
+        "unlearning_forget_quality",
+        "higher",
+        "",
+        "NeurIPS 2023 challenge forget quality F: mean over forget examples of points "
+        "2^-bin(ε), ε from the best attack telling unlearned from retrained replicates",
+        role="forgetting",
+    ),
+    Metric(
+        "unlearning_score_sample_passes",
+        "none",
+        "samples",
+        "work of the replicates the score rests on (originals, method runs, retrainings)",
+        role="cost",
+    ),
+)
+
+
+@hookimpl
+def unlearnbench_evaluators() -> list[EvaluatorSpec]:
+    return [
+        EvaluatorSpec(
+            name="unlearning_score",
+            create=create,
+            metrics=METRICS,
+            params=PARAMS,
+            description=__doc__ or "",
+        )
+    ]
