@@ -166,6 +166,29 @@ def test_a_wrecked_model_is_flagged_collapsed_and_never_best(tmp_path: Path) -> 
     assert "| collapsed |" in render(board, "md")
 
 
+def test_a_method_that_changes_nothing_is_flagged_and_never_best(tmp_path: Path) -> None:
+    """A near no-op (every Avg. Gap metric within 0.01 of the original's) has the
+    largest speed-up of all; it must not be bold for it."""
+    records = []
+    for seed in (0, 1):
+        records += [
+            cell("retrain", seed, scored(0.80, 0.50, 0.00, 0.9, 1.0)),
+            cell("original", seed, scored(0.82, 0.70, 0.20, 0.9, 1e9)),
+            cell("noop", seed, scored(0.815, 0.70, 0.20, 0.9, 5000.0)),
+            cell("good", seed, scored(0.78, 0.55, 0.05, 0.9, 5.0)),
+            cell("meh", seed, scored(0.75, 0.60, 0.10, 0.9, 3.0)),
+        ]
+    with make_store(tmp_path, records) as store:
+        board = build_leaderboard(store)
+    noop, good = index_of(board, "noop"), index_of(board, "good")
+    assert board.table.loc[noop, "flags"] == "no effect"
+    assert board.table.loc[good, "flags"] == ""
+    marks = best_cells(board)
+    assert not any(i == noop for i, _ in marks)
+    assert (good, "work_speedup") in marks
+    assert "no-effect" in render(board, "html")
+
+
 def test_an_attack_at_chance_on_the_original_is_marked_and_not_ranked(tmp_path: Path) -> None:
     weak = board_of(tmp_path / "weak", strength=0.52)
     (item,) = weak.uninformative

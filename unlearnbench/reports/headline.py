@@ -134,7 +134,7 @@ def ordered(board: Leaderboard, group: pd.DataFrame) -> pd.DataFrame:
     keys = pd.DataFrame(
         {
             "anchor": [anchors.get(m, 2) for m in group["method"]],
-            "collapsed": (group[FLAGS] == "collapsed").astype(int).to_numpy(),
+            "collapsed": (group[FLAGS] != "").astype(int).to_numpy(),
             "missing": gap.isna().astype(int).to_numpy(),
             "gap": gap.fillna(0.0).to_numpy(),
             "position": range(len(group)),
@@ -175,7 +175,7 @@ def headline_legend(board: Leaderboard) -> str:
     return (
         f"Mean ± 95% CI over seeds; % = percent (gaps in points). ↑/↓: higher/lower is "
         f"better; unmarked: closest to {board.reference} is best. Bold: best of the group "
-        f"among the unlearning methods ({board.reference} and {board.original}, collapsed rows "
+        f"among the unlearning methods ({board.reference} and {board.original}, flagged rows "
         "and † uninformative attacks are never bold). "
-        f"Rows by Avg. Gap to {board.reference}; collapsed rows last."
+        f"Rows by Avg. Gap to {board.reference}; flagged rows (collapsed, no effect) last."
     )

@@ -58,6 +58,7 @@ table.board td.num{text-align:right;font-variant-numeric:tabular-nums}
 table.board td.best{font-weight:700;background:#e6f4ea}
 table.board td.uninformative{color:#aaa}
 table.board tr.collapsed td{background:#fdecea}
+table.board tr.no-effect td{color:#888}
 p.note{color:#777;font-size:.85rem;margin:.2rem 0}
 details{margin:.6rem 0}summary{cursor:pointer;font-weight:600}
 table.board tr.anchor td{background:#fafafa;color:#555}
@@ -137,7 +138,7 @@ def _table(
         if int(row["seeds"]) == 0:
             classes.append("missing")
         if row[FLAGS]:
-            classes.append(str(row[FLAGS]))
+            classes.append(str(row[FLAGS]).replace(" ", "-"))
         out.append(f'<tr class="{" ".join(classes)}">')
         out.append(f'<td class="num" data-v="{position}">{position + 1}</td>')
         for key in keys:
