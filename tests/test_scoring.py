@@ -251,3 +251,37 @@ def test_the_reference_is_timed_in_every_run(tmp_path) -> None:
         times.append({r["name"]: r["value"] for r in rows}["unlearn_seconds"])
     assert times[0] != times[1]  # two measurements, not one reused
     assert torch.isfinite(torch.tensor(times)).all()
+
+
+def test_the_suite_check_warns_when_the_shadow_is_smaller_than_the_target(
+    tmp_path: Path, caplog
+) -> None:
+    from unlearnbench.cli import main
+
+    suite = tmp_path / "suite.toml"
+    suite.write_text(
+        """
+seeds = [0]
+[splits]
+target = 0.4
+shadow_in = 0.15
+shadow_out = 0.15
+nonmember = 0.1
+test = 0.15
+[[datasets]]
+name = "digits"
+[[architectures]]
+name = "mlp"
+[[methods]]
+name = "retrain"
+[[requests]]
+kind = "random"
+count = 5
+""",
+        encoding="utf-8",
+    )
+    with caplog.at_level("WARNING"):
+        code = main(["run", str(suite), "--check", "--out", str(tmp_path / "out")])
+    assert code == 0
+    assert any("splits.shadow_in" in r.getMessage() and "ML-Leaks" in r.getMessage()
+               for r in caplog.records)

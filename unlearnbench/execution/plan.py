@@ -340,6 +340,11 @@ def check_feasible(plan: Plan, load: Callable[[Component], DatasetArrays], suite
         sizes["retain"] = sizes["target"] - sizes["forget"]
         _check_method_sizes(plan, task, sizes, suite)
         _warn_budget(task, sizes["target"], warned)
+        for text in task.splits.warnings():  # e.g. a shadow model smaller than the target
+            message = f"{task.dataset.label}: {text}"
+            if message not in warned:
+                warned.add(message)
+                log.warning("%s", message)
 
 
 def _check_method_sizes(plan: Plan, task: TaskPlan, sizes: dict[str, int], suite: Suite) -> None:
