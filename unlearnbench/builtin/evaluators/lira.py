@@ -114,8 +114,8 @@ class Gaussians:
     def __init__(self, reference: Mapping[str, torch.Tensor], fixed_variance: bool) -> None:
         self.pool = reference["pool"]
         phi, keep = reference["phi"].double(), reference["keep"].bool()
-        self.mu_in, self.sd_in = _moments(phi, keep, fixed_variance)
-        self.mu_out, self.sd_out = _moments(phi, ~keep, fixed_variance)
+        self.mu_in, self.sd_in = moments(phi, keep, fixed_variance)
+        self.mu_out, self.sd_out = moments(phi, ~keep, fixed_variance)
 
     def positions(self, points: torch.Tensor) -> torch.Tensor:
         """Where ``points`` sit in the (sorted) pool; every one must be there."""
@@ -131,10 +131,10 @@ class Gaussians:
         mu_out, sd_out = self.mu_out[pos], self.sd_out[pos]
         if variant == "offline":
             return (phi - mu_out) / sd_out
-        return _log_normal(phi, self.mu_in[pos], self.sd_in[pos]) - _log_normal(phi, mu_out, sd_out)
+        return log_normal(phi, self.mu_in[pos], self.sd_in[pos]) - log_normal(phi, mu_out, sd_out)
 
 
-def _moments(
+def moments(
     phi: torch.Tensor, mask: torch.Tensor, fixed_variance: bool
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Each point's mean of ``phi`` over the models in ``mask``, and its deviation:
@@ -154,7 +154,7 @@ def _moments(
     return mean, var.sqrt().clamp_min(_MIN_SD)
 
 
-def _log_normal(x: torch.Tensor, mu: torch.Tensor, sd: torch.Tensor) -> torch.Tensor:
+def log_normal(x: torch.Tensor, mu: torch.Tensor, sd: torch.Tensor) -> torch.Tensor:
     return -torch.log(sd) - 0.5 * ((x - mu) / sd) ** 2 - 0.5 * math.log(2 * math.pi)
 
 

@@ -42,7 +42,6 @@ across seeds. Below 8 replicates the evaluator warns.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -52,6 +51,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from torch import nn
 
 from unlearnbench import EvaluatorSpec, Metric, Param, hookimpl
+from unlearnbench.builtin.evaluators.lira import log_normal, moments
 from unlearnbench.builtin.evaluators.lira_reference import model_phi
 from unlearnbench.builtin.evaluators.strength import INFORMATIVE_AUC
 from unlearnbench.specs import Evaluation, EvaluationInputs, MethodContext, resolve_params
@@ -61,25 +61,13 @@ log = logging.getLogger(__name__)
 
 FEW_MODELS = 8
 LABEL = "replicate"  # the same replicates as unlearning_score
-_MIN_SD = 1e-6
 _warned: set[int] = set()
 
 
 def gaussian(phi: torch.Tensor, fixed_variance: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-point mean and deviation of ``phi`` [models, points]: the unbiased
-    per-point deviation, or (``fixed_variance``) the pooled within-point one."""
-    mean = phi.mean(0)
-    squares = ((phi - mean) ** 2).sum(0)
-    dof = max(phi.shape[0] - 1, 1)
-    if fixed_variance:
-        var = (squares.sum() / (dof * phi.shape[1])).expand_as(mean)
-    else:
-        var = squares / dof
-    return mean, var.sqrt().clamp_min(_MIN_SD)
-
-
-def log_normal(x: torch.Tensor, mu: torch.Tensor, sd: torch.Tensor) -> torch.Tensor:
-    return -torch.log(sd) - 0.5 * ((x - mu) / sd) ** 2 - 0.5 * math.log(2 * math.pi)
+    """Per-point mean and deviation of ``phi`` [models, points] over every model: LiRA's
+    moments with all models on one side (unbiased per point, or pooled)."""
+    return moments(phi, torch.ones_like(phi, dtype=torch.bool), fixed_variance)
 
 
 class Ratio:
