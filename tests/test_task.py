@@ -90,6 +90,21 @@ def test_class_and_block_requests() -> None:
     assert torch.isin(positioned, block).all()
 
 
+def test_a_positioned_request_larger_than_its_block_fills_the_next_blocks() -> None:
+    target, y = _target()  # 200 points, 8 blocks of 25
+    parts = label_balanced_blocks(target, y, 8, 0)
+    request = ForgetRequest(kind="random", count=60, position=0.25, blocks=8)
+    forget = select_forget(target, y, request, seed=0)
+    assert forget.numel() == 60 and forget.unique().numel() == 60
+    assert torch.isin(parts[2], forget).all() and torch.isin(parts[3], forget).all()
+    assert int(torch.isin(parts[4], forget).sum()) == 10
+    assert not torch.isin(torch.cat(parts[:2] + parts[5:]), forget).any()
+    assert torch.equal(forget, select_forget(target, y, request, seed=0))
+    too_many = ForgetRequest(kind="random", count=60, position=0.9, blocks=8)
+    with pytest.raises(TaskError, match="from block 7 on, but blocks 7..7 hold only 25"):
+        select_forget(target, y, too_many, seed=0)
+
+
 def test_requests_larger_than_possible_fail_clearly() -> None:
     target, y = _target(50)
     with pytest.raises(TaskError, match="forget 80 points but the target set has only 50"):

@@ -145,7 +145,10 @@ class ForgetRequest:
 
     - ``random``: ``count`` points (or ``fraction`` of target) drawn at random,
       from block ``position`` of a ``blocks``-way label-balanced partition of
-      the target set when ``position`` is given.
+      the target set when ``position`` is given; a ``count`` larger than that
+      block fills consecutive blocks from it on (whole blocks, then a random
+      part of the last), as DeepObliviate's Fig. 6 deletes 600 points "from
+      the 100th position consecutively".
     - ``class``: every target point of ``label`` (or a ``fraction`` of them).
     - ``block``: the whole block at ``position`` of ``blocks``.
     - ``backdoor``: ``count`` target points (not of ``target_class``) get a

@@ -169,7 +169,10 @@ def select_forget(
                 f"request.blocks={request.blocks} exceeds the {target.numel()} target points"
             )
         parts = label_balanced_blocks(target, y, request.blocks, seed)
-        candidates = parts[block_of(request.position, request.blocks)]
+        first = block_of(request.position, request.blocks)
+        candidates = parts[first]
+        if request.kind == "random" and request.count > candidates.numel():
+            return _consecutive_blocks(parts, first, request.count, seed)
     if request.kind == "block":
         return candidates.clone()
     if request.kind == "class":
@@ -193,6 +196,31 @@ def select_forget(
         )
     perm = torch.randperm(candidates.numel(), generator=generator(seed, "forget"))
     return candidates[perm[:count]]
+
+
+def _consecutive_blocks(
+    parts: list[torch.Tensor], first: int, count: int, seed: int
+) -> torch.Tensor:
+    """``count`` points filling blocks ``first``, ``first + 1``, ... in order: every
+    point of each full block, then a seeded random part of the last one (DeepObliviate's
+    Fig. 6: "the unlearned data starts from the 100th position consecutively")."""
+    chosen: list[torch.Tensor] = []
+    left = count
+    for block in parts[first:]:
+        if left <= 0:
+            break
+        if block.numel() <= left:
+            chosen.append(block)
+        else:
+            perm = torch.randperm(block.numel(), generator=generator(seed, "forget"))
+            chosen.append(block[perm[:left]])
+        left -= int(chosen[-1].numel())
+    if left > 0:
+        raise TaskError(
+            f"request asks to forget {count} points from block {first} on, but blocks "
+            f"{first}..{len(parts) - 1} hold only {count - left}"
+        )
+    return torch.cat(chosen).clone()
 
 
 def build_task(

@@ -76,6 +76,39 @@ def build_cnn1d(input_shape: tuple[int, ...], num_classes: int, params: Mapping[
     return nn.Sequential(features, nn.Linear(flat, num_classes))
 
 
+def build_lenet5_1d(input_shape: tuple[int, ...], num_classes: int, params: Mapping[str, Any]):
+    """LeNet-5's shape in one dimension: two convolutions (6 and 16 channels, kernel 5,
+    the first padded by 2 as LeNet pads 28 to 32) each followed by max-pooling by 2, then
+    fully connected layers of 120 and 84 units. DeepObliviate's MNIST model, for MNIST-1D."""
+    import torch
+    from torch import nn
+
+    if len(input_shape) != 2:
+        raise ValueError(f"lenet5_1d needs sequence inputs (C, L); got shape {input_shape}")
+    channels, length = input_shape
+    if length < 16:
+        raise ValueError(f"lenet5_1d needs sequences of at least 16 steps; got {length}")
+    features = nn.Sequential(
+        nn.Conv1d(channels, 6, 5, padding=2),
+        nn.ReLU(),
+        nn.MaxPool1d(2),
+        nn.Conv1d(6, 16, 5),
+        nn.ReLU(),
+        nn.MaxPool1d(2),
+        nn.Flatten(),
+    )
+    with torch.no_grad():
+        flat = features(torch.zeros(1, *input_shape)).shape[1]
+    return nn.Sequential(
+        features,
+        nn.Linear(flat, 120),
+        nn.ReLU(),
+        nn.Linear(120, 84),
+        nn.ReLU(),
+        nn.Linear(84, num_classes),
+    )
+
+
 @hookimpl
 def unlearnbench_architectures() -> list[ArchitectureSpec]:
     return [
@@ -105,5 +138,11 @@ def unlearnbench_architectures() -> list[ArchitectureSpec]:
             build=build_cnn1d,
             params=(Param("channels", 32, "channels of each convolution", minimum=1),),
             description="Small 1-D CNN suited to MNIST-1D.",
+        ),
+        ArchitectureSpec(
+            name="lenet5_1d",
+            build=build_lenet5_1d,
+            description="LeNet-5's layers in one dimension (DeepObliviate's MNIST model, "
+            "for MNIST-1D).",
         ),
     ]
