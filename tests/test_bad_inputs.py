@@ -170,6 +170,7 @@ def test_unknown_executor_is_an_argparse_error(tmp_path, capsys) -> None:
     assert "invalid choice" in capsys.readouterr().err
 
 
+PLOT = '\n[[plots]]\nname = "p"\nx = "seed"\n'
 KNOWABLE = [
     ("nonmember = 50", "nonmember = nan", "splits.nonmember"),
     ("lr = 0.001", "lr = nan", "train.lr"),
@@ -186,6 +187,13 @@ KNOWABLE = [
      "evaluators[0].params: holdout"),
     ('[[datasets]]\nname = "digits"\n', '[[datasets]]\nname = "digits"\n' * 2, "datasets[1]"),
     ('name = "digits"', 'name = "mnist"\nparams = { root = "/no/such/dir" }', "/no/such/dir"),
+    # [[plots]] tables (suite-declared figures), checked when the suite is read
+    ("count = 10", f"count = 10\n{PLOT}metrics = []\n", "plots[0].metrics"),
+    ("count = 10", f"count = 10\n{PLOT}metrics = ['a']\nlog_x = 'yes'\n", "plots[0].log_x"),
+    ("count = 10", f"count = 10\n{PLOT}metrics = ['a']\nwhere = 3\n", "plots[0].where"),
+    ("count = 10", f"count = 10\n{PLOT}metrics = ['a']\ncolour = 1\n", "plots[0].colour"),
+    ("count = 10", "count = 10\n" + f"{PLOT}metrics = ['a']\n" * 2, "plots[1].name"),
+    ("count = 10", f"count = 10\n{PLOT.replace('seed', 'sed')}metrics = ['a']\n", "plots[0].x"),
 ]
 
 

@@ -101,7 +101,7 @@ def test_a_positioned_request_larger_than_its_block_fills_the_next_blocks() -> N
     assert not torch.isin(torch.cat(parts[:2] + parts[5:]), forget).any()
     assert torch.equal(forget, select_forget(target, y, request, seed=0))
     too_many = ForgetRequest(kind="random", count=60, position=0.9, blocks=8)
-    with pytest.raises(TaskError, match="from block 7 on, but blocks 7..7 hold only 25"):
+    with pytest.raises(TaskError, match=r"from block 7 on, but blocks 7..7 hold only 25"):
         select_forget(target, y, too_many, seed=0)
 
 

@@ -169,6 +169,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from unlearnbench.execution.run import prepare_run
     from unlearnbench.execution.suite import SuiteError, load_suite
     from unlearnbench.host.manager import RegistryFactory
+    from unlearnbench.reports.plot_specs import save_plot_specs
     from unlearnbench.reports.text import terminal_summary
     from unlearnbench.reports.write import write_board
 
@@ -236,11 +237,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     except ExecutorError as exc:  # workers that cannot start: a plugin or set-up problem
         raise UsageError(f"the {executor} executor failed: {exc}") from None
     finally:
+        save_plot_specs(out, suite.plots)  # so that `leaderboard DIR` redraws them
         board = write_board(
             out,
             store,
             title=f"Leaderboard: {suite.name}",
             cells={cell.cell_id for _, cell in plan.cells()},
+            sweeps=suite.plots,
         )
         store.close()
     print(
@@ -435,11 +438,14 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    """Print one format; md also writes DIR/plots/*.png, which its links point at."""
+    """Print one format; md also writes DIR/plots/*.png, which its links point at.
+    The suite's ``[[plots]]``, kept in DIR/plots.json by ``run``, are drawn too."""
     from unlearnbench.execution.store import STORE_FILE
+    from unlearnbench.execution.suite import SuiteError
     from unlearnbench.host.registry import unknown_name_message
     from unlearnbench.reports.board import ORIGINAL, build_leaderboard, infer_reference
-    from unlearnbench.reports.write import render, write_plots
+    from unlearnbench.reports.plot_specs import load_plot_specs
+    from unlearnbench.reports.write import draw_plots, render, write_plots
 
     path = args.dir / STORE_FILE
     if args.dir.is_file():
@@ -452,6 +458,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
             f"{args.dir} holds no {STORE_FILE}, so there are no results to show; "
             f"run a suite with --out {args.dir} first"
         )
+    try:
+        sweeps = load_plot_specs(args.dir)
+    except SuiteError as exc:
+        raise UsageError(f"{args.dir}: {exc}") from None
     with _open_store(path) as store:
         methods = sorted({cell["method"] for cell in store.cells()})
         for option, label in (("--reference", args.reference), ("--original", args.original)):
@@ -462,13 +472,16 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
                 raise UsageError(f"{option}: {message} (the methods in {path})")
         reference = args.reference or infer_reference(store)
         board = build_leaderboard(store, reference, args.original or ORIGINAL)
-    plots = None
+    plots, images = None, None
     title = f"Leaderboard: {args.dir.name}"
     if args.format == "md" and not args.no_plots:
-        plots, _ = write_plots(board, args.dir)
-    print(render(board, args.format, title, plots=plots))
+        plots, images = write_plots(board, args.dir, sweeps)
+    elif args.format == "html" or args.screenshot is not None:
+        images = draw_plots(board, sweeps)  # drawn once, warnings once
+    print(render(board, args.format, title, plots=plots, images=images, sweeps=sweeps))
     if args.screenshot is not None:
-        _screenshot(render(board, "html", title), args.screenshot)
+        page = render(board, "html", title, images=images, sweeps=sweeps)
+        _screenshot(page, args.screenshot)
     return EXIT_OK
 
 

@@ -107,6 +107,8 @@ class Leaderboard:
     collapse_margin: float = COLLAPSE_MARGIN
     # method label -> seed -> the method's resolved parameters (from each cell's config)
     parameters: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
+    # (dataset, architecture, method, request, seed) -> the ``ok`` cell's recorded config
+    configs: dict[tuple[Any, ...], dict[str, Any]] = field(default_factory=dict)
 
     def role(self, metric: str) -> str:
         return str(self.about.get(metric, {}).get("role", ""))
@@ -250,6 +252,7 @@ def build_leaderboard(
         about,
     )
     board.parameters = parameters
+    board.configs = cell_configs(store, keep)
     _flag_collapsed(board)
     _flag_no_effect(board)
     board.uninformative = find_uninformative(board)
@@ -269,6 +272,24 @@ def method_parameters(
         except (TypeError, ValueError):
             continue
         out.setdefault(cell["method"], {})[int(cell["seed"])] = dict(method.get("params") or {})
+    return out
+
+
+def cell_configs(
+    store: ResultStore, keep: Callable[[str], bool]
+) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """(KEYS..., seed) -> the configuration each ``ok`` cell recorded, in the store's
+    order (the suite's); the latest cell wins, as in the tables."""
+    out: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for cell in store.cells():
+        if cell["status"] != "ok" or not keep(cell["cell_id"]):
+            continue
+        try:
+            config = json.loads(cell["config"])
+        except (TypeError, ValueError):
+            config = {}
+        key = (*(cell[k] for k in KEYS), int(cell["seed"]))
+        out[key] = config if isinstance(config, dict) else {}
     return out
 
 

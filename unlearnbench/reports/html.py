@@ -159,9 +159,9 @@ def _table(
     return "".join(out)
 
 
-def _figure(name: str, png: bytes) -> str:
+def _figure(name: str, png: bytes, captions: Mapping[str, str]) -> str:
     data = base64.b64encode(png).decode("ascii")
-    text = escape(caption(name))
+    text = escape(captions.get(name) or caption(name))
     return (
         f'<figure id="plot-{escape(name)}"><img alt="{text}" '
         f'src="data:image/png;base64,{data}"><figcaption>{text}</figcaption></figure>'
@@ -186,9 +186,18 @@ def _headline(board: Leaderboard) -> list[str]:
     return parts
 
 
-def to_html(board: Leaderboard, title: str, images: Mapping[str, bytes]) -> str:
+def to_html(
+    board: Leaderboard,
+    title: str,
+    images: Mapping[str, bytes],
+    captions: Mapping[str, str] | None = None,
+) -> str:
     """The page: headline tables per group, the trade-off plot, then the details
-    (every metric, gaps: collapsible), the other plots and the failures."""
+    (every metric, gaps: collapsible), the other plots and the failures.
+
+    ``captions``: plot name -> caption where it is not the built-in one (a suite
+    plot's title)."""
+    captions = captions or {}
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -202,7 +211,7 @@ def to_html(board: Leaderboard, title: str, images: Mapping[str, bytes]) -> str:
         parts += _headline(board)
         parts += [f'<p class="note">{escape(line)}</p>' for line in notes(board)]
     if TRADEOFF in images:
-        parts.append(_figure(TRADEOFF, images[TRADEOFF]))
+        parts.append(_figure(TRADEOFF, images[TRADEOFF], captions))
     if not board.table.empty:
         parts.append("<h2>Details</h2>")
         main = [(m, raw_header(board, m)) for m in board.metrics]
@@ -224,7 +233,7 @@ def to_html(board: Leaderboard, title: str, images: Mapping[str, bytes]) -> str:
     others = {n: png for n, png in images.items() if n != TRADEOFF}
     if others:
         parts.append("<h2>Plots</h2>")
-        parts += [_figure(name, png) for name, png in others.items()]
+        parts += [_figure(name, png, captions) for name, png in others.items()]
     if board.failures:
         parts.append(f"<h2>Failed cells ({len(board.failures)})</h2><ul>")
         for failure in board.failures:

@@ -73,3 +73,19 @@ def format_unit(value: Any, ci: Any = None, unit: str = "") -> str:
 def unit_label(unit: str) -> str:
     """What a header adds for ``unit`` (``%`` for fractions; the rest carry their suffix)."""
     return "%" if unit == "fraction" else ""
+
+
+AXIS_UNITS: dict[str, tuple[str, float]] = {
+    "fraction": ("%", 100.0),
+    "s": ("s", 1.0),
+    "bytes": ("bytes", 1.0),
+    "x": ("×", 1.0),
+    "samples": ("samples", 1.0),
+    "AUC": ("", 1.0),
+}
+
+
+def axis_unit(unit: str) -> tuple[str, float]:
+    """A plot axis's unit text and the factor its values are drawn at (fractions
+    as %, like the tables); an unknown unit is named as it is, unscaled."""
+    return AXIS_UNITS.get(unit, (unit, 1.0))

@@ -1,18 +1,20 @@
 """Every format of a results folder's leaderboard, written in one call.
 
 :func:`write_leaderboards` is what a run ends with (``leaderboard.md``,
-``.csv``, ``.json``, ``.html`` and ``plots/*.png``); :func:`render` gives one
-format as text (``unlearnbench leaderboard --format``).
+``.csv``, ``.json``, ``.html`` and ``plots/*.png``: the built-in plots, then
+the suite's ``[[plots]]``); :func:`render` gives one format as text
+(``unlearnbench leaderboard --format``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from unlearnbench.execution.cache import atomic_write_bytes
 from unlearnbench.execution.store import ResultStore
+from unlearnbench.execution.suite import PlotSpec
 from unlearnbench.reports.board import (
     ORIGINAL,
     Leaderboard,
@@ -22,6 +24,7 @@ from unlearnbench.reports.board import (
 )
 from unlearnbench.reports.html import to_html
 from unlearnbench.reports.plots import caption, make_plots
+from unlearnbench.reports.sweeps import make_sweeps
 from unlearnbench.reports.text import to_csv, to_json, to_markdown
 
 log = logging.getLogger(__name__)
@@ -35,9 +38,11 @@ def render(
     *,
     plots: Mapping[str, str] | None = None,
     images: Mapping[str, bytes] | None = None,
+    sweeps: Sequence[PlotSpec] = (),
 ) -> str:
     """One format as text. ``plots`` (caption -> path) goes into Markdown; the HTML
-    page embeds ``images`` (plot name -> PNG bytes), drawn here when not given."""
+    page embeds ``images`` (plot name -> PNG bytes), drawn here when not given
+    (the built-in plots and ``sweeps``, the suite's ``[[plots]]``)."""
     if fmt == "md":
         return to_markdown(board, title, plots=plots)
     if fmt == "csv":
@@ -46,20 +51,36 @@ def render(
         return to_json(board)
     if fmt == "html":
         if images is None:
-            images = make_plots(board)
-        return to_html(board, title, images)
+            images = draw_plots(board, sweeps)
+        return to_html(board, title, images, plot_captions(images, sweeps))
     raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
 
 
-def write_plots(board: Leaderboard, out_dir: Path) -> tuple[dict[str, str], dict[str, bytes]]:
-    """Write ``plots/<name>.png`` under ``out_dir``; return caption -> relative path, bytes."""
-    images = make_plots(board)
+def draw_plots(board: Leaderboard, sweeps: Sequence[PlotSpec] = ()) -> dict[str, bytes]:
+    """Plot name -> PNG bytes: the built-in plots, then the suite's ``[[plots]]``."""
+    return {**make_plots(board), **make_sweeps(board, sweeps)}
+
+
+def plot_captions(names: Iterable[str], sweeps: Sequence[PlotSpec] = ()) -> dict[str, str]:
+    """Plot name -> caption: a suite plot's title, a built-in plot's caption."""
+    titles = {spec.name: spec.title for spec in sweeps}
+    return {name: titles.get(name) or caption(name) for name in names}
+
+
+def write_plots(
+    board: Leaderboard, out_dir: Path, sweeps: Sequence[PlotSpec] = ()
+) -> tuple[dict[str, str], dict[str, bytes]]:
+    """Write ``plots/<name>.png`` under ``out_dir``; return caption -> relative path, bytes.
+
+    Two plots with one caption (suite titles need not be unique) keep both: the
+    second's caption gets its name added."""
+    images = draw_plots(board, sweeps)
     folder = out_dir / "plots"
     paths: dict[str, str] = {}
-    for name, png in images.items():
+    for name, text in plot_captions(images, sweeps).items():
         folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_bytes(folder / f"{name}.png", png)
-        paths[caption(name)] = f"plots/{name}.png"
+        atomic_write_bytes(folder / f"{name}.png", images[name])
+        paths[text if text not in paths else f"{text} ({name})"] = f"plots/{name}.png"
     return paths, images
 
 
@@ -93,15 +114,17 @@ def write_board(
     original: str = ORIGINAL,
     formats: Sequence[str] = FORMATS,
     cells: Collection[str] | None = None,
+    sweeps: Sequence[PlotSpec] = (),
 ) -> Leaderboard:
-    """:func:`write_leaderboards`, returning the board (for the run's terminal summary)."""
+    """:func:`write_leaderboards`, returning the board (for the run's terminal summary);
+    ``sweeps``: the suite's ``[[plots]]``, drawn after the built-in plots."""
     if reference is None:
         reference = infer_reference(store)
     board = build_leaderboard(store, reference, original, cells)
     for line in notes(board):
         log.warning("%s", line)
-    paths, images = write_plots(board, out_dir)
+    paths, images = write_plots(board, out_dir, sweeps)
     for fmt in formats:
-        text = render(board, fmt, title, plots=paths, images=images)
+        text = render(board, fmt, title, plots=paths, images=images, sweeps=sweeps)
         atomic_write_bytes(out_dir / f"leaderboard.{fmt}", text.encode("utf-8"))
     return board
