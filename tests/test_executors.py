@@ -17,6 +17,7 @@ from unlearnbench.execution.cache import ArtifactCache
 from unlearnbench.execution.devices import plan_workers
 from unlearnbench.execution.executors import ProcessExecutor, run_plan
 from unlearnbench.execution.plan import build_plan
+from unlearnbench.execution.run import prepare_run
 from unlearnbench.execution.runner import Runner
 from unlearnbench.execution.store import ResultStore
 from unlearnbench.execution.suite import load_suite
@@ -231,3 +232,27 @@ def test_auto_executor_gives_the_local_metrics_and_resumes(tmp_path, capsys) -> 
     capsys.readouterr()
     assert run_cli(tmp_path, "auto") == auto  # resumed: nothing pending, nothing refused
     assert "executor: local (0 tasks pending" in capsys.readouterr().err
+
+
+def test_the_local_executor_sets_its_threads_before_any_data_is_loaded(
+    tmp_path, monkeypatch
+) -> None:
+    """A data set's normalisation (a torch mean) depends on the thread count; a
+    worker loads its data at its own count, so must this process, or local and
+    processes results differ (they did on MNIST-1D)."""
+    if device_module.available_cores() < 2:
+        pytest.skip("needs two cores to tell the thread counts apart")
+    seen = []
+    load = Runner.load_dataset
+
+    def spy(self, component):
+        seen.append(torch.get_num_threads())
+        return load(self, component)
+
+    monkeypatch.setattr(Runner, "load_dataset", spy)
+    torch.set_num_threads(2)
+    suite = tmp_path / "suite.toml"
+    suite.write_text(SUITE, encoding="utf-8")
+    registry, _ = load_registry(load_entry_points=False)
+    prepare_run(suite, tmp_path / "out", registry, executor="local", threads=1, device="cpu")
+    assert seen and set(seen) == {1}

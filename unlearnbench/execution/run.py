@@ -107,15 +107,6 @@ def prepare_run(
         provenance_extra={"executor": executor},
     )
 
-    def load(component: Component) -> DatasetArrays:
-        try:
-            return runner.load_dataset(component)
-        except OSError as exc:
-            raise SuiteError(
-                "", f"data set {component.label!r} could not be loaded: {exc}"
-            ) from None
-
-    check_feasible(plan, load, suite)
     options = ExecutorOptions(
         runner,
         registry_factory or (lambda: registry),
@@ -125,7 +116,21 @@ def prepare_run(
         address=address,
         gpus_per_task=gpus_per_task,
     )
-    return PreparedRun(suite, plan, Path(out), resolved, runner, EXECUTORS[executor](options))
+    # built before any data is loaded: the local executor sets this process's torch
+    # threads, and a data set's normalisation (a torch mean) depends on them, as it
+    # does in a worker, which loads its data at its own thread count
+    built = EXECUTORS[executor](options)
+
+    def load(component: Component) -> DatasetArrays:
+        try:
+            return runner.load_dataset(component)
+        except OSError as exc:
+            raise SuiteError(
+                "", f"data set {component.label!r} could not be loaded: {exc}"
+            ) from None
+
+    check_feasible(plan, load, suite)
+    return PreparedRun(suite, plan, Path(out), resolved, runner, built)
 
 
 def run_suite(
