@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from unlearnbench.execution.cache import ArtifactCache
 from unlearnbench.execution.devices import plan_workers
 from unlearnbench.execution.executors import ProcessExecutor, run_plan
 from unlearnbench.execution.plan import build_plan
+from unlearnbench.execution.run import prepare_run
 from unlearnbench.execution.runner import Runner
 from unlearnbench.execution.store import ResultStore
 from unlearnbench.execution.suite import load_suite
@@ -231,3 +233,68 @@ def test_auto_executor_gives_the_local_metrics_and_resumes(tmp_path, capsys) -> 
     capsys.readouterr()
     assert run_cli(tmp_path, "auto") == auto  # resumed: nothing pending, nothing refused
     assert "executor: local (0 tasks pending" in capsys.readouterr().err
+
+
+def _exit_worker(runner: Runner, code: int) -> None:
+    """A job whose worker process dies (a segfault, an OOM kill)."""
+    os._exit(code)
+
+
+def _double(runner: Runner, value: int) -> int:
+    return 2 * value
+
+
+def _raise(runner: Runner, message: str) -> None:
+    raise ValueError(message)
+
+
+def finished_jobs(pool, count: int) -> list:
+    done: list = []
+    while len(done) < count:
+        done += pool.wait(timeout=0.5)
+    return done
+
+
+def test_a_job_pool_worker_that_dies_fails_its_job_and_is_replaced(tmp_path) -> None:
+    """tune's trials run as single jobs: a job that raises or whose worker dies
+    comes back with an error; the pool replaces the worker and goes on."""
+    registry, _ = load_registry(load_entry_points=False)
+    runner = Runner(registry, ArtifactCache(tmp_path / "cache"), torch.device("cpu"))
+    factory = RegistryFactory(load_entry_points=False)
+    executor = ProcessExecutor(runner, factory, str(tmp_path / "cache"), workers=1, threads=1)
+    with executor.jobs(parallel=4) as pool:  # no more workers than the executor has
+        assert pool.free == 1 and pool.threads == 1
+        pool.submit("dies", _exit_worker, 7)
+        assert pool.free == 0
+        (died,) = finished_jobs(pool, 1)
+        assert died.key == "dies" and "died (exit code 7)" in (died.error or "")
+        pool.submit("raises", _raise, "diverged")
+        (raised,) = finished_jobs(pool, 1)
+        assert "ValueError: diverged" in (raised.error or "")
+        pool.submit("doubles", _double, 21)
+        (doubled,) = finished_jobs(pool, 1)
+        assert (doubled.key, doubled.value, doubled.error) == ("doubles", 42, None)
+
+
+def test_the_local_executor_sets_its_threads_before_any_data_is_loaded(
+    tmp_path, monkeypatch
+) -> None:
+    """A data set's normalisation (a torch mean) depends on the thread count; a
+    worker loads its data at its own count, so must this process, or local and
+    processes results differ (they did on MNIST-1D)."""
+    if device_module.available_cores() < 2:
+        pytest.skip("needs two cores to tell the thread counts apart")
+    seen = []
+    load = Runner.load_dataset
+
+    def spy(self, component):
+        seen.append(torch.get_num_threads())
+        return load(self, component)
+
+    monkeypatch.setattr(Runner, "load_dataset", spy)
+    torch.set_num_threads(2)
+    suite = tmp_path / "suite.toml"
+    suite.write_text(SUITE, encoding="utf-8")
+    registry, _ = load_registry(load_entry_points=False)
+    prepare_run(suite, tmp_path / "out", registry, executor="local", threads=1, device="cpu")
+    assert seen and set(seen) == {1}

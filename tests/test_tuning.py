@@ -1,5 +1,6 @@
 """``unlearnbench tune``: the search space from the plugins, the validation
-protocol (never the test data), the budget, resumable seeded studies, tuned runs."""
+protocol (never the test data), the budget, resumable seeded studies (the same
+trials on every executor, resumed or not), tuned runs."""
 
 from __future__ import annotations
 
@@ -13,16 +14,23 @@ import torch
 from tests.conftest import write
 from tests.plugins import tuning_plugin
 from tests.suites import suite_toml
+from unlearnbench import cli
 from unlearnbench.cli import main
+from unlearnbench.execution import devices as device_module
+from unlearnbench.execution.cache import FileLock
+from unlearnbench.execution.executors.base import LOCKS_DIR
 from unlearnbench.execution.run import prepare_run, prepare_tuning, run_suite
 from unlearnbench.execution.store import STORE_FILE, ResultStore
+from unlearnbench.execution.suite import load_suite
 from unlearnbench.execution.tuning import (
     STORAGE_FILE,
+    TUNING_LOCK,
+    TuningError,
     measure,
     run_tuning,
     validation_data,
 )
-from unlearnbench.host.manager import load_registry
+from unlearnbench.host.manager import RegistryFactory, load_registry
 from unlearnbench.specs import Param
 
 PLUGINS = "tests.plugins.tuning_plugin:TuningPlugin,tests.plugins.fixture_plugins:FixturePlugin"
@@ -37,8 +45,9 @@ SPLITS = {
 
 
 def tuning_suite(tmp_path: Path, tuning: str = "", *, methods=("retrain", "tiny_finetune"),
-                 requests=({"kind": "random", "count": 12},)) -> Path:
+                 requests=({"kind": "random", "count": 12},), seeds=(0,)) -> Path:
     text = suite_toml(
+        seeds=seeds,
         datasets=({"name": "blobs", "params": {"samples": 600}},),
         architectures=({"name": "mlp", "params": {"widths": [8]}},),
         splits=SPLITS,
@@ -57,9 +66,29 @@ def registry(monkeypatch: pytest.MonkeyPatch):
     return registry
 
 
-def tune(suite: Path, out: Path, registry, device: str = "cpu"):
-    prepared = prepare_tuning(suite, out, registry, device=device)
+def tune(suite: Path, out: Path, registry, device: str = "cpu", **options):
+    prepared = prepare_tuning(suite, out, registry, device=device, **options)
     return run_tuning(prepared, registry), prepared
+
+
+def budget(trials: int, seed: int = 3) -> str:
+    return f"[tuning]\ntrials = {trials}\nmax_sample_passes = 1000\nseed = {seed}\n"
+
+
+def trials_by_index(out: Path) -> dict[str, dict[int, tuple]]:
+    """Study name -> trial index -> (params, state, value, gaps) of the trials that count."""
+    import optuna
+
+    storage = f"sqlite:///{out / STORAGE_FILE}"
+    found = {}
+    for summary in optuna.get_all_study_summaries(storage):
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        found[summary.study_name] = {
+            t.user_attrs["index"]: (t.params, t.state, t.value, t.user_attrs.get("gaps"))
+            for t in study.get_trials()
+            if not t.user_attrs.get("interrupted")
+        }
+    return found
 
 
 # --- Param declarations ------------------------------------------------------------------
@@ -253,3 +282,134 @@ def test_trial_zero_runs_the_defaults_so_tuned_is_never_worse_on_validation(tmp_
     assert first.params == {"epochs": 1, "lr": 0.01} and first.user_attrs["defaults"]
     assert results[0].default_value == first.value
     assert results[0].best_value is not None and results[0].best_value <= first.value
+
+
+# --- executors, resuming, crash safety ------------------------------------------------------
+
+
+def test_a_study_resumed_after_three_trials_equals_one_run_straight_to_six(tmp_path, registry):
+    """Each trial is asked with a sampler seeded by its index, so stopping and
+    resuming replays nothing and changes nothing (one sampler for the whole run,
+    restarted on resume, asked trial 3 what it had asked trial 1)."""
+    straight, _ = tune(tuning_suite(tmp_path, budget(6)), tmp_path / "straight", registry)
+    tune(tuning_suite(tmp_path, budget(3)), tmp_path / "resumed", registry)
+    assert [len(t) for t in trials_by_index(tmp_path / "resumed").values()] == [3]
+    resumed, _ = tune(tuning_suite(tmp_path, budget(6)), tmp_path / "resumed", registry)
+    expected = trials_by_index(tmp_path / "straight")
+    assert trials_by_index(tmp_path / "resumed") == expected
+    assert len(expected[straight[0].name]) == 6
+    assert len({str(p) for p, *_ in expected[straight[0].name].values()}) == 6  # a search
+    assert resumed == straight
+
+
+@pytest.mark.slow  # 17-24 s on a busy 2-core machine (two workers start)
+def test_local_and_processes_executors_run_the_same_trials(tmp_path, registry):
+    """Two studies (two seeds) on two workers: per study, the same parameters and
+    outcomes per trial as in this process (at one torch thread each)."""
+    suite = tuning_suite(tmp_path, budget(4), seeds=(0, 1))
+    local, _ = tune(suite, tmp_path / "local", registry, executor="local", threads=1)
+    procs, prepared = tune(
+        suite,
+        tmp_path / "procs",
+        registry,
+        executor="processes",
+        workers=2,
+        threads=1,
+        registry_factory=RegistryFactory(load_entry_points=False),
+    )
+    assert prepared.executor.name == "processes" and prepared.executor.threads == 1
+    expected = trials_by_index(tmp_path / "local")
+    assert len(expected) == 2 and all(len(t) == 4 for t in expected.values())
+    assert trials_by_index(tmp_path / "procs") == expected
+    assert procs == local
+
+
+def test_tune_on_the_processes_executor_through_the_cli(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", PLUGINS)
+    suite = tuning_suite(tmp_path, budget(3), seeds=(0, 1))
+    out = tmp_path / "out"
+    args = ["tune", str(suite), "--out", str(out), "--device", "cpu", "--no-progress"]
+    assert main([*args, "--executor", "processes", "--workers", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "processes executor" in captured.err
+    assert "| tiny_finetune | blobs/mlp/random:12/seed 1 | 3 | 0 |" in captured.out
+    assert (out / "tuning.md").read_text("utf-8") in captured.out
+    assert not (out / LOCKS_DIR).exists()
+    # resumed: nothing left to run, so `auto` stays in this process
+    assert main([*args, "--executor", "auto"]) == 0
+    assert "executor: local (0 studies with 0 trials pending" in capsys.readouterr().err
+
+
+def test_a_trial_left_running_by_a_killed_tune_is_asked_again_on_resume(tmp_path, registry):
+    """A trial a dead run left RUNNING is marked FAIL (interrupted), does not count,
+    and its index is asked again: the study then equals one run straight through."""
+    import optuna
+
+    tune(tuning_suite(tmp_path, budget(4)), tmp_path / "straight", registry)
+    results, _ = tune(tuning_suite(tmp_path, budget(2)), tmp_path / "out", registry)
+    storage = f"sqlite:///{tmp_path / 'out' / STORAGE_FILE}"
+    study = optuna.load_study(study_name=results[0].name, storage=storage)
+    left = study.ask()  # what a `tune` killed mid-trial leaves behind
+    left.suggest_int("epochs", 1, 4)
+    assert study.trials[-1].state == optuna.trial.TrialState.RUNNING
+
+    resumed, _ = tune(tuning_suite(tmp_path, budget(4)), tmp_path / "out", registry)
+    trials = optuna.load_study(study_name=results[0].name, storage=storage).trials
+    assert len(trials) == 5 and resumed[0].trials == 4
+    interrupted = trials[left.number]
+    assert interrupted.state == optuna.trial.TrialState.FAIL
+    assert interrupted.user_attrs["interrupted"] is True
+    assert "interrupted" in interrupted.user_attrs["failed_because"]
+    assert trials_by_index(tmp_path / "out") == trials_by_index(tmp_path / "straight")
+
+
+@pytest.mark.parametrize(
+    ("cores", "trials", "seeds", "expected"),
+    [
+        (8, 20, (0, 1), "processes (2 studies with 40 trials pending on 8 cores; 1 torch"),
+        (8, 20, (0,), "local (1 studies with 20 trials pending on 8 cores: worker processes"),
+        (8, 3, (0, 1), "local (2 studies with 6 trials pending on 8 cores: worker processes"),
+        (1, 20, (0, 1), "local (2 studies with 40 trials pending on 1 cores: worker"),
+    ],
+)
+def test_auto_tunes_in_worker_processes_only_when_they_pay(
+    tmp_path, registry, monkeypatch, cores, trials, seeds, expected
+):
+    """A study's trials run one after another: processes need several studies."""
+    monkeypatch.setattr(device_module, "available_cores", lambda: cores)
+    suite = tuning_suite(tmp_path, budget(trials), seeds=seeds)
+    args = cli.build_parser().parse_args(["tune", str(suite), "--device", "cpu"])
+    out = tmp_path / "out"
+    executor, threads, why = cli._auto_tune_executor(load_suite(suite), registry, out, args)
+    assert f"{executor} ({why}".startswith(expected) and threads == 1
+    assert not out.exists()
+
+
+def test_two_tunes_never_share_a_results_folder(tmp_path, registry):
+    out = tmp_path / "out"
+    prepared = prepare_tuning(tuning_suite(tmp_path, budget(2)), out, registry, device="cpu")
+    lock = FileLock(out / LOCKS_DIR / TUNING_LOCK)
+    assert lock.acquire(blocking=False)  # another `tune` holds the folder
+    try:
+        with pytest.raises(TuningError, match="another `unlearnbench tune`"):
+            run_tuning(prepared, registry)
+    finally:
+        lock.release()
+    assert run_tuning(prepared, registry)[0].trials == 2
+
+
+@pytest.mark.slow
+def test_tune_on_ray_runs_the_local_trials(tmp_path, registry):
+    pytest.importorskip("ray")
+    suite = tuning_suite(tmp_path, budget(3), seeds=(0, 1))
+    local, _ = tune(suite, tmp_path / "local", registry, executor="local", threads=1)
+    on_ray, _ = tune(
+        suite,
+        tmp_path / "ray",
+        registry,
+        executor="ray",
+        threads=1,
+        registry_factory=RegistryFactory(load_entry_points=False),
+    )
+    assert trials_by_index(tmp_path / "ray") == trials_by_index(tmp_path / "local")
+    assert on_ray == local

@@ -107,15 +107,6 @@ def prepare_run(
         provenance_extra={"executor": executor},
     )
 
-    def load(component: Component) -> DatasetArrays:
-        try:
-            return runner.load_dataset(component)
-        except OSError as exc:
-            raise SuiteError(
-                "", f"data set {component.label!r} could not be loaded: {exc}"
-            ) from None
-
-    check_feasible(plan, load, suite)
     options = ExecutorOptions(
         runner,
         registry_factory or (lambda: registry),
@@ -125,7 +116,21 @@ def prepare_run(
         address=address,
         gpus_per_task=gpus_per_task,
     )
-    return PreparedRun(suite, plan, Path(out), resolved, runner, EXECUTORS[executor](options))
+    # built before any data is loaded: the local executor sets this process's torch
+    # threads, and a data set's normalisation (a torch mean) depends on them, as it
+    # does in a worker, which loads its data at its own thread count
+    built = EXECUTORS[executor](options)
+
+    def load(component: Component) -> DatasetArrays:
+        try:
+            return runner.load_dataset(component)
+        except OSError as exc:
+            raise SuiteError(
+                "", f"data set {component.label!r} could not be loaded: {exc}"
+            ) from None
+
+    check_feasible(plan, load, suite)
+    return PreparedRun(suite, plan, Path(out), resolved, runner, built)
 
 
 def run_suite(
@@ -152,15 +157,23 @@ def run_suite(
 
 
 def prepare_tuning(
-    suite: Suite | Path | str, out: Path | str, registry: Registry, *, device: str = "auto"
+    suite: Suite | Path | str,
+    out: Path | str,
+    registry: Registry,
+    *,
+    device: str = "auto",
+    **options: object,
 ) -> PreparedRun:
     """:func:`~unlearnbench.execution.run.prepare_run` for ``tune``: the suite's
     default cells (``tuned = true`` is what the studies are for, so it is
-    ignored here), every tuning check done, nothing written."""
+    ignored here), every tuning check done, nothing written. ``options`` are
+    :func:`prepare_run`'s executor options (``executor``, ``threads``,
+    ``workers``, ``address``, ``gpus_per_task``, ``registry_factory``): the
+    trials run on that executor."""
     suite = suite if isinstance(suite, Suite) else load_suite(suite)
     if suite.tuning is None:
         raise SuiteError("tuning", "the suite has no [tuning] table (trials, max_sample_passes)")
     suite = replace(suite, tuning=replace(suite.tuning, tuned=False))
-    prepared = prepare_run(suite, out, registry, device=device)
+    prepared = prepare_run(suite, out, registry, device=device, **options)  # type: ignore[arg-type]
     check_tuning(prepared, registry)
     return prepared

@@ -30,7 +30,8 @@ Validation protocol (what a trial is scored on)
       the held-out validation split. The original model is the task's
       own (trained on ``target``, ``F`` included, as in the evaluated run).
     - *Reference*: the suite's reference method (retrain) run on the
-      validation task, i.e. retrained without ``V``; once per study.
+      validation task, i.e. retrained without ``V``; once per task, before
+      its studies' first trials.
     - *Objective* (lower is better): the Avg. Gap, the mean of
       ``|Δ accuracy on H|``, ``|Δ accuracy on V|``, ``|Δ accuracy on E|``
       (``E``: up to 1000 seeded points of ``target - V - F``) and
@@ -50,34 +51,78 @@ Budget
     shared standard training, or SISA's / DeepObliviate's stored training,
     cached) is outside the cap: it is the same for every trial.
 
-Studies live in ``<out>/tuning.sqlite`` (``TPESampler(seed=tuning.seed)``);
-``tune`` resumes them (``load_if_exists``) and runs only the trials missing
-from ``trials`` (finished or pruned ones count). A study's name holds a hash
-of the task, the seed, the cap and the space, so changing any of them starts
-a new study. Only the local executor runs trials (in this process).
+Running, on any executor
+    The parent process owns every study and ``<out>/tuning.sqlite`` (its only
+    writer, as it is of a run's results store). For each study it asks one
+    trial, hands the task, the method, the trial's parameters and the
+    reference's measurements to a worker of the executor (``local``: this
+    process; ``processes``: long-lived spawned workers; ``ray``: one Ray
+    task per trial), tells the outcome (COMPLETE with the user attributes
+    ``gaps`` and ``unlearn_sample_passes``, PRUNED with ``pruned_because``,
+    FAIL with ``failed_because``) and only then asks that study's next trial.
+    Studies run in parallel on the workers; a study's trials run one after
+    another, so a study sees the same history on every executor. A worker
+    builds the task's validation data itself (seeded, the same everywhere);
+    workers share the artifact cache, whose file locks build each shared
+    artifact (the original model, a cached ``fit``) once.
+
+Seeds, resuming and what is guaranteed
+    Trial ``n`` of a study (``n``: the trial's ``index`` user attribute, the
+    number of the study's trials that count before it; its Optuna number
+    unless an earlier trial was interrupted) is asked with a fresh
+    ``TPESampler(seed=derive_seed(tuning.seed, study name, n))``
+    (:func:`trial_sampler`), and torch's global RNG is seeded per study before
+    every trial. TPE reads only a study's COMPLETE and PRUNED trials, so what
+    trial ``n`` asks depends only on the seed, ``n`` and the trials before it.
+    ``tune`` resumes a study (``load_if_exists``) and runs only the trials
+    missing from ``trials``; complete, pruned and failed trials count. A
+    study's name holds a hash of the task, the seed, the cap and the space, so
+    changing any of them starts a new study.
+
+    A trial asked but never told (``tune`` killed, or its machine lost: the
+    trial is left RUNNING) is marked FAIL with ``interrupted = true`` when its
+    study is next opened (at once when ``tune`` stops on an error or Ctrl-C);
+    it does not count, and its index is asked again, with the same seed and
+    history, so with the same parameters. ``tune`` holds
+    ``<out>/.locks/tuning.lock`` and refuses a folder another ``tune`` holds,
+    so a RUNNING trial is always a dead run's. Guaranteed: a study stopped
+    after any number of trials and resumed, on any executor, has for every
+    index ``n`` the same parameters and the same outcome (state, objective,
+    gaps) as the study run straight through, provided both ran on the same
+    device and, on the CPU, at the same torch thread count per trial (recorded
+    as ``torch_threads``; CPU results depend on it). Only the Optuna trial
+    numbers after an interrupted trial differ (it keeps its number). A trial
+    whose *worker* died while ``tune`` went on (an OOM kill, a segfault) is an
+    outcome, not an interruption: it fails and counts, as in a straight run
+    that met the same death.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import math
-from collections.abc import Mapping, Sequence
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
+from tqdm import tqdm
 
-from unlearnbench.execution.cache import ArtifactCache, content_key
+from unlearnbench.execution.cache import ArtifactCache, FileLock, content_key
 from unlearnbench.execution.cell import TaskContext, run_method
+from unlearnbench.execution.executors.base import LOCKS_DIR, JobOutcome, JobPool
 from unlearnbench.execution.plan import CellPlan, Component, Plan, TaskPlan
+from unlearnbench.execution.runner import Runner
 from unlearnbench.execution.suite import Suite, SuiteError, TuningConfig
 from unlearnbench.host.registry import Registry
-from unlearnbench.seeding import generator
-from unlearnbench.specs import MethodSpec, Param, ParamError, resolve_params
+from unlearnbench.seeding import derive_seed, generator, seed_torch
+from unlearnbench.specs import MethodSpec, Param, ParamError, UnlearnbenchError, resolve_params
 from unlearnbench.task import Splits, Task
 
 if TYPE_CHECKING:
@@ -87,6 +132,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 STORAGE_FILE = "tuning.sqlite"
+TUNING_LOCK = "tuning.lock"  # in <out>/.locks while a tune runs
 TUNED_SUFFIX = "[tuned]"
 RETAIN_EVAL_POINTS = 1000
 TUNABLE_REQUESTS = ("random", "class")
@@ -426,7 +472,130 @@ def avg_gap(model: dict[str, float], reference: dict[str, float]) -> tuple[float
     return sum(gaps.values()) / len(gaps), gaps
 
 
-# --- running studies ------------------------------------------------------------------------
+# --- trials as jobs: what a worker (or this process) runs ----------------------------------
+
+
+@dataclass(frozen=True)
+class ReferenceJob:
+    """Measure a task's reference on its validation data (once per task)."""
+
+    task: TaskPlan
+    tuning: TuningConfig
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The reference's measurements, and the validation task's split sizes (for the
+    method's own parameter check, made in the parent before a trial is handed out)."""
+
+    measurement: dict[str, float]
+    sizes: dict[str, int]
+
+
+@dataclass(frozen=True)
+class TrialJob:
+    """One trial as a worker runs it: the study's method with resolved parameters.
+
+    ``seed`` seeds torch's global RNG before the trial, so a method drawing from
+    it gets the same numbers in any process, after any other trial.
+    """
+
+    task: TaskPlan
+    method: Component
+    params: dict[str, Any]
+    reference: dict[str, float]
+    tuning: TuningConfig
+    seed: int
+
+
+@dataclass(frozen=True)
+class TrialOutcome:
+    """A trial's result: ``state`` is ``complete``, ``pruned`` or ``failed``."""
+
+    state: str
+    value: float | None = None
+    gaps: dict[str, float] = field(default_factory=dict)
+    work: float = 0.0
+    reason: str = ""
+
+
+VALIDATION_KEPT = 4  # tasks' validation data a worker keeps built
+_VALIDATION: weakref.WeakKeyDictionary[Runner, dict[tuple[str, int], ValidationData]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _validation(runner: Runner, plan: TaskPlan, seed: int) -> ValidationData:
+    """A task's validation data, built once per runner (the last few tasks are kept)."""
+    kept = _VALIDATION.setdefault(runner, {})
+    key = (plan.key, seed)
+    if key not in kept:
+        if len(kept) >= VALIDATION_KEPT:
+            kept.pop(next(iter(kept)))
+        kept[key] = validation_data(runner.build_task(plan), seed)
+    return kept[key]
+
+
+def run_reference(runner: Runner, job: ReferenceJob) -> Reference:
+    """The reference method run on the validation task (retrained without ``V``),
+    measured; its models come from the artifact cache when another process built them."""
+    data = _validation(runner, job.task, job.tuning.seed)
+    seed_torch(derive_seed(job.tuning.seed, job.task.key, "tuning-reference"), runner.device)
+    ctx = TaskContext(data.task, runner.cache)
+    spec: MethodSpec = runner.registry.get("method", job.task.reference.name)  # type: ignore[assignment]
+    outcome = run_method(spec, job.task.reference, data.task, ctx)
+    return Reference(measure(outcome.model, data), data.task.splits.sizes())
+
+
+def run_trial(runner: Runner, job: TrialJob) -> TrialOutcome:
+    """One trial in whichever process runs it: over the cap it is pruned, an
+    exception (a diverged loss) or a non-finite objective fails it."""
+    spec: MethodSpec = runner.registry.get("method", job.method.name)  # type: ignore[assignment]
+    try:
+        data = _validation(runner, job.task, job.tuning.seed)
+        seed_torch(job.seed, runner.device)
+        value, gaps, work = evaluate_params(
+            spec, job.method, job.params, data, job.reference, runner.cache, job.tuning
+        )
+    except WorkCapExceeded as exc:
+        return TrialOutcome("pruned", reason=str(exc))
+    except Exception as exc:  # a diverged trial fails (and counts), the study goes on
+        return TrialOutcome("failed", reason=f"{type(exc).__name__}: {exc}")
+    if not math.isfinite(value):
+        return TrialOutcome("failed", reason=f"the objective is {value}")
+    return TrialOutcome("complete", value, gaps, work)
+
+
+def evaluate_params(
+    spec: MethodSpec,
+    component: Component,
+    params: dict[str, Any],
+    data: ValidationData,
+    reference: dict[str, float],
+    cache: ArtifactCache,
+    tuning: TuningConfig,
+) -> tuple[float, dict[str, float], float]:
+    """One trial: fit, then the capped unlearning stream on ``V``; the Avg. Gap,
+    the gaps, and the unlearning work. Raises :class:`WorkCapExceeded`."""
+    task = data.task
+    ctx = CappedContext(task, cache, tuning.max_sample_passes)
+    method = spec.create(params)
+    state = method.fit(task, ctx)
+    ctx.start_cap()
+    result = None
+    for forget in task.forget_steps:
+        result = method.unlearn(state, forget, task, ctx)
+        state = result.state
+    assert result is not None
+    value, gaps = avg_gap(measure(result.model, data), reference)
+    return value, gaps, ctx.capped_work
+
+
+# --- running studies: ask and tell in the parent -------------------------------------------
+
+
+class TuningError(UnlearnbenchError, RuntimeError):
+    """Tuning cannot go on: another ``tune`` uses the folder, or a reference failed."""
 
 
 @dataclass
@@ -456,105 +625,247 @@ def _storage(out: Path, *, create: bool) -> Any:
 
 
 def check_tuning(prepared: PreparedRun, registry: Registry) -> list[Study]:
-    """Every tuning check that needs no training (executor, space, request kinds)."""
-    if type(prepared.executor).__name__ != "LocalExecutor":
-        raise SuiteError("", "tune runs trials in this process only: use the local executor")
+    """Every tuning check that needs no training (space, request kinds)."""
     return plan_studies(prepared.plan, registry)
+
+
+def trial_sampler(seed: int, study: str, index: int) -> optuna.samplers.TPESampler:
+    """The sampler that asks trial ``index`` of a study, seeded by that trial alone
+    (numpy takes 32-bit seeds), so a resumed study asks what a straight run asks."""
+    import optuna
+
+    return optuna.samplers.TPESampler(seed=derive_seed(seed, study, index) % 2**32)
+
+
+@dataclass
+class _Live:
+    """A study being run: its Optuna study, how many trials count, the one in flight."""
+
+    study: Study
+    ostudy: optuna.Study
+    storage: Any
+    spec: MethodSpec
+    done: int
+    trial: optuna.Trial | None = None
+
+    @property
+    def label(self) -> str:
+        return self.study.name.rsplit(" | ", 1)[0]
 
 
 def run_tuning(
     prepared: PreparedRun, registry: Registry, *, progress: bool = False
 ) -> list[StudyResult]:
-    """Run (or resume) every study of a prepared suite into ``<out>/tuning.sqlite``."""
+    """Run (or resume) every study of a prepared suite into ``<out>/tuning.sqlite``,
+    the trials on the prepared executor; ``progress``: a bar on stderr."""
     import optuna
 
     studies = check_tuning(prepared, registry)
     tuning = prepared.suite.tuning
     assert tuning is not None
     prepared.out.mkdir(parents=True, exist_ok=True)
-    storage = _storage(prepared.out, create=True)
     # optuna's own log repeats every failed trial with its traceback; ours is one line
-    optuna.logging.set_verbosity(optuna.logging.INFO if progress else optuna.logging.ERROR)
-    results = []
-    tasks: dict[str, tuple[ValidationData, dict[str, float]]] = {}
-    for study in studies:
-        if study.task.key not in tasks:
-            tasks[study.task.key] = _validation_setup(prepared, registry, study.task, tuning)
-        data, reference = tasks[study.task.key]
-        results.append(_run_study(study, prepared, registry, data, reference, tuning, storage))
-    return results
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    with _sole_tuner(prepared.out):
+        storage = _storage(prepared.out, create=True)
+        lives = [_open_study(study, storage, registry, tuning) for study in studies]
+        pending = [live for live in lives if live.done < tuning.trials]
+        if pending:
+            total = sum(tuning.trials - live.done for live in pending)
+            bar = tqdm(total=total, disable=not progress, unit="trial", dynamic_ncols=True)
+            with bar, prepared.executor.jobs(len(pending)) as pool:
+                _Loop(pending, pool, tuning, bar).run()
+        return [_result(live) for live in lives]
 
 
-def _validation_setup(
-    prepared: PreparedRun, registry: Registry, plan: TaskPlan, tuning: TuningConfig
-) -> tuple[ValidationData, dict[str, float]]:
-    """The task's validation data, and the reference's measurements on it."""
-    task = prepared.runner.build_task(plan)
-    data = validation_data(task, tuning.seed)
-    ctx = TaskContext(data.task, prepared.runner.cache)
-    spec: MethodSpec = registry.get("method", plan.reference.name)  # type: ignore[assignment]
-    outcome = run_method(spec, plan.reference, data.task, ctx)
-    return data, measure(outcome.model, data)
+@contextlib.contextmanager
+def _sole_tuner(out: Path) -> Iterator[None]:
+    """Hold ``<out>/.locks/tuning.lock`` while tuning, so a trial found RUNNING in the
+    storage is a dead run's, never a live one's."""
+    locks = out / LOCKS_DIR
+    lock = FileLock(locks / TUNING_LOCK)
+    if not lock.acquire(blocking=False):
+        raise TuningError(
+            f"another `unlearnbench tune` is tuning into {out}; wait for it to finish, "
+            "or tune into another --out"
+        )
+    try:
+        yield
+    finally:
+        lock.release()
+        with contextlib.suppress(OSError):  # only when empty: a run may be using it
+            locks.rmdir()
 
 
-def _run_study(
-    study: Study,
-    prepared: PreparedRun,
-    registry: Registry,
-    data: ValidationData,
-    reference: dict[str, float],
-    tuning: TuningConfig,
-    storage: Any,
-) -> StudyResult:
+def _open_study(study: Study, storage: Any, registry: Registry, tuning: TuningConfig) -> _Live:
+    """Create or load a study; mark the trials a dead run left running as interrupted;
+    give a study with no trial that counts its defaults as trial 0."""
     import optuna
 
-    spec: MethodSpec = registry.get("method", study.method.name)  # type: ignore[assignment]
-    sampler = optuna.samplers.TPESampler(seed=tuning.seed)
     ostudy = optuna.create_study(
         study_name=study.name,
         storage=storage,
-        sampler=sampler,
+        sampler=trial_sampler(tuning.seed, study.name, 0),
         direction="minimize",
         load_if_exists=True,
     )
     ostudy.set_user_attr("method", study.method.label)
     ostudy.set_user_attr("task_key", study.task.key)
     ostudy.set_user_attr("defaults", study.method.params)
-    sizes = data.task.splits.sizes()
-
-    def objective(trial: optuna.Trial) -> float:
-        given = {**study.method.params, **{d.param.name: d.suggest(trial) for d in study.space}}
-        params = resolve_params(spec.params, given)
-        if spec.check is not None:
-            try:
-                spec.check(params, sizes)
-            except ParamError as exc:
-                trial.set_user_attr("pruned_because", str(exc))
-                raise optuna.TrialPruned(str(exc)) from None
-        try:
-            value, gaps, work = evaluate_params(
-                spec, study.method, params, data, reference, prepared.runner.cache, tuning
-            )
-        except WorkCapExceeded as exc:
-            trial.set_user_attr("pruned_because", str(exc))
-            raise optuna.TrialPruned(str(exc)) from None
-        except Exception as exc:  # a diverged trial fails (and counts), the study goes on
-            trial.set_user_attr("failed_because", f"{type(exc).__name__}: {exc}")
-            log.warning("%s trial %d failed: %s", study.method.label, trial.number, exc)
-            raise
-        trial.set_user_attr("gaps", gaps)
-        trial.set_user_attr("unlearn_sample_passes", work)
-        return value
-
-    if not ostudy.get_trials(deepcopy=False):  # trial 0: the defaults, so tuned >= default
+    spec: MethodSpec = registry.get("method", study.method.name)  # type: ignore[assignment]
+    live = _Live(study, ostudy, storage, spec, done=0)
+    states = optuna.trial.TrialState
+    for left in ostudy.get_trials(deepcopy=False, states=(states.RUNNING,)):
+        why = "a tune that was killed or crashed left it running"
+        _interrupt(live, left._trial_id, left.number, why)  # no public id of a stored trial
+    live.done = len(_finished(ostudy))
+    waiting = ostudy.get_trials(deepcopy=False, states=(states.WAITING,))
+    if not live.done and not waiting:  # trial 0: the defaults, so tuned >= default
         defaults = {d.param.name: study.method.params[d.param.name] for d in study.space}
         if all(d.contains(defaults[d.param.name]) for d in study.space):
             ostudy.enqueue_trial(defaults, user_attrs={"defaults": True})
-    done = _finished(ostudy)
-    missing = tuning.trials - len(done)
-    if missing > 0:
-        ostudy.optimize(objective, n_trials=missing, catch=(Exception,))
-    done = _finished(ostudy)
+    return live
+
+
+def _interrupt(live: _Live, trial_id: int, number: int, why: str) -> None:
+    """Record a trial that never finished as FAIL with ``interrupted``: it does not
+    count, so its index is asked again (same seed, same history: same parameters)."""
+    import optuna
+
+    live.storage.set_trial_user_attr(trial_id, "interrupted", True)
+    live.storage.set_trial_user_attr(trial_id, "failed_because", f"interrupted: {why}")
+    live.ostudy.tell(number, state=optuna.trial.TrialState.FAIL)
+
+
+WAIT_S = 0.5  # how long to wait for a finished job before looking again
+
+
+@dataclass
+class _Loop:
+    """Ask, run and tell until every study has ``tuning.trials`` trials that count.
+
+    Each study has at most one trial in flight; the studies share the pool's
+    workers. ``references``: task key -> its reference (``None`` while a worker
+    measures it).
+    """
+
+    lives: list[_Live]
+    pool: JobPool
+    tuning: TuningConfig
+    bar: Any
+    references: dict[str, Reference | None] = field(default_factory=dict)
+
+    def run(self) -> None:
+        """Run to the end; a trial still in flight if this stops (an error, Ctrl-C)
+        is marked interrupted."""
+        by_name = {live.study.name: live for live in self.lives}
+        try:
+            while any(live.done < self.tuning.trials for live in self.lives):
+                self._fill()
+                for outcome in self.pool.wait(timeout=WAIT_S):
+                    kind, name = cast(tuple[str, str], outcome.key)
+                    if kind == "reference":
+                        self.references[name] = self._reference(outcome, name)
+                    else:
+                        self._tell(by_name[name], _trial_outcome(outcome))
+        finally:
+            for live in self.lives:
+                if live.trial is not None:
+                    why = "tune stopped before the trial finished"
+                    _interrupt(live, live.trial._trial_id, live.trial.number, why)
+                    live.trial = None
+
+    def _fill(self) -> None:
+        """Use the pool's free slots: each task's reference first, then the next
+        trial of each study with none in flight."""
+        for live in self.lives:
+            if self.pool.free <= 0:
+                return
+            if live.trial is not None or live.done >= self.tuning.trials:
+                continue
+            task = live.study.task
+            if task.key not in self.references:
+                self.references[task.key] = None
+                job = ReferenceJob(task, self.tuning)
+                self.pool.submit(("reference", task.key), run_reference, job)
+                continue
+            reference = self.references[task.key]
+            if reference is None:
+                continue
+            trial = self._ask(live, reference)
+            if trial is not None:
+                self.pool.submit(("trial", live.study.name), run_trial, trial)
+
+    def _reference(self, outcome: JobOutcome, task_key: str) -> Reference:
+        if outcome.error is None:
+            return cast(Reference, outcome.value)
+        study = next(live.study for live in self.lives if live.study.task.key == task_key)
+        raise TuningError(
+            f"the reference {study.task.reference.label!r} failed on the validation task of "
+            f"{study.name.split(' | ')[1]}, so its studies cannot be scored:\n{outcome.error}"
+        )
+
+    def _ask(self, live: _Live, reference: Reference) -> TrialJob | None:
+        """Ask the study's next trial with the sampler of its index; a trial the
+        method's own check refuses (a size that does not fit the task) is pruned."""
+        tuning, study = self.tuning, live.study
+        while live.done < tuning.trials:
+            index = live.done
+            live.ostudy.sampler = trial_sampler(tuning.seed, study.name, index)
+            trial = live.trial = live.ostudy.ask()
+            trial.set_user_attr("index", index)
+            trial.set_user_attr("torch_threads", self.pool.threads)
+            given = {**study.method.params, **{d.param.name: d.suggest(trial) for d in study.space}}
+            params = resolve_params(live.spec.params, given)
+            if live.spec.check is not None:
+                try:
+                    live.spec.check(params, reference.sizes)
+                except ParamError as exc:
+                    self._tell(live, TrialOutcome("pruned", reason=str(exc)))
+                    continue
+            seed = derive_seed(tuning.seed, study.name, "trial-torch")
+            return TrialJob(study.task, study.method, params, reference.measurement, tuning, seed)
+        return None
+
+    def _tell(self, live: _Live, outcome: TrialOutcome) -> None:
+        """Record the outcome of the study's trial in flight; it may then ask the next."""
+        import optuna
+
+        trial, live.trial = live.trial, None
+        assert trial is not None
+        states = optuna.trial.TrialState
+        if outcome.state == "complete":
+            trial.set_user_attr("gaps", outcome.gaps)
+            trial.set_user_attr("unlearn_sample_passes", outcome.work)
+            live.ostudy.tell(trial, outcome.value)
+        elif outcome.state == "pruned":
+            trial.set_user_attr("pruned_because", outcome.reason)
+            live.ostudy.tell(trial, state=states.PRUNED)
+        else:
+            trial.set_user_attr("failed_because", outcome.reason)
+            label = live.study.method.label
+            log.warning("%s trial %d failed: %s", label, trial.number, outcome.reason)
+            live.ostudy.tell(trial, state=states.FAIL)
+        live.done += 1
+        self.bar.update(1)
+        self.bar.set_postfix_str(
+            f"{live.label}: trial {live.done}/{self.tuning.trials} {outcome.state}"
+        )
+
+
+def _trial_outcome(outcome: JobOutcome) -> TrialOutcome:
+    """A job's outcome as a trial's: an error (its worker died) fails the trial."""
+    if outcome.error is None:
+        return cast(TrialOutcome, outcome.value)
+    lines = outcome.error.strip().splitlines()
+    return TrialOutcome("failed", reason=lines[-1] if lines else "the job failed")
+
+
+def _result(live: _Live) -> StudyResult:
+    import optuna
+
+    study = live.study
+    done = _finished(live.ostudy)
     complete = [t for t in done if t.state == optuna.trial.TrialState.COMPLETE]
     best = _best(complete)
     default = [t.value for t in complete if t.user_attrs.get("defaults")]
@@ -578,6 +889,7 @@ def _best(complete: Sequence[optuna.trial.FrozenTrial]) -> optuna.trial.FrozenTr
 
 
 def _finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The trials that count: complete, pruned or failed, and not interrupted."""
     import optuna
 
     states = (
@@ -585,32 +897,31 @@ def _finished(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
         optuna.trial.TrialState.PRUNED,
         optuna.trial.TrialState.FAIL,
     )
-    return study.get_trials(deepcopy=False, states=states)
+    trials = study.get_trials(deepcopy=False, states=states)
+    return [t for t in trials if not t.user_attrs.get("interrupted")]
 
 
-def evaluate_params(
-    spec: MethodSpec,
-    component: Component,
-    params: dict[str, Any],
-    data: ValidationData,
-    reference: dict[str, float],
-    cache: ArtifactCache,
-    tuning: TuningConfig,
-) -> tuple[float, dict[str, float], float]:
-    """One trial: fit, then the capped unlearning stream on ``V``; the Avg. Gap,
-    the gaps, and the unlearning work. Raises :class:`WorkCapExceeded`."""
-    task = data.task
-    ctx = CappedContext(task, cache, tuning.max_sample_passes)
-    method = spec.create(params)
-    state = method.fit(task, ctx)
-    ctx.start_cap()
-    result = None
-    for forget in task.forget_steps:
-        result = method.unlearn(state, forget, task, ctx)
-        state = result.state
-    assert result is not None
-    value, gaps = avg_gap(measure(result.model, data), reference)
-    return value, gaps, ctx.capped_work
+def pending_studies(plan: Plan, registry: Registry, out: Path) -> tuple[int, int]:
+    """How many of the plan's studies still miss trials in ``out``, and how many
+    trials they miss (``--executor auto`` sizes the work with it; reads only)."""
+    import optuna
+
+    studies = plan_studies(plan, registry)
+    tuning = plan.suite.tuning
+    assert tuning is not None
+    storage = _storage(out, create=False)
+    existing = (
+        set()
+        if storage is None
+        else {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    )
+    missing = []
+    for study in studies:
+        done = 0
+        if study.name in existing:
+            done = len(_finished(optuna.load_study(study_name=study.name, storage=storage)))
+        missing.append(max(0, tuning.trials - done))
+    return sum(m > 0 for m in missing), sum(missing)
 
 
 # --- reading studies back: tuned cells ----------------------------------------------------

@@ -5,7 +5,8 @@
 - ``ray`` (:mod:`.ray`): Ray tasks on a local instance or a cluster.
 
 What they share (work units, task claims, the parent as the only writer of the
-store) is in :mod:`.base`. :data:`EXECUTORS` maps each name to its factory:
+store, the job pools ``tune`` runs trials on) is in :mod:`.base`.
+:data:`EXECUTORS` maps each name to its factory:
 ``EXECUTORS[name](options)`` builds the executor without starting anything.
 """
 
@@ -17,6 +18,8 @@ from unlearnbench.execution.executors.base import (
     Executor,
     ExecutorError,
     ExecutorOptions,
+    JobOutcome,
+    JobPool,
     WorkerConfig,
     claimed_work,
     make_worker_runner,
@@ -41,6 +44,8 @@ __all__ = [
     "ExecutorError",
     "ExecutorFactory",
     "ExecutorOptions",
+    "JobOutcome",
+    "JobPool",
     "LocalExecutor",
     "ProcessExecutor",
     "RayExecutor",

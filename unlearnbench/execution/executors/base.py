@@ -17,6 +17,12 @@ system, and a kill at any moment loses at most the cells still running.
 - ``processes``: long-lived spawned workers (:mod:`.processes`).
 - ``ray``: one Ray task per work unit (:mod:`.ray`).
 
+``tune`` needs smaller units whose order it decides (one trial per study at a
+time, asked from Optuna by the parent once the study's previous trial is
+told), so each executor also gives a :class:`JobPool` (:meth:`Executor.jobs`):
+it runs single ``fn(runner, payload)`` jobs on the same workers and hands each
+:class:`JobOutcome` back to the parent, which again is the only writer.
+
 Workers build their own registry with a picklable ``registry_factory`` (the
 execution core imports no plugin machinery; the CLI passes
 :class:`unlearnbench.host.RegistryFactory`).
@@ -33,11 +39,13 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+import traceback
+from abc import ABC, abstractmethod
 from collections import deque
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Hashable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 from tqdm import tqdm
@@ -110,6 +118,68 @@ def make_worker_runner(config: WorkerConfig) -> Runner:
     )
 
 
+Job = Callable[[Runner, Any], Any]
+"""A job: a module-level function (pickled by name) of a worker's runner and a payload."""
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What a job returned (``value``), or why it has no value (``error``: it raised,
+    or its worker died)."""
+
+    key: Hashable
+    value: Any = None
+    error: str | None = None
+
+
+def call_job(key: Hashable, fn: Job, runner: Runner, payload: Any) -> JobOutcome:
+    """Run one job; an exception becomes the outcome's ``error`` (its traceback)."""
+    try:
+        return JobOutcome(key, fn(runner, payload))
+    except Exception:
+        return JobOutcome(key, error=traceback.format_exc())
+
+
+class JobPool(ABC):
+    """Runs single jobs on an executor's workers, at most :attr:`free` more at a time.
+
+    Use it as a context manager (workers start on entry, stop on exit).
+    ``threads``: the torch threads each job runs with.
+    """
+
+    name: str = ""
+    threads: int = 1
+
+    def __enter__(self) -> JobPool:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @abstractmethod
+    def start(self) -> None:
+        """Start the workers."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Stop the workers; jobs still running are abandoned."""
+
+    @property
+    @abstractmethod
+    def free(self) -> int:
+        """How many more jobs may be submitted now."""
+
+    @abstractmethod
+    def submit(self, key: Hashable, fn: Job, payload: Any) -> None:
+        """Start ``fn(runner, payload)``; its outcome comes back with ``key``."""
+
+    @abstractmethod
+    def wait(self, timeout: float) -> list[JobOutcome]:
+        """The outcomes of jobs finished since the last call (waits up to ``timeout``
+        seconds for one)."""
+
+
 class Executor(Protocol):
     """Runs work units; ``threads`` is the torch thread count each of its cells uses."""
 
@@ -121,6 +191,9 @@ class Executor(Protocol):
 
     def execute(self, work: Work, sink: Callable[[CellRecord], None]) -> None:
         """Run every (task, cells) unit and pass each finished record to ``sink``."""
+
+    def jobs(self, parallel: int) -> JobPool:
+        """A pool for single jobs (tune's trials), with at most ``parallel`` running."""
 
 
 def run_plan(

@@ -7,13 +7,21 @@ call cannot be stopped there. Use ``processes`` for a hard limit.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from unlearnbench.execution.devices import available_cores
-from unlearnbench.execution.executors.base import ExecutorOptions
+from unlearnbench.execution.executors.base import (
+    ExecutorOptions,
+    Job,
+    JobOutcome,
+    JobPool,
+    call_job,
+)
 from unlearnbench.execution.runner import Runner, Work
 from unlearnbench.execution.store import CellRecord
 
@@ -36,3 +44,39 @@ class LocalExecutor:
     def execute(self, work: Work, sink: Callable[[CellRecord], None]) -> None:
         for task_plan, cells in work:
             self.runner.run_task(task_plan, cells, sink)
+
+    def jobs(self, parallel: int) -> LocalJobs:
+        """Jobs in this process, one at a time, whatever ``parallel`` allows."""
+        return LocalJobs(self.runner, self.threads)
+
+
+class LocalJobs(JobPool):
+    """Jobs in this process with its runner, one at a time, run when :meth:`wait` is
+    called (so they run in the order they were submitted)."""
+
+    name = "local"
+
+    def __init__(self, runner: Runner, threads: int) -> None:
+        self.runner = runner
+        self.threads = threads
+        self._queue: deque[tuple[Hashable, Job, Any]] = deque()
+
+    def start(self) -> None:
+        """Nothing to start: jobs run in this process."""
+
+    def close(self) -> None:
+        self._queue.clear()
+
+    @property
+    def free(self) -> int:
+        return 0 if self._queue else 1
+
+    def submit(self, key: Hashable, fn: Job, payload: Any) -> None:
+        self._queue.append((key, fn, payload))
+
+    def wait(self, timeout: float) -> list[JobOutcome]:
+        done = []
+        while self._queue:
+            key, fn, payload = self._queue.popleft()
+            done.append(call_job(key, fn, self.runner, payload))
+        return done

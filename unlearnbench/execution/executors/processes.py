@@ -11,18 +11,22 @@ the same way, except that all the task's cells are recorded as ``timeout``
 (the set-up would run as long again). A worker that dies (segfault, OOM kill)
 fails its current cell the same way. Workers exit on their own when the parent
 dies (a watchdog thread), so ``kill -9`` of a run leaves no orphans.
+
+:class:`ProcessJobs` runs ``tune``'s trials on such workers, one job per
+worker at a time; a worker that dies fails its job and is replaced.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
@@ -33,7 +37,11 @@ from unlearnbench.execution.executors.base import (
     HARD_KILL_GRACE_S,
     ExecutorError,
     ExecutorOptions,
+    Job,
+    JobOutcome,
+    JobPool,
     WorkerConfig,
+    call_job,
     make_worker_runner,
 )
 from unlearnbench.execution.limits import setup_timeout_message
@@ -142,6 +150,19 @@ class ProcessExecutor:
         """Workers and threads as the options ask, fitted to the cores (starts nothing)."""
         o = options
         return cls(o.runner, o.registry_factory, o.cache_root, o.workers, o.threads)
+
+    def jobs(self, parallel: int) -> ProcessJobs:
+        """Single jobs on ``min(workers, parallel)`` workers (each with its device)."""
+        count = max(1, min(self.workers, parallel))
+        config = WorkerConfig(
+            registry_factory=self.registry_factory,
+            cache_root=self.cache_root,
+            device=self.devices[0],
+            threads=self.threads,
+            cell_timeout=None,
+            executor=self.name,
+        )
+        return ProcessJobs(config, self.devices[:count])
 
     def _start(self, index: int) -> _Worker:
         ctx = get_context("spawn")  # fork after torch started its thread pools can hang
@@ -273,6 +294,140 @@ class ProcessExecutor:
         with contextlib.suppress(OSError, ValueError):
             worker.conn.send(None)
         worker.process.join(5)
+        if worker.process.is_alive():
+            worker.process.kill()
+            worker.process.join(5)
+        worker.conn.close()
+
+
+# --- single jobs (tune's trials) -------------------------------------------------------------
+
+
+def _job_worker_main(conn: Connection, config: WorkerConfig, parent_pid: int) -> None:
+    """A long-lived worker: receive ``(key, fn, payload)`` jobs, send outcomes back."""
+    _exit_with_parent(parent_pid)
+    _log_like_the_cli()
+    with contextlib.suppress(*PIPE_GONE):
+        _serve_jobs(conn, config)
+
+
+def _serve_jobs(conn: Connection, config: WorkerConfig) -> None:
+    try:
+        runner = make_worker_runner(config)
+    except BaseException:
+        conn.send(("error", traceback.format_exc()))
+        return
+    conn.send(("ready", None))
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        key, fn, payload = job
+        conn.send(("done", call_job(key, fn, runner, payload)))
+
+
+@dataclass
+class _JobWorker:
+    index: int
+    process: Any
+    conn: Connection
+    ready: bool = False
+    busy: bool = False
+    key: Hashable = None
+
+
+class ProcessJobs(JobPool):
+    """One spawned worker per entry of ``devices``, each running one job at a time.
+
+    A worker that dies (segfault, OOM kill) fails its job with its exit code and
+    is replaced; one that cannot build its registry stops the pool
+    (:class:`ExecutorError`).
+    """
+
+    name = "processes"
+
+    def __init__(self, config: WorkerConfig, devices: list[str]) -> None:
+        self.config = config
+        self.devices = devices
+        self.threads = config.threads
+        self._workers: list[_JobWorker] = []
+
+    def start(self) -> None:
+        self._workers = [self._start(i) for i in range(len(self.devices))]
+
+    def close(self) -> None:
+        for worker in self._workers:  # all told first: they exit side by side
+            with contextlib.suppress(OSError, ValueError):
+                worker.conn.send(None)
+        for worker in self._workers:
+            self._stop(worker)
+        self._workers = []
+
+    @property
+    def free(self) -> int:
+        return sum(not w.busy for w in self._workers)
+
+    def submit(self, key: Hashable, fn: Job, payload: Any) -> None:
+        worker = next(w for w in self._workers if not w.busy)
+        worker.conn.send((key, fn, payload))  # read once the worker is ready
+        worker.busy, worker.key = True, key
+
+    def wait(self, timeout: float) -> list[JobOutcome]:
+        done: list[JobOutcome] = []
+        wait([w.conn for w in self._workers], timeout=timeout)
+        for i, worker in enumerate(self._workers):
+            self._drain(worker, done)
+            if not worker.process.is_alive():
+                self._drain(worker, done)  # what it sent just before it died
+                self._workers[i] = self._replace(worker, done)
+        return done
+
+    def _start(self, index: int) -> _JobWorker:
+        ctx = get_context("spawn")  # fork after torch started its thread pools can hang
+        parent, child = ctx.Pipe()
+        config = dataclasses.replace(self.config, device=self.devices[index], worker=index)
+        process = ctx.Process(
+            target=_job_worker_main,
+            args=(child, config, os.getpid()),
+            name=f"unlearnbench-job-worker-{index}",
+            daemon=True,
+        )
+        process.start()
+        child.close()
+        return _JobWorker(index, process, parent)
+
+    @staticmethod
+    def _drain(worker: _JobWorker, done: list[JobOutcome]) -> None:
+        try:
+            while worker.conn.poll():
+                kind, payload = worker.conn.recv()
+                if kind == "ready":
+                    worker.ready = True
+                elif kind == "done":
+                    done.append(payload)
+                    worker.busy, worker.key = False, None
+                elif kind == "error":
+                    raise ExecutorError(f"worker {worker.index} could not start:\n{payload}")
+        except (EOFError, OSError):
+            pass  # the process is gone; the liveness check handles it
+
+    def _replace(self, worker: _JobWorker, done: list[JobOutcome]) -> _JobWorker:
+        worker.process.join(5)
+        code = worker.process.exitcode
+        worker.conn.close()
+        if not worker.ready:
+            raise ExecutorError(f"worker {worker.index} died while starting (exit code {code})")
+        if worker.busy:
+            error = f"the worker process running this job died (exit code {code})"
+            done.append(JobOutcome(worker.key, error=error))
+        return self._start(worker.index)
+
+    @staticmethod
+    def _stop(worker: _JobWorker) -> None:
+        worker.process.join(5 if not worker.busy else 0.1)  # a busy one is abandoned
         if worker.process.is_alive():
             worker.process.kill()
             worker.process.join(5)

@@ -8,12 +8,15 @@ object store) to the units that need it, so a cluster without a shared folder
 still builds it once; with a shared ``--out`` folder the artifact cache's file
 locks also share the other artifacts. Ray itself is imported only when the
 executor runs (an optional extra).
+
+:class:`RayJobs` runs ``tune``'s trials as one Ray task per trial.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,11 @@ from unlearnbench.execution.executors.base import (
     HARD_KILL_GRACE_S,
     ExecutorError,
     ExecutorOptions,
+    Job,
+    JobOutcome,
+    JobPool,
     WorkerConfig,
+    call_job,
     make_worker_runner,
 )
 from unlearnbench.execution.limits import SETUP_LIMIT, CellTimeout, time_limit
@@ -81,6 +88,35 @@ def _ray_unit(
         yield event if isinstance(event, CellRecord) else event.cell_id
 
 
+@contextlib.contextmanager
+def ray_session(address: str | None, num_cpus: int | None) -> Iterator[Any]:
+    """The ``ray`` module, initialised (a local instance, or the cluster at
+    ``address``) unless it already is, and shut down after if started here."""
+    try:
+        import ray
+    except ImportError:
+        raise ExecutorError("the ray executor needs Ray: pip install 'unlearnbench[ray]'") from None
+    started = not ray.is_initialized()
+    if started:
+        try:
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(
+                    num_cpus=num_cpus or available_cores(),
+                    include_dashboard=False,
+                    log_to_driver=False,
+                )
+        except Exception as exc:  # a wrong address, a cluster that is down
+            where = address or "a local instance"
+            raise ExecutorError(f"could not start Ray on {where}: {exc}") from exc
+    try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
+
+
 @dataclass
 class _Stream:
     """One running Ray unit: its generator, its task and the cells not yet recorded."""
@@ -124,33 +160,17 @@ class RayExecutor:
         return max(1, int(self.cpus_per_task))
 
     def execute(self, work: Work, sink: Callable[[CellRecord], None]) -> None:
-        try:
-            import ray
-        except ImportError:
-            raise ExecutorError(
-                "the ray executor needs Ray: pip install 'unlearnbench[ray]'"
-            ) from None
-        started = not ray.is_initialized()
-        if started:
-            try:
-                if self.address:
-                    ray.init(address=self.address, log_to_driver=False)
-                else:
-                    ray.init(
-                        num_cpus=self.num_cpus or available_cores(),
-                        include_dashboard=False,
-                        log_to_driver=False,
-                    )
-            except Exception as exc:  # a wrong address, a cluster that is down
-                where = self.address or "a local instance"
-                raise ExecutorError(f"could not start Ray on {where}: {exc}") from exc
-        try:
+        with ray_session(self.address, self.num_cpus) as ray:
             self._execute(ray, work, sink)
-        finally:
-            if started:
-                ray.shutdown()
 
-    def _execute(self, ray: Any, work: Work, sink: Callable[[CellRecord], None]) -> None:
+    def jobs(self, parallel: int) -> RayJobs:
+        """Single jobs as Ray tasks with this executor's resources (``parallel`` is
+        what the cluster's CPUs and GPUs allow)."""
+        config, options = self._resources()
+        return RayJobs(config, options, self.address, self.num_cpus)
+
+    def _resources(self) -> tuple[WorkerConfig, dict[str, Any]]:
+        """The workers' configuration and each Ray task's options."""
         cuda = self.runner.device.type == "cuda"
         gpus = self.gpus_per_task if self.gpus_per_task is not None else (1.0 if cuda else 0.0)
         config = WorkerConfig(
@@ -163,6 +183,10 @@ class RayExecutor:
             executor=self.name,
         )
         options = {"num_cpus": self.cpus_per_task, "num_gpus": gpus, "max_retries": 0}
+        return config, options
+
+    def _execute(self, ray: Any, work: Work, sink: Callable[[CellRecord], None]) -> None:
+        config, options = self._resources()
         build_original = ray.remote(_ray_original).options(**options)
         run_unit = ray.remote(_ray_unit).options(num_returns="streaming", **options)
         originals: dict[str, Any] = {}
@@ -214,3 +238,72 @@ class RayExecutor:
                     rest = [c for c in stream.remaining if c is not cell]
                     if rest:
                         submit(stream.task, rest)
+
+
+# --- single jobs (tune's trials) -------------------------------------------------------------
+
+
+def _ray_job(config: WorkerConfig, key: Hashable, fn: Job, payload: Any) -> JobOutcome:
+    """A Ray task: one job on this Ray worker's runner."""
+    return call_job(key, fn, _ray_runner(config), payload)
+
+
+class RayJobs(JobPool):
+    """One Ray task per job, as many at a time as the cluster's resources hold."""
+
+    name = "ray"
+
+    def __init__(
+        self,
+        config: WorkerConfig,
+        options: dict[str, Any],
+        address: str | None,
+        num_cpus: int | None,
+    ) -> None:
+        self.config = config
+        self.options = options
+        self.address = address
+        self.num_cpus = num_cpus
+        self.threads = config.threads
+        self.slots = 1
+        self._stack = contextlib.ExitStack()
+        self._ray: Any = None
+        self._remote: Any = None
+        self._running: dict[Any, Hashable] = {}
+
+    def start(self) -> None:
+        ray = self._ray = self._stack.enter_context(ray_session(self.address, self.num_cpus))
+        self._remote = ray.remote(_ray_job).options(**self.options)
+        have = ray.cluster_resources()
+        slots = have.get("CPU", 1.0) / max(self.options["num_cpus"], 1e-9)
+        if self.options["num_gpus"]:
+            slots = min(slots, have.get("GPU", 0.0) / self.options["num_gpus"])
+        self.slots = max(1, int(slots))
+
+    def close(self) -> None:
+        for ref in self._running:
+            with contextlib.suppress(Exception):
+                self._ray.cancel(ref, force=True)
+        self._running = {}
+        self._stack.close()
+
+    @property
+    def free(self) -> int:
+        return max(0, self.slots - len(self._running))
+
+    def submit(self, key: Hashable, fn: Job, payload: Any) -> None:
+        ref = self._remote.remote(self.config, key, fn, payload)
+        self._running[ref] = key
+
+    def wait(self, timeout: float) -> list[JobOutcome]:
+        if not self._running:
+            return []
+        ready, _ = self._ray.wait(list(self._running), num_returns=1, timeout=timeout)
+        done = []
+        for ref in ready:
+            key = self._running.pop(ref)
+            try:
+                done.append(self._ray.get(ref))
+            except Exception as exc:  # the task died (worker crash, lost node)
+                done.append(JobOutcome(key, error=f"the Ray task running this job failed: {exc}"))
+        return done
