@@ -130,3 +130,23 @@ def test_amp_learns_and_is_reproducible():
     assert logits.dtype == torch.float32
     assert torch.equal(logits, predict_logits(again, x))
     assert float((logits.argmax(1) == y).float().mean()) > 0.8
+
+
+def test_lenet5_1d_has_lenet5s_layers_in_one_dimension() -> None:
+    """DeepObliviate's MNIST model for MNIST-1D: convolutions of 6 and 16 channels
+    (kernel 5), pooling by 2, then 120, 84 and the classes."""
+    from torch import nn
+
+    from unlearnbench.builtin.architectures.small import build_lenet5_1d
+
+    model = build_lenet5_1d((1, 40), 10, {})
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv1d)]
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    assert [(c.out_channels, c.kernel_size[0]) for c in convs] == [(6, 5), (16, 5)]
+    assert [m.out_features for m in linears] == [120, 84, 10]
+    assert sum(isinstance(m, nn.MaxPool1d) for m in model.modules()) == 2
+    assert model(torch.zeros(3, 1, 40)).shape == (3, 10)
+    with pytest.raises(ValueError, match="sequence inputs"):
+        build_lenet5_1d((1, 28, 28), 10, {})
+    with pytest.raises(ValueError, match="at least 16 steps"):
+        build_lenet5_1d((1, 8), 10, {})
