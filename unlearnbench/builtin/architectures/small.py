@@ -24,9 +24,25 @@ def build_mlp(input_shape: tuple[int, ...], num_classes: int, params: Mapping[st
     return nn.Sequential(*layers)
 
 
+def _with_lenet_head(features: Any, input_shape: tuple[int, ...], num_classes: int) -> Any:
+    """LeNet-5's fully connected part (120, 84, classes) after ``features``."""
+    import torch
+    from torch import nn
+
+    with torch.no_grad():
+        flat = features(torch.zeros(1, *input_shape)).shape[1]
+    return nn.Sequential(
+        features,
+        nn.Linear(flat, 120),
+        nn.ReLU(),
+        nn.Linear(120, 84),
+        nn.ReLU(),
+        nn.Linear(84, num_classes),
+    )
+
+
 def build_lenet5(input_shape: tuple[int, ...], num_classes: int, params: Mapping[str, Any]):
     """LeNet-5 with 'same' padding on inputs under 28 pixels so 8x8 digits fit."""
-    import torch
     from torch import nn
 
     if len(input_shape) != 3:
@@ -42,16 +58,7 @@ def build_lenet5(input_shape: tuple[int, ...], num_classes: int, params: Mapping
         nn.MaxPool2d(2),
         nn.Flatten(),
     )
-    with torch.no_grad():
-        flat = features(torch.zeros(1, *input_shape)).shape[1]
-    return nn.Sequential(
-        features,
-        nn.Linear(flat, 120),
-        nn.ReLU(),
-        nn.Linear(120, 84),
-        nn.ReLU(),
-        nn.Linear(84, num_classes),
-    )
+    return _with_lenet_head(features, input_shape, num_classes)
 
 
 def build_cnn1d(input_shape: tuple[int, ...], num_classes: int, params: Mapping[str, Any]):
@@ -80,7 +87,6 @@ def build_lenet5_1d(input_shape: tuple[int, ...], num_classes: int, params: Mapp
     """LeNet-5's shape in one dimension: two convolutions (6 and 16 channels, kernel 5,
     the first padded by 2 as LeNet pads 28 to 32) each followed by max-pooling by 2, then
     fully connected layers of 120 and 84 units. DeepObliviate's MNIST model, for MNIST-1D."""
-    import torch
     from torch import nn
 
     if len(input_shape) != 2:
@@ -97,16 +103,7 @@ def build_lenet5_1d(input_shape: tuple[int, ...], num_classes: int, params: Mapp
         nn.MaxPool1d(2),
         nn.Flatten(),
     )
-    with torch.no_grad():
-        flat = features(torch.zeros(1, *input_shape)).shape[1]
-    return nn.Sequential(
-        features,
-        nn.Linear(flat, 120),
-        nn.ReLU(),
-        nn.Linear(120, 84),
-        nn.ReLU(),
-        nn.Linear(84, num_classes),
-    )
+    return _with_lenet_head(features, input_shape, num_classes)
 
 
 @hookimpl

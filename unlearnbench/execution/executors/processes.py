@@ -87,19 +87,7 @@ def _log_like_the_cli() -> None:
 
 
 def _serve(conn: Connection, config: WorkerConfig) -> None:
-    try:
-        runner = make_worker_runner(config)
-    except BaseException:
-        conn.send(("error", traceback.format_exc()))
-        return
-    conn.send(("ready", None))
-    while True:
-        try:
-            unit = conn.recv()
-        except (EOFError, OSError):
-            return
-        if unit is None:
-            return
+    def run_unit(runner: Runner, unit: Any) -> None:
         task_plan, cells = unit
         runner.run_task(
             task_plan,
@@ -108,6 +96,29 @@ def _serve(conn: Connection, config: WorkerConfig) -> None:
             on_start=lambda cell: conn.send(("start", cell.cell_id)),
         )
         conn.send(("idle", None))
+
+    _serve_messages(conn, config, run_unit)
+
+
+def _serve_messages(
+    conn: Connection, config: WorkerConfig, handle: Callable[[Runner, Any], None]
+) -> None:
+    """Build the worker's runner (or report why not), then ``handle`` every message
+    until the parent sends ``None`` or the pipe closes."""
+    try:
+        runner = make_worker_runner(config)
+    except BaseException:
+        conn.send(("error", traceback.format_exc()))
+        return
+    conn.send(("ready", None))
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            return
+        if message is None:
+            return
+        handle(runner, message)
 
 
 @dataclass
@@ -312,21 +323,11 @@ def _job_worker_main(conn: Connection, config: WorkerConfig, parent_pid: int) ->
 
 
 def _serve_jobs(conn: Connection, config: WorkerConfig) -> None:
-    try:
-        runner = make_worker_runner(config)
-    except BaseException:
-        conn.send(("error", traceback.format_exc()))
-        return
-    conn.send(("ready", None))
-    while True:
-        try:
-            job = conn.recv()
-        except (EOFError, OSError):
-            return
-        if job is None:
-            return
+    def run_job(runner: Runner, job: Any) -> None:
         key, fn, payload = job
         conn.send(("done", call_job(key, fn, runner, payload)))
+
+    _serve_messages(conn, config, run_job)
 
 
 @dataclass
