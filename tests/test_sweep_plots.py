@@ -3,6 +3,7 @@ figures, the warnings, and a run that writes and redraws them."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -365,3 +366,22 @@ def test_run_writes_the_plot_and_plots_json_and_leaderboard_redraws_it(
     suite.write_text(text.split("\n[[plots]]")[0], encoding="utf-8")
     assert main(["run", str(suite), "--out", str(out), "--no-progress", "--device", "cpu"]) == 0
     assert not (out / "plots.json").exists()
+
+
+def test_speed_panels_leave_out_the_do_nothing_anchor(tmp_path: Path) -> None:
+    """The original's speed-up is the one-sample-pass floor (about a million here), not
+    a speed: a speed panel without it keeps the other methods readable."""
+    records = []
+    for record in sweep_records():
+        floor = 1e6 if record.method == "original" else 2.0
+        speed = MetricValue("work_speedup", floor, "higher", "x", {"role": "speed"})
+        records.append(dataclasses.replace(record, metrics=(*record.metrics, speed)))
+    board = board_of(tmp_path, records)
+    spec = parse_plots([plot(series="method", metrics=["test_accuracy", "work_speedup"])])[0]
+    accuracy_panel, speed_panel = [ax for ax in sweep_figure(board, spec).axes if ax.get_visible()]
+
+    def labels(ax: Any) -> list[str]:
+        return [c.get_label() for c in ax.containers]
+
+    assert "original" in labels(accuracy_panel)
+    assert "original" not in labels(speed_panel) and "retrain" in labels(speed_panel)

@@ -80,6 +80,8 @@ def sweep_figure(board: Leaderboard, spec: PlotSpec, frame: pd.DataFrame | None 
     for ax, metric in zip(axes, spec.metrics, strict=True):
         label, factor = _y_label(board, metric)
         table = points(selection, metric)
+        if board.role(metric) == "speed":  # the do-nothing anchor's speed-up is a floor
+            table = table[table[LABEL] != board.original]
         for series in selection.labels:
             mine = table[table[LABEL] == series]
             if mine.empty:
