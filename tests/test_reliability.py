@@ -20,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -305,6 +306,8 @@ def test_results_carry_full_provenance(tmp_path) -> None:
     for method, seed, config_text, provenance_text in rows:
         prov, config = json.loads(provenance_text), json.loads(config_text)
         assert prov["torch_version"] == torch.__version__
+        assert prov["libraries"]["numpy"] == np.__version__  # the data's generator
+        assert prov["libraries"]["scipy"] and prov["libraries"]["nolds"]
         assert prov["device"] == "cpu" and prov["executor"] == "local"
         assert (
             prov["git_commit"]

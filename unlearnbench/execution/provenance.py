@@ -24,6 +24,22 @@ def git_commit(path: Path | None = None) -> str:
     return out.stdout.strip() if out.returncode == 0 else ""
 
 
+# Libraries whose versions can move a result's last digits (data generation, DFA, attacks).
+NUMERIC_LIBRARIES = ("numpy", "scipy", "scikit-learn", "nolds", "mnist1d", "torchvision")
+
+
+def library_versions() -> dict[str, str]:
+    """The installed versions of :data:`NUMERIC_LIBRARIES` (absent ones left out): the
+    same suite and seed give the same numbers only on the same versions."""
+    out = {}
+    for name in NUMERIC_LIBRARIES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
 def provenance(device: torch.device) -> dict[str, Any]:
     try:
         version = metadata.version("unlearnbench")
@@ -35,6 +51,7 @@ def provenance(device: torch.device) -> dict[str, Any]:
         "git_commit": git_commit(),
         "torch_version": torch.__version__,
         "python": platform.python_version(),
+        "libraries": library_versions(),
         "device": str(device),
         "device_name": name or platform.machine(),
         "cpu_count": os.cpu_count(),
