@@ -194,6 +194,12 @@ def tradeoff(board: Leaderboard) -> Figure | None:
         ax.set_ylabel("accuracy gap (mean |Δ|, ↓ closer)", fontsize=8)
         ax.set_title(" / ".join(str(k) for k in key), fontsize=9)
         ax.grid(True, alpha=0.3)
+    legend_outside(figure, handles)
+    return figure
+
+
+def legend_outside(figure: Figure, handles: dict[str, Any], title: str | None = None) -> None:
+    """One legend for every panel, outside the axes on the right (none without handles)."""
     if handles:
         figure.legend(
             list(handles.values()),
@@ -201,8 +207,9 @@ def tradeoff(board: Leaderboard) -> Figure | None:
             loc="outside right upper",
             fontsize=8,
             frameon=False,
+            title=title,
+            title_fontsize=8,
         )
-    return figure
 
 
 def _err(ci: Any, room: float) -> Any:

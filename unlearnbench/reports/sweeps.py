@@ -25,7 +25,7 @@ from matplotlib.figure import Figure
 
 from unlearnbench.execution.suite import PlotSpec
 from unlearnbench.reports.board import Leaderboard, metric_header
-from unlearnbench.reports.plots import _colors, _grid, _markers, png_bytes
+from unlearnbench.reports.plots import _colors, _grid, _markers, legend_outside, png_bytes
 from unlearnbench.reports.sweep_frame import (
     LABEL,
     PlotProblem,
@@ -105,16 +105,7 @@ def sweep_figure(board: Leaderboard, spec: PlotSpec, frame: pd.DataFrame | None 
         ax.set_ylabel(label, fontsize=8)
         ax.set_title(metric, fontsize=9)
         ax.grid(True, alpha=0.3)
-    if handles:
-        figure.legend(
-            list(handles.values()),
-            list(handles),
-            loc="outside right upper",
-            fontsize=8,
-            frameon=False,
-            title=spec.series,
-            title_fontsize=8,
-        )
+    legend_outside(figure, handles, spec.series)
     return figure
 
 
