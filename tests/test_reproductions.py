@@ -34,6 +34,18 @@ def _smaller(count: int) -> int:
     return count // 20 if count >= 100 else count
 
 
+def fewer_blocks(text: str) -> str:
+    """Every block count (DeepObliviate's B, request positions' B) divided by 30."""
+    text = re.sub(r"blocks = (\d+)", lambda m: f"blocks = {max(2, int(m[1]) // 30)}", text)
+    return re.sub(
+        r"blocks = \[([\d, ]+)\]",
+        lambda m: (
+            "blocks = [" + ", ".join(str(max(2, int(b) // 30)) for b in m[1].split(",")) + "]"
+        ),
+        text,
+    )
+
+
 def scaled_down(text: str) -> str:
     """The same suite at toy size: one seed, few samples, epochs and blocks."""
     text = re.sub(r"(?m)^seeds = .*$", "seeds = [0]", text)
@@ -47,14 +59,7 @@ def scaled_down(text: str) -> str:
     text = re.sub(r"(?m)^epochs = \d+", "epochs = 2", text)
     text = re.sub(r"epochs_per_block = \d+", "epochs_per_block = 1", text)
     # B = 600 / 300 / 120 -> 20 / 10 / 4 (positions are relative, so they still hold)
-    text = re.sub(r"blocks = (\d+)", lambda m: f"blocks = {max(2, int(m[1]) // 30)}", text)
-    text = re.sub(
-        r"blocks = \[([\d, ]+)\]",
-        lambda m: (
-            "blocks = [" + ", ".join(str(max(2, int(b) // 30)) for b in m[1].split(",")) + "]"
-        ),
-        text,
-    )
+    text = fewer_blocks(text)
     # GAN: a few generator steps instead of up to 1,000 (its critic dominates toy runs)
     text = re.sub(
         r'(?m)^name = "gan"$',
@@ -91,14 +96,7 @@ def gpu_scaled_down(text: str, root: Path) -> str:
         text,
     )
     text = smaller_requests(text)
-    text = re.sub(r"blocks = (\d+)", lambda m: f"blocks = {max(2, int(m[1]) // 30)}", text)
-    text = re.sub(
-        r"blocks = \[([\d, ]+)\]",
-        lambda m: (
-            "blocks = [" + ", ".join(str(max(2, int(b) // 30)) for b in m[1].split(",")) + "]"
-        ),
-        text,
-    )
+    text = fewer_blocks(text)
     return re.sub(r"shards = 50, slices = 20", "shards = 5, slices = 2", text)
 
 

@@ -81,6 +81,17 @@ def _worker_main(conn: Connection, config: WorkerConfig, parent_pid: int) -> Non
         _serve(conn, config)
 
 
+def _spawn(
+    ctx: Any, target: Callable[..., None], child: Connection, config: WorkerConfig, name: str
+) -> Any:
+    """Start a daemon worker on ``target`` with its end of the pipe; the parent keeps
+    only its own end (closing the child's, so a dead worker reads as EOF)."""
+    process = ctx.Process(target=target, args=(child, config, os.getpid()), name=name, daemon=True)
+    process.start()
+    child.close()
+    return process
+
+
 def _log_like_the_cli() -> None:
     """Log warnings in the CLI's format (a spawned worker starts with no logging set up)."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -188,14 +199,7 @@ class ProcessExecutor:
             executor=self.name,
             worker=index,
         )
-        process = ctx.Process(
-            target=_worker_main,
-            args=(child, config, os.getpid()),
-            name=f"unlearnbench-worker-{index}",
-            daemon=True,
-        )
-        process.start()
-        child.close()
+        process = _spawn(ctx, _worker_main, child, config, f"unlearnbench-worker-{index}")
         return _Worker(index, process, parent)
 
     def execute(self, work: Work, sink: Callable[[CellRecord], None]) -> None:
@@ -390,14 +394,7 @@ class ProcessJobs(JobPool):
         ctx = get_context("spawn")  # fork after torch started its thread pools can hang
         parent, child = ctx.Pipe()
         config = dataclasses.replace(self.config, device=self.devices[index], worker=index)
-        process = ctx.Process(
-            target=_job_worker_main,
-            args=(child, config, os.getpid()),
-            name=f"unlearnbench-job-worker-{index}",
-            daemon=True,
-        )
-        process.start()
-        child.close()
+        process = _spawn(ctx, _job_worker_main, child, config, f"unlearnbench-job-worker-{index}")
         return _JobWorker(index, process, parent)
 
     @staticmethod
