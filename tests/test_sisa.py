@@ -15,12 +15,13 @@ from unlearnbench.builtin.methods.sisa import (
     slice_epochs,
     train_shards,
 )
-from unlearnbench.builtin.methods.sisa.stacked import prefer_stacked, unsupported_reason
 from unlearnbench.config import ForgetRequest, TrainRecipe
 from unlearnbench.partition import block_of
 from unlearnbench.specs import ParamError
 from unlearnbench.testing import check_method_contract, registry, run_unlearning
 from unlearnbench.training import accuracy, predict_logits, predict_proba
+from unlearnbench.training import stacking_pays as prefer_stacked
+from unlearnbench.training import stacking_unsupported as unsupported_reason
 
 
 def fit(task, ctx, **params):

@@ -37,9 +37,15 @@ from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
 from unlearnbench.seeding import generator
 from unlearnbench.task import MethodContext, Task
-from unlearnbench.training import TrainingDiverged, epoch_order, make_optimizer, predict_logits
+from unlearnbench.training import (
+    TrainingDiverged,
+    epoch_order,
+    make_optimizer,
+    predict_logits,
+    stacking_pays,
+    stacking_unsupported,
+)
 
-_RANDOM_LAYERS = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.RReLU)
 STACKED_CHOICES = ("auto", "on", "off")
 _FLOOR = 1e-300
 
@@ -90,22 +96,12 @@ def model_phi(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tenso
     return phi_from_logits(logits, y).cpu()
 
 
-def unsupported_reason(model: nn.Module) -> str | None:
-    """Why ``model`` cannot be trained stacked, or None when it can."""
-    if any(True for _ in model.buffers()):
-        return "it has buffers (batch norm or similar), which vmap cannot update in place"
-    for module in model.modules():
-        if isinstance(module, _RANDOM_LAYERS) and getattr(module, "p", 1.0) > 0:
-            return f"it has a random layer ({type(module).__name__}) in training mode"
-    return None
-
-
 def use_stacked(mode: str, model: nn.Module, task: Task) -> bool:
     """Resolve ``stacked``: ``auto`` stacks MLPs on CPU and any supported model on
     CUDA (DESIGN.md: stacked CNNs are slower on CPU); ``on`` refuses what it cannot
     stack; mixed precision (``recipe.amp``) is never stacked, as the stacked loop is
     float32 only."""
-    reason = unsupported_reason(model)
+    reason = stacking_unsupported(model)
     if reason is None and task.recipe.amp:
         reason = "the recipe trains in mixed precision (train.amp), the stacked loop in float32"
     if mode == "off":
@@ -114,12 +110,7 @@ def use_stacked(mode: str, model: nn.Module, task: Task) -> bool:
         if reason is not None:
             raise ValueError(f"lira: stacked = 'on' cannot train this model stacked: {reason}")
         return True
-    if reason is not None:
-        return False
-    if task.device.type == "cuda":
-        return True
-    layers = [m for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
-    return all(isinstance(m, nn.Linear) for m in layers)
+    return reason is None and stacking_pays(model, task.device)
 
 
 def seed_of(task: Task, k: int) -> tuple[int, tuple[str, int]]:

@@ -72,16 +72,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from unlearnbench import MethodSpec, Param, Unlearned, hookimpl
-from unlearnbench.builtin.methods.sisa.stacked import (
-    Job,
-    prefer_stacked,
-    train_stacked,
-    unsupported_reason,
-)
+from unlearnbench.builtin.methods.sisa.stacked import Job, train_stacked
 from unlearnbench.partition import label_balanced_blocks
 from unlearnbench.seeding import derive_seed
 from unlearnbench.specs import MethodContext, ParamError, resolve_params
 from unlearnbench.task import Task
+from unlearnbench.training import stacking_pays, stacking_unsupported
 
 PROBABILITY_FLOOR = 1e-8
 StateDict = dict[str, torch.Tensor]
@@ -329,11 +325,11 @@ class Sisa:
             return False
         probe = task.new_model(init_label(self.config, 0))
         if mode == "on":
-            reason = unsupported_reason(probe)
+            reason = stacking_unsupported(probe)
             if reason is not None:
                 raise ParamError(f"stacked: 'on' cannot train this architecture stacked: {reason}")
             return True
-        return prefer_stacked(probe, task.device)
+        return stacking_pays(probe, task.device)
 
     def fit(self, task: Task, ctx: MethodContext) -> SisaState:
         config = self.config

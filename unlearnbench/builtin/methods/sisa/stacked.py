@@ -5,8 +5,8 @@ Instead of S training loops, :func:`train_stacked` stacks their parameters
 (``torch.func.stack_module_state``) and runs one loop in which every step is a
 ``vmap`` of ``grad_and_value`` of a ``functional_call``. On these 2-core CPUs
 this is faster for small MLPs and slower for CNNs (DESIGN.md: 1.6-2x for K=8
-MLPs, 0.7-0.8x for CNNs); on a GPU it is the big win. :func:`prefer_stacked`
-encodes that rule.
+MLPs, 0.7-0.8x for CNNs); on a GPU it is the big win.
+:func:`unlearnbench.training.stacking_pays` encodes that rule.
 
 What it reproduces of :func:`unlearnbench.training.train_model`, per model:
 
@@ -48,9 +48,8 @@ from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
 from unlearnbench.config import TrainRecipe
-from unlearnbench.training import TrainingDiverged, epoch_order
+from unlearnbench.training import TrainingDiverged, epoch_order, stacking_unsupported
 
-_RANDOM_MODULES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout, nn.RReLU)
 _BETAS = (0.9, 0.999)
 _ADAM_EPS = 1e-8
 
@@ -62,30 +61,6 @@ class Job:
     indices: torch.Tensor
     seed: object
     exclude: torch.Tensor | None = None
-
-
-def unsupported_reason(model: nn.Module) -> str | None:
-    """Why ``model`` cannot be trained stacked, or None when it can."""
-    if any(True for _ in model.buffers()):
-        return "it has buffers (batch norm or similar), which vmap cannot update in place"
-    for module in model.modules():
-        if isinstance(module, _RANDOM_MODULES) and getattr(module, "p", 1.0) > 0:
-            return f"it has a random layer ({type(module).__name__}) in training mode"
-    names = [name for name, _ in model.named_parameters()]
-    if len(names) != len(model.state_dict()):
-        return "its state dict holds more than its parameters (tied or extra state)"
-    return None
-
-
-def prefer_stacked(model: nn.Module, device: torch.device) -> bool:
-    """Whether stacked training is expected to be faster: on a GPU always, on
-    CPU only for networks whose only parameterised layers are ``nn.Linear``."""
-    if unsupported_reason(model) is not None:
-        return False
-    if device.type == "cuda":
-        return True
-    layers = [m for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
-    return all(isinstance(m, nn.Linear) for m in layers)
 
 
 class _StackedOptimizer:
@@ -151,7 +126,7 @@ def train_stacked(
         raise ValueError(
             f"train_stacked needs one job per model, got {len(models)} and {len(jobs)}"
         )
-    reason = unsupported_reason(models[0])
+    reason = stacking_unsupported(models[0])
     if reason is not None:
         raise ValueError(f"cannot train this model stacked: {reason}")
     names = [name for name, _ in models[0].named_parameters()]
