@@ -10,7 +10,7 @@ import torch
 from scipy.stats import norm
 from torch import nn
 
-from unlearnbench.builtin.evaluators import lira, mia
+from unlearnbench.builtin.evaluators import lira, mia, model_count
 from unlearnbench.builtin.evaluators import lira_reference as reference
 from unlearnbench.builtin.evaluators.strength import membership_auc
 from unlearnbench.specs import Evaluation, EvaluationInputs, resolve_params
@@ -177,7 +177,7 @@ def test_reference_models_are_built_once_per_task(make_tiny_task, monkeypatch):
 
 
 def test_few_models_warn(caplog):
-    lira._warned.clear()
+    model_count._warned.clear()
     with caplog.at_level(logging.WARNING):
         lira.create({"models": 16})
     assert not caplog.records

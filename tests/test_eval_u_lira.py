@@ -7,7 +7,7 @@ import logging
 import pytest
 import torch
 
-from unlearnbench.builtin.evaluators import u_lira
+from unlearnbench.builtin.evaluators import model_count, u_lira
 from unlearnbench.specs import EvaluationInputs, resolve_params
 from unlearnbench.task import TrainRecipe
 from unlearnbench.testing import check_evaluator_contract, make_replicates, run_unlearning
@@ -61,7 +61,7 @@ def test_retrain_scores_one_half_and_the_original_high(make_tiny_task):
 
 
 def test_few_models_warn(caplog, monkeypatch):
-    monkeypatch.setattr(u_lira, "_warned", set())
+    monkeypatch.setattr(model_count, "_warned", set())
     with caplog.at_level(logging.WARNING):
         u_lira.create(resolve_params(u_lira.PARAMS, {"models": 4}))
     assert "u_lira" in caplog.text

@@ -7,6 +7,7 @@ import logging
 import numpy as np
 import pytest
 
+from unlearnbench.builtin.evaluators import model_count
 from unlearnbench.builtin.evaluators import unlearning_score as us
 from unlearnbench.specs import EvaluationInputs, resolve_params
 from unlearnbench.task import TrainRecipe
@@ -85,7 +86,7 @@ def test_contract(make_tiny_task):
 
 
 def test_few_models_warn(caplog, monkeypatch):
-    monkeypatch.setattr(us, "_warned", set())
+    monkeypatch.setattr(model_count, "_warned", set())
     with caplog.at_level(logging.WARNING):
         us.create(resolve_params(us.PARAMS, {"models": 4}))
     assert "512" in caplog.text

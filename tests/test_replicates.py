@@ -43,9 +43,7 @@ def test_replicates_keep_the_data_and_differ_in_training(make_tiny_task):
     assert other.seed != cell.replicate_task(task, "replicate", 0).seed
 
 
-def test_same_seed_same_replicates_and_the_second_call_trains_nothing(
-    make_tiny_task, monkeypatch
-):
+def test_same_seed_same_replicates_and_the_second_call_trains_nothing(make_tiny_task, monkeypatch):
     task, ctx = make_tiny_task(request=REQUEST)
     first = make_replicates(task, ctx, "finetune")(2, "replicate")
     calls = []
@@ -76,3 +74,21 @@ def test_a_count_below_one_is_refused(make_tiny_task):
     task, ctx = make_tiny_task()
     with pytest.raises(ValueError, match="count"):
         make_replicates(task, ctx)(0, "replicate")
+
+
+@pytest.mark.parametrize("name", ["u_lira", "unlearning_score"])
+def test_an_evaluator_needing_replicates_names_itself_when_the_host_gives_none(
+    name: str, make_tiny_task
+) -> None:
+    from unlearnbench.specs import EvaluationInputs
+    from unlearnbench.testing import registry
+
+    task, ctx = make_tiny_task()
+    original = ctx.original()
+    inputs = EvaluationInputs(
+        task=task, original=original, unlearned=original, reference=original, costs={}
+    )
+    spec = registry().get("evaluator", name)
+    evaluator = spec.create({"models": 8})  # type: ignore[attr-defined]
+    with pytest.raises(ValueError, match=f"{name} needs inputs.replicates"):
+        evaluator.evaluate(inputs, ctx)

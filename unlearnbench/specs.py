@@ -459,6 +459,16 @@ class EvaluationInputs:
     naive: nn.Module | None = None
     replicates: Callable[[int, object], list[Replicate]] | None = None
 
+    def require_replicates(self, evaluator: str) -> Callable[[int, object], list[Replicate]]:
+        """``replicates``, or a ``ValueError`` naming ``evaluator`` where the host
+        (a caller building inputs by hand) gives none."""
+        if self.replicates is None:
+            raise ValueError(
+                f"{evaluator} needs inputs.replicates (models of the method from several "
+                "training randomisations), which this host did not provide"
+            )
+        return self.replicates
+
 
 @dataclass
 class Evaluation:

@@ -84,12 +84,14 @@ import torch
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from unlearnbench import EvaluatorSpec, Metric, Param, hookimpl
+from unlearnbench.builtin.evaluators import model_count
 from unlearnbench.builtin.evaluators.lira_reference import (
     STACKED_CHOICES,
     cached_reference,
     model_phi,
     use_stacked,
 )
+from unlearnbench.builtin.evaluators.model_count import FEW_MODELS
 from unlearnbench.builtin.evaluators.strength import (
     cached_strength,
     membership_auc,
@@ -100,12 +102,8 @@ from unlearnbench.task import MethodContext, Task
 
 log = logging.getLogger(__name__)
 
-FEW_MODELS = 8
-"""Below this many reference models the evaluator warns: each per-point
-Gaussian then rests on fewer than 4 in and 4 out values."""
 _MIN_SD = 1e-6
 _FPRS = {"lira_tpr_at_1fpr": 0.01, "lira_tpr_at_0_1fpr": 0.001}
-_warned: set[int] = set()
 
 
 class Gaussians:
@@ -186,16 +184,14 @@ def lira_attack(
 
 def warn_few_models(models: int) -> None:
     """Log once per process and K that K reference models give noisy statistics."""
-    if models < FEW_MODELS and models not in _warned:
-        _warned.add(models)
-        log.warning(
-            "lira: models=%d reference models: each per-point Gaussian rests on about %d "
-            "values, so the AUC and above all the low-FPR TPRs are noisy; use at least %d "
-            "(the paper's attack keeps gaining up to a few dozen)",
-            models,
-            models // 2,
-            FEW_MODELS,
-        )
+    model_count.warn_few_models(
+        log,
+        "lira",
+        models,
+        f"reference models: each per-point Gaussian rests on about {models // 2} values, so "
+        "the AUC and above all the low-FPR TPRs are noisy; use at least "
+        f"{FEW_MODELS} (the paper's attack keeps gaining up to a few dozen)",
+    )
 
 
 class Lira:

@@ -51,17 +51,17 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from torch import nn
 
 from unlearnbench import EvaluatorSpec, Metric, Param, hookimpl
+from unlearnbench.builtin.evaluators import model_count
 from unlearnbench.builtin.evaluators.lira import log_normal, moments
 from unlearnbench.builtin.evaluators.lira_reference import model_phi
+from unlearnbench.builtin.evaluators.model_count import FEW_MODELS
 from unlearnbench.builtin.evaluators.strength import INFORMATIVE_AUC
 from unlearnbench.specs import Evaluation, EvaluationInputs, MethodContext, resolve_params
 from unlearnbench.task import Task
 
 log = logging.getLogger(__name__)
 
-FEW_MODELS = 8
 LABEL = "replicate"  # the same replicates as unlearning_score
-_warned: set[int] = set()
 
 
 def gaussian(phi: torch.Tensor, fixed_variance: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,14 +103,12 @@ def attack(ratio: Ratio, positive: nn.Module, negative: nn.Module) -> dict[str, 
 
 
 def warn_few_models(models: int) -> None:
-    if models < FEW_MODELS and models not in _warned:
-        _warned.add(models)
-        log.warning(
-            "u_lira: models=%d replicates per side: the per-point Gaussians are noisy; use "
-            "at least %d",
-            models,
-            FEW_MODELS,
-        )
+    model_count.warn_few_models(
+        log,
+        "u_lira",
+        models,
+        f"replicates per side: the per-point Gaussians are noisy; use at least {FEW_MODELS}",
+    )
 
 
 class ULira:
@@ -119,16 +117,12 @@ class ULira:
         warn_few_models(self.params["models"])
 
     def evaluate(self, inputs: EvaluationInputs, ctx: MethodContext) -> Evaluation:
-        if inputs.replicates is None:
-            raise ValueError(
-                "u_lira needs inputs.replicates (models of the method from several training "
-                "randomisations), which this host did not provide"
-            )
+        make_replicates = inputs.require_replicates("u_lira")
         task = inputs.task
         if task.splits.forget.numel() == 0:
             return Evaluation(metrics={})
         fixed = self.params["fixed_variance"]
-        replicates = inputs.replicates(self.params["models"], LABEL)
+        replicates = make_replicates(self.params["models"], LABEL)
         retrained = [r.retrained for r in replicates]
         ratio = Ratio([r.unlearned for r in replicates], retrained, task, fixed)
         metrics = attack(ratio, inputs.unlearned, inputs.reference)

@@ -67,7 +67,9 @@ import numpy as np
 import torch
 
 from unlearnbench import EvaluatorSpec, Metric, Param, hookimpl
+from unlearnbench.builtin.evaluators import model_count
 from unlearnbench.builtin.evaluators.lira_reference import model_phi
+from unlearnbench.builtin.evaluators.model_count import FEW_MODELS
 from unlearnbench.specs import (
     Evaluation,
     EvaluationInputs,
@@ -84,9 +86,7 @@ DELTA = 1e-5
 EPSILON_CAP = 50.0
 BIN_WIDTH = 0.5
 PEAKY = 0.01  # a sample whose range is below 1% of the other's: ε = EPSILON_CAP
-FEW_MODELS = 8
 LABEL = "replicate"  # shared with every evaluator that asks for the same replicates
-_warned: set[int] = set()
 
 
 def example_epsilon(a: np.ndarray, b: np.ndarray, delta: float = DELTA) -> float:
@@ -161,15 +161,13 @@ def challenge_score(replicates: Sequence[Replicate], task: Task) -> dict[str, fl
 
 
 def warn_few_models(models: int) -> None:
-    if models < FEW_MODELS and models not in _warned:
-        _warned.add(models)
-        log.warning(
-            "unlearning_score: models=%d per side: an example's ε is resolved only up to "
-            "ceil(ln(%d)) and the score is very noisy; use at least %d (the challenge used 512)",
-            models,
-            models - 1,
-            FEW_MODELS,
-        )
+    model_count.warn_few_models(
+        log,
+        "unlearning_score",
+        models,
+        f"per side: an example's ε is resolved only up to ceil(ln({models - 1})) and the "
+        f"score is very noisy; use at least {FEW_MODELS} (the challenge used 512)",
+    )
 
 
 class UnlearningScore:
@@ -178,14 +176,10 @@ class UnlearningScore:
         warn_few_models(self.params["models"])
 
     def evaluate(self, inputs: EvaluationInputs, ctx: MethodContext) -> Evaluation:
-        if inputs.replicates is None:
-            raise ValueError(
-                "unlearning_score needs inputs.replicates (models of the method from several "
-                "training randomisations), which this host did not provide"
-            )
+        make_replicates = inputs.require_replicates("unlearning_score")
         if inputs.task.splits.forget.numel() == 0:
             return Evaluation(metrics={})
-        replicates = inputs.replicates(self.params["models"], LABEL)
+        replicates = make_replicates(self.params["models"], LABEL)
         metrics = challenge_score(replicates, inputs.task)
         metrics["unlearning_score_sample_passes"] = float(sum(r.work for r in replicates))
         return Evaluation(metrics=metrics)
