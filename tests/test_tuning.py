@@ -413,3 +413,11 @@ def test_tune_on_ray_runs_the_local_trials(tmp_path, registry):
     )
     assert trials_by_index(tmp_path / "ray") == trials_by_index(tmp_path / "local")
     assert on_ray == local
+
+
+def test_tune_on_a_folder_is_a_usage_error_not_a_traceback(tmp_path, capsys) -> None:
+    """``run`` and ``tune`` load their suite through one helper: an unreadable suite
+    (here a folder) exits 2 naming it (``tune`` used to raise IsADirectoryError)."""
+    assert main(["tune", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    assert f"{tmp_path} cannot be read" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -186,8 +186,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     """
     from unlearnbench.execution.executors import ExecutorError
     from unlearnbench.execution.run import prepare_run
-    from unlearnbench.execution.suite import SuiteError, load_suite
-    from unlearnbench.host.manager import RegistryFactory
+    from unlearnbench.execution.suite import SuiteError
     from unlearnbench.reports.plot_specs import save_plot_specs
     from unlearnbench.reports.text import terminal_summary
     from unlearnbench.reports.write import write_board
@@ -197,14 +196,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     suite_path = args.suite or default_suite_path()
     if suite_path.is_dir():
         raise UsageError(f"{suite_path} is a folder; give the suite file (a .toml file)")
-    try:
-        suite = load_suite(suite_path)
-    except SuiteError as exc:
-        raise UsageError(f"{suite_path}: {exc}") from None
-    except OSError as exc:  # unreadable: permissions, a special file
-        raise UsageError(f"{suite_path} cannot be read: {exc.strerror or exc}") from None
-    out = args.out or DEFAULT_OUT / suite.name
-    _check_out_folder(out, given=args.out is not None)
+    suite, out = _suite_and_out(suite_path, args)
     executor, threads = args.executor, args.threads_per_worker
     if executor == AUTO:
         executor, threads, why = _auto_executor(suite, registry, out, args)
@@ -215,13 +207,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             suite,
             out,
             registry,
-            registry_factory=RegistryFactory(),
-            executor=executor,
-            device=args.device,
-            threads=threads,
-            workers=args.workers,
-            address=args.address,
-            gpus_per_task=args.gpus_per_task,
+            **_executor_options(args, executor, threads),
             cell_timeout=args.cell_timeout,
         )
     except (SuiteError, ValueError) as exc:
@@ -277,6 +263,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_FAILED_CELLS if summary.failed or summary.timeout else EXIT_OK
 
 
+def _suite_and_out(suite_path: Path, args: argparse.Namespace) -> tuple[Any, Path]:
+    """The suite file, loaded (a bad or unreadable one is a usage error naming it), and
+    the output folder: ``--out``, else ``DEFAULT_OUT/<suite name>`` (checked, not made)."""
+    from unlearnbench.execution.suite import SuiteError, load_suite
+
+    try:
+        suite = load_suite(suite_path)
+    except SuiteError as exc:
+        raise UsageError(f"{suite_path}: {exc}") from None
+    except OSError as exc:  # unreadable: permissions, a special file
+        raise UsageError(f"{suite_path} cannot be read: {exc.strerror or exc}") from None
+    out = args.out or DEFAULT_OUT / suite.name
+    _check_out_folder(out, given=args.out is not None)
+    return suite, out
+
+
+def _executor_options(args: argparse.Namespace, executor: str, threads: int) -> dict[str, Any]:
+    """What ``prepare_run`` / ``prepare_tuning`` take from the shared executor options."""
+    from unlearnbench.host.manager import RegistryFactory
+
+    return {
+        "registry_factory": RegistryFactory(),
+        "executor": executor,
+        "device": args.device,
+        "threads": threads,
+        "workers": args.workers,
+        "address": args.address,
+        "gpus_per_task": args.gpus_per_task,
+    }
+
+
 def _auto_executor(
     suite: Any, registry: Registry, out: Path, args: argparse.Namespace
 ) -> tuple[str, int, str]:
@@ -310,15 +327,11 @@ def _auto_tune_executor(
     when more than one core (GPU) and at least ``AUTO_MIN_STUDIES`` studies with
     ``AUTO_MIN_TRIALS`` trials are pending (a study's trials run one after another,
     so studies are what workers split). Raises :class:`SuiteError` on a bad suite."""
-    from dataclasses import replace
-
     from unlearnbench.execution.plan import build_plan
-    from unlearnbench.execution.suite import SuiteError
+    from unlearnbench.execution.run import tuning_suite
     from unlearnbench.execution.tuning import pending_studies
 
-    if suite.tuning is None:
-        raise SuiteError("tuning", "the suite has no [tuning] table (trials, max_sample_passes)")
-    plan = build_plan(replace(suite, tuning=replace(suite.tuning, tuned=False)), registry)
+    plan = build_plan(tuning_suite(suite), registry)
     studies, trials = pending_studies(plan, registry, out)
     enough = studies >= AUTO_MIN_STUDIES and trials >= AUTO_MIN_TRIALS
     pending = f"{studies} studies with {trials} trials pending"
@@ -568,30 +581,18 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from unlearnbench.execution import tuning
     from unlearnbench.execution.executors import ExecutorError
     from unlearnbench.execution.run import prepare_tuning
-    from unlearnbench.execution.suite import SuiteError, load_suite
-    from unlearnbench.host.manager import RegistryFactory
+    from unlearnbench.execution.suite import SuiteError
 
     _check_executor_options(args)
     registry, _ = _registry()
+    suite, out = _suite_and_out(args.suite, args)
     try:
-        suite = load_suite(args.suite)
-        out = args.out or DEFAULT_OUT / suite.name
-        _check_out_folder(out, given=args.out is not None)
         executor, threads = args.executor, args.threads_per_worker
         if executor == AUTO:
             executor, threads, why = _auto_tune_executor(suite, registry, out, args)
             print(f"executor: {executor} ({why})", file=sys.stderr)
         prepared = prepare_tuning(
-            suite,
-            out,
-            registry,
-            device=args.device,
-            registry_factory=RegistryFactory(),
-            executor=executor,
-            threads=threads,
-            workers=args.workers,
-            address=args.address,
-            gpus_per_task=args.gpus_per_task,
+            suite, out, registry, **_executor_options(args, executor, threads)
         )
     except (SuiteError, ValueError) as exc:
         raise UsageError(f"{args.suite}: {exc}") from None

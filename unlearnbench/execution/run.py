@@ -156,6 +156,14 @@ def run_suite(
     return RunResult(prepared, summary, time.perf_counter() - start)
 
 
+def tuning_suite(suite: Suite) -> Suite:
+    """The suite whose default cells ``tune`` studies: its ``[tuning]`` table is
+    required, and ``tuned = true`` (what the studies are for) is off."""
+    if suite.tuning is None:
+        raise SuiteError("tuning", "the suite has no [tuning] table (trials, max_sample_passes)")
+    return replace(suite, tuning=replace(suite.tuning, tuned=False))
+
+
 def prepare_tuning(
     suite: Suite | Path | str,
     out: Path | str,
@@ -170,10 +178,7 @@ def prepare_tuning(
     :func:`prepare_run`'s executor options (``executor``, ``threads``,
     ``workers``, ``address``, ``gpus_per_task``, ``registry_factory``): the
     trials run on that executor."""
-    suite = suite if isinstance(suite, Suite) else load_suite(suite)
-    if suite.tuning is None:
-        raise SuiteError("tuning", "the suite has no [tuning] table (trials, max_sample_passes)")
-    suite = replace(suite, tuning=replace(suite.tuning, tuned=False))
+    suite = tuning_suite(suite if isinstance(suite, Suite) else load_suite(suite))
     prepared = prepare_run(suite, out, registry, device=device, **options)  # type: ignore[arg-type]
     check_tuning(prepared, registry)
     return prepared
