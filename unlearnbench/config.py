@@ -121,15 +121,15 @@ class SplitSizes:
             if isinstance(value, float) and value >= 1.0:
                 raise _field_error("splits", name, f"as a fraction must be < 1, got {value!r}")
 
+    def count(self, name: str, pool: int) -> int:
+        """The number of points of split ``name`` in a pool of ``pool`` points: a count
+        as given, a fraction of the pool truncated."""
+        value = getattr(self, name)
+        return int(value * pool) if isinstance(value, float) else int(value)
+
     def counts(self, pool: int) -> dict[str, int]:
         """The number of points of each split in a pool of ``pool`` points."""
-        counts = {}
-        for name in SPLIT_NAMES:
-            value = getattr(self, name)
-            if isinstance(value, float):
-                counts[name] = int(value * pool)
-            else:
-                counts[name] = int(value)
+        counts = {name: self.count(name, pool) for name in SPLIT_NAMES}
         if counts["target"] < 2 or counts["test"] < 1:
             raise TaskError("splits.target needs at least 2 points and splits.test at least 1")
         total = sum(counts.values())

@@ -20,11 +20,10 @@ plot is drawn. Paths:
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import fields
 from typing import Any
 
-from unlearnbench.config import SPLIT_NAMES, ForgetRequest, TrainRecipe
+from unlearnbench.config import SPLIT_NAMES, ForgetRequest, SplitSizes, TaskError, TrainRecipe
 
 LABELS = ("dataset", "architecture", "method", "request")
 PLUGIN_ROOTS = ("method", "dataset", "architecture")
@@ -84,20 +83,17 @@ def flatten(config: dict[str, Any], labels: dict[str, Any]) -> dict[str, Any]:
 
 
 def target_size(config: dict[str, Any]) -> int | None:
-    """The number of target points a cell trained on, from its config.
-
-    A count as given; a fraction times the data set's ``samples`` parameter (its
-    pool), truncated as :meth:`unlearnbench.config.SplitSizes.counts` does;
-    None when the data set declares no pool size.
-    """
+    """The number of target points a cell trained on, from its config, counted by
+    :meth:`unlearnbench.config.SplitSizes.count` in a pool of the data set's
+    ``samples`` (a count needs no pool); None when that cannot be known (a fraction on
+    a data set that declares no pool size, or no valid target size)."""
     value = (config.get("splits") or {}).get("target")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    if isinstance(value, int):
-        return value
     samples = ((config.get("dataset") or {}).get("params") or {}).get("samples")
-    if isinstance(samples, bool) or not isinstance(samples, int | float):
+    if value is None or (
+        isinstance(value, float) and (isinstance(samples, bool) or not isinstance(samples, int))
+    ):
         return None
-    if not math.isfinite(value * samples):
+    try:
+        return SplitSizes(target=value).count("target", samples or 0)
+    except (TaskError, TypeError, ValueError):
         return None
-    return int(value * samples)
