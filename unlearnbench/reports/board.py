@@ -196,7 +196,7 @@ def build_leaderboard(
     if rows.empty:
         empty = pd.DataFrame(columns=[*KEYS, "seeds"])
         return Leaderboard(empty, [], {}, {}, failures, reference, original)
-    parameters = method_parameters(store, keep)
+    configs = cell_configs(store, keep)
     metrics = list(dict.fromkeys(rows.sort_values("position", kind="stable")["name"]))
     meta = rows.drop_duplicates("name").set_index("name")
     directions = meta["direction"].to_dict()
@@ -251,8 +251,8 @@ def build_leaderboard(
         wanted,
         about,
     )
-    board.parameters = parameters
-    board.configs = cell_configs(store, keep)
+    board.parameters = method_parameters(configs)
+    board.configs = configs
     _flag_collapsed(board)
     _flag_no_effect(board)
     board.uninformative = find_uninformative(board)
@@ -260,18 +260,16 @@ def build_leaderboard(
 
 
 def method_parameters(
-    store: ResultStore, keep: Callable[[str], bool]
+    configs: dict[tuple[Any, ...], dict[str, Any]],
 ) -> dict[str, dict[int, dict[str, Any]]]:
-    """Method label -> seed -> the parameters its ``ok`` cells ran with."""
+    """Method label -> seed -> the parameters its cells ran with, from
+    :func:`cell_configs` (cells whose configuration could not be read are left out)."""
     out: dict[str, dict[int, dict[str, Any]]] = {}
-    for cell in store.cells():
-        if cell["status"] != "ok" or not keep(cell["cell_id"]):
-            continue
-        try:
-            method = json.loads(cell["config"]).get("method") or {}
-        except (TypeError, ValueError):
-            continue
-        out.setdefault(cell["method"], {})[int(cell["seed"])] = dict(method.get("params") or {})
+    method_at = KEYS.index("method")
+    for key, config in configs.items():
+        if config:
+            params = dict((config.get("method") or {}).get("params") or {})
+            out.setdefault(key[method_at], {})[int(key[-1])] = params
     return out
 
 
