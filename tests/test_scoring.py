@@ -285,3 +285,24 @@ count = 5
     assert code == 0
     assert any("splits.shadow_in" in r.getMessage() and "ML-Leaks" in r.getMessage()
                for r in caplog.records)
+
+
+def test_a_method_that_wrecks_the_model_in_one_seed_is_flagged_collapsed(tmp_path: Path) -> None:
+    """Two good seeds and one wrecked model average above the margin (0.633 against the
+    original's 0.82 - 0.2), but the method can wreck the model: collapsed, never best."""
+    records = []
+    for seed in (0, 1, 2):
+        sometimes = 0.10 if seed == 0 else 0.90
+        records += [
+            cell("retrain", seed, scored(0.80, 0.50, 0.00, 0.9, 1.0)),
+            cell("original", seed, scored(0.82, 0.70, 0.20, 0.9, 1e9)),
+            cell("sometimes", seed, scored(sometimes, 0.50, 0.00, 0.9, 200.0)),
+            cell("good", seed, scored(0.78, 0.55, 0.05, 0.9, 5.0)),
+        ]
+    with make_store(tmp_path, records) as store:
+        board = build_leaderboard(store)
+    sometimes = index_of(board, "sometimes")
+    assert board.table.loc[sometimes, "test_accuracy"] == pytest.approx(1.9 / 3)
+    assert board.table.loc[sometimes, "flags"] == "collapsed"
+    assert board.table.loc[index_of(board, "good"), "flags"] == ""
+    assert not any(i == sometimes for i, _ in best_cells(board))

@@ -309,7 +309,9 @@ def variant_parameters(board: Leaderboard) -> list[tuple[str, int, dict[str, Any
 
 def _flag_collapsed(board: Leaderboard) -> None:
     """Set ``flags`` to ``collapsed`` where a utility metric falls more than the margin
-    below the original's in the same group."""
+    below the original's in the same group: in the mean over seeds, or in any one seed
+    against that seed's original (a mean of two good seeds and one wrecked model is
+    still a method that can wreck the model)."""
     utility = [m for m in board.metrics if board.role(m) == "utility"]
     table = board.table
     for _, group in table.groupby(GROUP_KEYS, sort=False):
@@ -322,6 +324,29 @@ def _flag_collapsed(board: Leaderboard) -> None:
                 continue
             fallen = group.index[group[metric].astype(float) < floor]
             table.loc[fallen, FLAGS] = "collapsed"
+    for index in _collapsed_in_a_seed(board, utility):
+        table.loc[index, FLAGS] = "collapsed"
+
+
+def _collapsed_in_a_seed(board: Leaderboard, utility: list[str]) -> set[int]:
+    """Rows of ``board.table`` with a seed whose utility falls more than the margin
+    below the same seed's original in the same group."""
+    per_seed = board.per_seed
+    if per_seed.empty or not utility:
+        return set()
+    originals = per_seed[per_seed["method"] == board.original]
+    keyed = [*GROUP_KEYS, "seed"]
+    floors = originals[[*keyed, *utility]].set_index(keyed)
+    found: set[int] = set()
+    for _, row in per_seed.iterrows():
+        key = tuple(row[k] for k in keyed)
+        if row["method"] == board.original or key not in floors.index:
+            continue
+        floor = floors.loc[key]
+        if any(float(row[m]) < float(floor[m]) - board.collapse_margin for m in utility):
+            match = (board.table[KEYS] == pd.Series({k: row[k] for k in KEYS})).all(axis=1)
+            found.update(int(i) for i in board.table.index[match])
+    return found
 
 
 def _flag_no_effect(board: Leaderboard) -> None:
