@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -625,3 +626,39 @@ def test_two_runs_on_one_folder_compute_each_cell_once(tmp_path, with_test_plugi
     assert statuses == ["ok"] * 4
     assert not list(out.rglob("*.lock")) and not list(out.rglob("*.tmp"))
     assert not (out / ".locks").exists()
+
+
+def _open_store_at_once(path: Path, barrier: Any, results: Any) -> None:
+    from unlearnbench.execution.store import ResultStore, StoreError
+
+    barrier.wait()
+    try:
+        with ResultStore(path) as store:
+            store.finished()
+        results.put("ok")
+    except StoreError as exc:
+        results.put(str(exc))
+
+
+def test_runs_creating_one_store_at_once_all_open_it(tmp_path) -> None:
+    """Two runs started together on a new folder race to switch its store to WAL
+    mode; SQLite answers the loser "database is locked" at once. Measured before the
+    retry: 9-15 of 180 simultaneous opens failed (one CI run of
+    test_two_runs_on_one_folder_at_once too)."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    failures = []
+    for trial in range(10):
+        path = tmp_path / f"t{trial}" / "results.sqlite"
+        barrier, results = ctx.Barrier(6), ctx.Queue()
+        procs = [
+            ctx.Process(target=_open_store_at_once, args=(path, barrier, results))
+            for _ in range(6)
+        ]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(60)
+        failures += [r for r in (results.get(timeout=5) for _ in procs) if r != "ok"]
+    assert failures == []

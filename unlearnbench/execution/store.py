@@ -59,6 +59,7 @@ CREATE TABLE IF NOT EXISTS series (
 """
 
 STORE_FILE = "results.sqlite"
+BUSY_TIMEOUT_S = 60.0  # how long a store waits for another run that holds its lock
 
 
 def _schema_columns() -> dict[str, list[str]]:
@@ -136,16 +137,14 @@ class ResultStore:
                 self._conn.close()
                 self._conn = sqlite3.connect(":memory:", isolation_level=None)
             elif not read_only:
-                self._conn.execute("PRAGMA journal_mode=WAL")
+                self._use_wal()
                 self._conn.execute("PRAGMA synchronous=FULL")
             self._conn.execute("PRAGMA foreign_keys=ON")
             if not read_only or not tables:
                 self._conn.executescript(SCHEMA)
             if not read_only and "meta" not in self._metric_columns():
                 # a store written before metrics carried their role and evaluator
-                self._conn.execute(
-                    "ALTER TABLE metrics ADD COLUMN meta TEXT NOT NULL DEFAULT '{}'"
-                )
+                self._conn.execute("ALTER TABLE metrics ADD COLUMN meta TEXT NOT NULL DEFAULT '{}'")
         except sqlite3.Error as exc:
             self._conn.close()
             raise self._error(exc) from None
@@ -153,9 +152,27 @@ class ResultStore:
             self._conn.close()
             raise
 
+    def _use_wal(self) -> None:
+        """Switch the file to WAL mode. Two runs creating one store at once race for
+        that switch, and SQLite answers the loser ``SQLITE_BUSY`` at once, without
+        waiting out the busy timeout: retry, with backoff, for as long as that
+        timeout (measured: 9 of 180 simultaneous opens of a new store failed)."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        pause = 0.01
+        while True:
+            try:
+                self._conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                busy = getattr(exc, "sqlite_errorname", "") == "SQLITE_BUSY"
+                if not busy or time.monotonic() + pause > deadline:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, 0.5)
+
     def _connect(self, target: str, *, uri: bool = False) -> sqlite3.Connection:
         try:
-            return sqlite3.connect(target, timeout=60.0, isolation_level=None, uri=uri)
+            return sqlite3.connect(target, timeout=BUSY_TIMEOUT_S, isolation_level=None, uri=uri)
         except sqlite3.Error as exc:
             raise self._error(exc) from None
 
