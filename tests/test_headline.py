@@ -113,7 +113,7 @@ def test_markdown_puts_headline_first_with_group_headings_and_legends(board) -> 
     assert "retrain (reference)" in head and "original (no unlearning)" in head
     assert head.count("Bold: best of the group") == 2  # one legend line per table
     assert "79.5 ± 6.4" in head  # close's test accuracy, percent (0.79, 0.80 over seeds)
-    assert "2.5 ± 0 MB" in head and "10× ± 0" in head  # storage, close's work speed-up
+    assert "2.5 ± 0 MB" in head and "10× (±0)" in head  # storage, close's work speed-up
     assert "**" not in head.split("wrecked")[1].split("\n")[0]  # a collapsed row: no bold
 
 

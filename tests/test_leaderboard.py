@@ -160,7 +160,7 @@ def test_means_intervals_and_csv_columns(demo_store: ResultStore) -> None:
     ]
     means = header[6 : header.index("test_accuracy_gap")]
     assert means[1::2] == [f"{m}_ci95" for m in means[0::2]]
-    assert header[-1] == AVG_GAP
+    assert header[-2:] == [AVG_GAP, f"{AVG_GAP}_ci95"]
 
 
 def test_single_seed_has_no_interval_columns(tmp_path: Path) -> None:
@@ -204,8 +204,11 @@ def test_anchor_names_are_parameters(tmp_path: Path) -> None:
 def test_gaps_to_reference_and_avg_gap(demo_store: ResultStore) -> None:
     board = build_leaderboard(demo_store)
     sisa, retrain = row(board, "sisa"), row(board, "retrain")
+    seeds = board.per_seed[board.per_seed["request"] == "random:10"].set_index("seed")
     for metric in ("test_accuracy", "forget_accuracy", "speedup"):
-        assert sisa[f"{metric}_gap"] == pytest.approx(abs(sisa[metric] - retrain[metric]))
+        mine = seeds[seeds["method"] == "sisa"][metric]
+        theirs = seeds[seeds["method"] == "retrain"][metric]
+        assert sisa[f"{metric}_gap"] == pytest.approx((mine - theirs).abs().mean())
         assert retrain[f"{metric}_gap"] == 0
     assert board.avg_gap_metrics == [
         "test_accuracy",
@@ -260,8 +263,9 @@ def test_best_values_follow_each_direction(demo_store: ResultStore) -> None:
 
 def test_cost_counters_without_a_unit_are_not_marked(tmp_path: Path) -> None:
     records = [
-        record(m, 0, {"forget_accuracy": acc, "blocks": blocks})
+        record(m, seed, {"forget_accuracy": acc + 0.001 * seed, "blocks": blocks + seed})
         for m, acc, blocks in (("retrain", 0.8, 10.0), ("a", 0.7, 9.0), ("b", 0.5, 2.0))
+        for seed in range(3)
     ]
     with make_store(tmp_path, records) as store:
         board = build_leaderboard(store)
@@ -441,3 +445,107 @@ def test_tuned_rows_show_the_parameters_their_search_changed(tmp_path: Path) -> 
     assert json.loads(render(board, "json"))["tuned_parameters"] == [
         {"method": "ft[tuned]", "seed": 0, "parameters": {"lr": 0.003}}
     ]
+
+
+def two_methods(tmp_path: Path, a: list[float], b: list[float]) -> Any:
+    """retrain, original and methods ``a`` and ``b`` with the given per-seed test accuracies."""
+    records = [
+        record(method, seed, {"test_accuracy": value})
+        for method, values in (("retrain", [0.9] * len(a)), ("original", [0.95] * len(a)))
+        for seed, value in enumerate(values)
+    ]
+    records += [
+        record(method, seed, {"test_accuracy": value})
+        for method, values in (("a", a), ("b", b))
+        for seed, value in enumerate(values)
+    ]
+    with make_store(tmp_path, records) as store:
+        return build_leaderboard(store)
+
+
+def test_a_best_value_inside_the_runner_ups_interval_is_not_bold(tmp_path: Path) -> None:
+    # a's mean 0.85 beats b's 0.80, but with these seeds the intervals overlap
+    board = two_methods(tmp_path, [0.70, 0.85, 1.0], [0.65, 0.80, 0.95])
+    assert not any(column == "test_accuracy" for _, column in best_cells(board))
+    text = to_markdown(board, "T")
+    assert "does not overlap the runner-up's" in text  # the legend says so
+
+
+def test_a_best_value_clear_of_the_runner_up_is_bold(tmp_path: Path) -> None:
+    board = two_methods(tmp_path, [0.850, 0.851, 0.852], [0.800, 0.801, 0.802])
+    a = int(board.table.index[board.table["method"] == "a"][0])
+    assert (a, "test_accuracy") in best_cells(board)
+
+
+def test_one_seed_or_a_tie_bolds_nothing(tmp_path: Path) -> None:
+    assert not best_cells(two_methods(tmp_path / "one", [0.85], [0.80]))
+    assert not best_cells(two_methods(tmp_path / "tie", [0.85, 0.86], [0.85, 0.86]))
+
+
+def test_speedups_aggregate_geometrically_and_the_original_shows_none(tmp_path: Path) -> None:
+    # Table I's per-seed speed-ups: an arithmetic mean gives 249, the geometric 138
+    per_seed = [364.0, 364.0, 20.0]
+    records = [
+        record(method, seed, {"test_accuracy": 0.9, "speedup": value})
+        for method, values in (
+            ("retrain", [1.0, 1.0, 1.0]),
+            ("original", [66e3, 4.4e6, 1e5]),
+            ("deepobliviate", per_seed),
+        )
+        for seed, value in enumerate(values)
+    ]
+    with make_store(tmp_path, records) as store:
+        board = build_leaderboard(store)
+    mine = row(board, "deepobliviate")
+    logs = pd.Series([math.log(v) for v in per_seed])
+    assert mine["speedup"] == pytest.approx(math.exp(logs.mean()))
+    assert mine["speedup"] == pytest.approx(138.4, abs=0.1)
+    factor = math.exp(stats.t.ppf(0.975, 2) * logs.std(ddof=1) / math.sqrt(3))
+    assert mine["speedup_ci95"] == pytest.approx(factor)
+    assert math.isnan(row(board, "original")["speedup"])  # a no-op's ratio: shown as a dash
+    text = to_markdown(board, "T")
+    low, high = mine["speedup"] / factor, mine["speedup"] * factor
+    assert f"138× ({low:.3g}×–{high / 1e3:.3g}k×)" in text
+    assert "geometric means over seeds" in text
+    assert "66k" not in text and "4.4M" not in text
+
+
+def test_gaps_are_paired_by_seed_for_every_metric(tmp_path: Path) -> None:
+    # a is 0.1 above retrain on seed 0 and 0.1 below on seed 1: its means are equal,
+    # so a gap between means says 0; per seed it is 0.1 every time
+    records = [
+        record("retrain", 0, {"test_accuracy": 0.8, "mia_fnr": 0.3}),
+        record("retrain", 1, {"test_accuracy": 0.9, "mia_fnr": 0.4}),
+        record("a", 0, {"test_accuracy": 0.9, "mia_fnr": 0.4}),
+        record("a", 1, {"test_accuracy": 0.8, "mia_fnr": 0.3}),
+    ]
+    with make_store(tmp_path, records) as store:
+        board = build_leaderboard(store)
+    a = row(board, "a")
+    assert a["test_accuracy"] == pytest.approx(row(board, "retrain")["test_accuracy"])
+    assert a["test_accuracy_gap"] == pytest.approx(0.1)
+    assert a["mia_fnr_gap"] == pytest.approx(0.1)
+    assert a[AVG_GAP] == pytest.approx(0.1)
+    assert a[f"{AVG_GAP}_ci95"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_a_row_that_moves_any_forgetting_measure_is_not_no_effect(tmp_path: Path) -> None:
+    # "shadow" moves only an attack metric (like l1-sparse's shadow-attack FNR); "noop"
+    # moves nothing
+    base = {"test_accuracy": 0.9, "forget_accuracy": 0.95, "mia_efficacy": 0.2}
+    records = []
+    ROLES["shadow_fnr"] = "attack"
+    try:
+        for seed in range(2):
+            records += [
+                record("retrain", seed, {**base, "forget_accuracy": 0.85, "shadow_fnr": 0.6}),
+                record("original", seed, {**base, "shadow_fnr": 0.1}),
+                record("noop", seed, {**base, "shadow_fnr": 0.1}),
+                record("shadow", seed, {**base, "shadow_fnr": 0.47}),
+            ]
+        with make_store(tmp_path, records) as store:
+            board = build_leaderboard(store)
+    finally:
+        del ROLES["shadow_fnr"]
+    assert row(board, "noop")["flags"] == "no effect"
+    assert row(board, "shadow")["flags"] == ""

@@ -11,18 +11,20 @@ Both rows are always present: when a suite did not run one of them, a
 placeholder row with ``seeds = 0`` and empty values says so. The two names are
 parameters, the only method names this module knows.
 
-Gap to the reference: after the means come ``<metric>_gap`` columns, the
-absolute difference between a row's mean and the reference row's mean in the
-same group (skipped for metrics that already are gaps: names ending in
-``_gap``, or a metric ``X`` when the evaluators also report ``X_gap``), and
-``avg_gap``, the "Avg. Gap" of the SalUn protocol (Fan et al., 2024): the mean
-of the gaps over the main metrics, here ``test_accuracy``, ``retain_accuracy``,
-``forget_accuracy`` and one membership-attack metric, the first present of
-``mia_efficacy`` and ``mia_fnr`` (both count forget points the attack calls
-non-members), over those the row has. Gaps are taken between means, as SalUn
-does, so a reader can recompute them from the table; where an evaluator itself
-reports ``X_gap`` (``mia_fnr_gap``, ``mia_efficacy_gap``: the mean over seeds of
-the per-seed gap) that column is used instead.
+Gap to the reference: after the means come ``<metric>_gap`` columns (skipped
+for metrics that already are gaps: names ending in ``_gap``, or a metric ``X``
+when the evaluators also report ``X_gap``), and ``avg_gap``, the "Avg. Gap" of
+the SalUn protocol (Fan et al., 2024) over ``test_accuracy``,
+``retain_accuracy``, ``forget_accuracy`` and one membership-attack metric (the
+first present of ``mia_efficacy`` and ``mia_fnr``). One convention for every
+gap: per seed, the distance to the reference's value on the same seed (paired),
+then the mean over seeds with its 95% interval, which is also what an
+evaluator's own ``X_gap`` metric reports (see :func:`per_seed_gaps`).
+
+Speed-ups (metrics of role ``speed``) are ratios: they aggregate over seeds as
+a geometric mean, their ``_ci95`` column holding the factor ``f`` of the 95%
+interval ``[mean / f, mean * f]`` (Student's t on the log scale), and the
+do-nothing ``original`` row shows none.
 
 Best values (see :func:`best_cells`): per group and column, the highest mean
 for ``higher`` metrics, the lowest for ``lower`` metrics and for gaps, and for
@@ -81,12 +83,18 @@ leaves a 10-point loss of a changed training procedure to the gap columns."""
 FLAGS = "flags"
 NO_EFFECT = "no effect"
 NO_EFFECT_MARGIN = 0.01
-"""A row whose every Avg. Gap metric (test, retain and forget accuracy, the
-membership-attack rate) lies within 0.01 of the original's in its group did
-not measurably change the model: it is flagged ``no effect`` and never marked
+"""A row whose every forgetting measure (the Avg. Gap metrics: test, retain and
+forget accuracy, the membership-attack rate; and every ``forgetting`` or
+``attack`` metric, so a row that moves only the shadow attack's FNR is not a
+no-op) lies within 0.01 of the original's in its group did not measurably
+change the model: it is flagged ``no effect`` and never marked
 best (a no-op's speed-up is the largest of all). Seen on the MNIST-1D board:
 gradient ascent at its reference lr 1e-4, 132x-14,388x "faster" than retrain."""
 DAGGER = "†"
+GEOMETRIC_ROLES = ("speed",)
+"""Roles whose metrics are ratios: aggregated over seeds as a geometric mean with
+an interval on the log scale (see :func:`geometric_mean_ci95`), never as an
+arithmetic mean of ratios."""
 
 
 @dataclass
@@ -158,6 +166,56 @@ def ci95(values: pd.Series) -> float:
     return float(stats.t.ppf(0.975, n - 1) * clean.std(ddof=1) / math.sqrt(n))
 
 
+def _mean(values: pd.Series) -> float:
+    return float(values.mean()) if values.notna().any() else float("nan")
+
+
+def geometric_mean_ci95(values: pd.Series) -> tuple[float, float]:
+    """Geometric mean of positive ratios and the multiplicative factor of its 95%
+    interval (Student's t on the log scale): the interval is ``[mean / f, mean * f]``.
+
+    Ratios (speed-ups) must not be averaged arithmetically: per-seed 364, 364 and
+    20 average to 249 but the geometric mean is 138, and one slow seed cannot
+    be cancelled by a fast one. Non-positive values have no logarithm: nan.
+    """
+    clean = values.dropna().astype(float)
+    if clean.empty or (clean <= 0).any():
+        return float("nan"), float("nan")
+    logs = np.log(clean)
+    half = ci95(logs)
+    return float(np.exp(logs.mean())), float(np.exp(half)) if not math.isnan(half) else half
+
+
+def is_geometric(board: Leaderboard, column: str) -> bool:
+    """Whether ``column`` is a ratio aggregated geometrically (its ``_ci95`` is a factor)."""
+    return board.role(column) in GEOMETRIC_ROLES
+
+
+def interval(board: Leaderboard, index: int, column: str) -> tuple[float, float] | None:
+    """The 95% interval of a row's value in ``column``; ``None`` without one (one seed)."""
+    row = board.table.loc[index]
+    value, ci = row.get(column), row.get(f"{column}_ci95")
+    if value is None or ci is None or math.isnan(float(value)) or math.isnan(float(ci)):
+        return None
+    value, ci = float(value), float(ci)
+    if is_geometric(board, column):
+        return value / ci, value * ci
+    return value - ci, value + ci
+
+
+def _blank_anchor_ratios(
+    table: pd.DataFrame, metrics: list[str], about: dict[str, dict[str, Any]], original: str
+) -> None:
+    """The do-nothing row's speed-ups (66k to 4.4M on our boards) measure a no-op's
+    floor, not a method: shown as a dash."""
+    ratios = [m for m in metrics if about.get(m, {}).get("role") in GEOMETRIC_ROLES]
+    rows = table["method"] == original
+    for metric in ratios:
+        for column in (metric, f"{metric}_ci95"):
+            if column in table:
+                table.loc[rows, column] = float("nan")
+
+
 def infer_reference(store: ResultStore, default: str = REFERENCE) -> str:
     """The method label of the suite's reference, read from the cells' configs.
 
@@ -216,12 +274,15 @@ def build_leaderboard(
         record["seeds"] = int(group["seed"].nunique())
         for metric in metrics:
             values = group[metric] if metric in group else pd.Series(dtype=float)
-            record[metric] = float(values.mean()) if values.notna().any() else float("nan")
+            geometric = about.get(metric, {}).get("role") in GEOMETRIC_ROLES
+            mean, ci = geometric_mean_ci95(values) if geometric else (_mean(values), ci95(values))
+            record[metric] = mean
             if record["seeds"] >= 2:
-                record[f"{metric}_ci95"] = ci95(values)
+                record[f"{metric}_ci95"] = ci
         records.append(record)
     table = order.merge(pd.DataFrame(records), on=KEYS, how="left")
     table = _with_anchor_rows(table, reference, original)
+    _blank_anchor_ratios(table, metrics, about, original)
     has_ci = any(c.endswith("_ci95") for c in table.columns)
     columns = [*KEYS, "seeds"]
     for metric in metrics:
@@ -234,7 +295,7 @@ def build_leaderboard(
     mia = next((m for m in MIA_GAP_METRICS if m in metrics), None)
     if mia is not None:
         avg_metrics.append(mia)
-    table = _with_gaps(table, gap_metrics, avg_metrics, reference)
+    table = _with_gaps(table, wide, gap_metrics, avg_metrics, reference)
     table.insert(table.columns.get_loc("seeds") + 1, FLAGS, "")
     wanted = [r for r in store.series_rows() if _plot_series(r["name"]) and keep(r["cell_id"])]
     board = Leaderboard(
@@ -350,9 +411,17 @@ def _collapsed_in_a_seed(board: Leaderboard, utility: list[str]) -> set[int]:
 
 
 def _flag_no_effect(board: Leaderboard) -> None:
-    """Set ``flags`` to ``no effect`` where every Avg. Gap metric is within
-    ``NO_EFFECT_MARGIN`` of the original's (the anchors themselves excluded)."""
-    metrics = [m for m in board.avg_gap_metrics if m in board.table]
+    """Set ``flags`` to ``no effect`` where every forgetting measure (the Avg. Gap
+    metrics and every ``forgetting`` or ``attack`` metric) is within
+    ``NO_EFFECT_MARGIN`` of the original's (the anchors themselves excluded): a row
+    that moves any one of them did something, whichever the Avg. Gap reads."""
+    moved = [
+        m
+        for m in board.metrics
+        if board.role(m) in ("forgetting", "attack") and not m.endswith("_gap")
+    ]
+    candidates = [*board.avg_gap_metrics, *moved]
+    metrics = [m for m in dict.fromkeys(candidates) if m in board.table]
     if not metrics:
         return
     table = board.table
@@ -361,19 +430,19 @@ def _flag_no_effect(board: Leaderboard) -> None:
         if original.empty:
             continue
         base = original[metrics].iloc[0].astype(float)
-        if base.isna().any():
+        have = [m for m in metrics if not math.isnan(float(base[m]))]
+        if not have or any(m in board.avg_gap_metrics for m in metrics if m not in have):
             continue
         rows = group[~group["method"].isin([board.original, board.reference])]
-        close = (rows[metrics].astype(float) - base).abs().le(NO_EFFECT_MARGIN).all(axis=1)
+        distance = (rows[have].astype(float) - base[have]).abs()
+        close = distance.le(NO_EFFECT_MARGIN).all(axis=1)
         unflagged = rows[FLAGS] == ""
         table.loc[rows.index[close & unflagged], FLAGS] = NO_EFFECT
 
 
 def find_uninformative(board: Leaderboard) -> list[Uninformative]:
     """Per group, every evaluator whose attack-strength mean is below its threshold."""
-    strengths = [
-        (m, board.about[m]) for m in board.metrics if board.role(m) == "attack_strength"
-    ]
+    strengths = [(m, board.about[m]) for m in board.metrics if board.role(m) == "attack_strength"]
     found: list[Uninformative] = []
     if not strengths:
         return found
@@ -430,18 +499,68 @@ def _with_anchor_rows(table: pd.DataFrame, reference: str, original: str) -> pd.
 
 
 def _with_gaps(
-    table: pd.DataFrame, gap_metrics: list[str], avg_metrics: list[str], reference: str
+    table: pd.DataFrame,
+    per_seed: pd.DataFrame,
+    gap_metrics: list[str],
+    avg_metrics: list[str],
+    reference: str,
 ) -> pd.DataFrame:
-    ref = table[table["method"] == reference].set_index(GROUP_KEYS)
-    keys = pd.MultiIndex.from_frame(table[GROUP_KEYS])
-    gaps = {}
-    for metric in gap_metrics:
-        ref_values = ref[metric].reindex(keys).to_numpy(dtype=float)
-        gaps[f"{metric}_gap"] = np.abs(table[metric].to_numpy(dtype=float) - ref_values)
-    out = pd.concat([table, pd.DataFrame(gaps, index=table.index)], axis=1)
+    """Add ``<metric>_gap`` (and ``avg_gap``) columns, each the mean over seeds of the
+    per-seed gap ``|value - reference's value on the same seed|`` with its 95%
+    interval: one convention for every gap, the accuracies' and the attacks' alike
+    (an evaluator's own ``X_gap`` metric is already that mean of per-seed gaps)."""
+    seeds = per_seed_gaps(per_seed, gap_metrics, avg_metrics, reference)
+    columns = [c for c in seeds.columns if c not in (*KEYS, "seed")]
+    records = []
+    for key, group in seeds.groupby(KEYS, sort=False):
+        record: dict[str, Any] = dict(zip(KEYS, key, strict=True))
+        for column in columns:
+            record[column] = _mean(group[column])
+            if group["seed"].nunique() >= 2:
+                record[f"{column}_ci95"] = ci95(group[column])
+        records.append(record)
+    wanted = [c for column in columns for c in (column, f"{column}_ci95")]
+    frame = pd.DataFrame(records).reindex(columns=[*KEYS, *wanted]) if records else None
+    if frame is None:
+        frame = pd.DataFrame(columns=[*KEYS, *wanted])
+    out = table.merge(frame, on=KEYS, how="left")
+    out.index = table.index
+    if AVG_GAP in out:
+        out.loc[out["seeds"] == 0, [AVG_GAP, f"{AVG_GAP}_ci95"]] = float("nan")
+    if not any(c.endswith("_ci95") for c in table.columns):  # one seed: no interval columns
+        out = out.drop(columns=[c for c in out.columns if c.endswith("_gap_ci95")], errors="ignore")
+        out = out.drop(columns=[f"{AVG_GAP}_ci95"], errors="ignore")
+    return out
+
+
+def per_seed_gaps(
+    per_seed: pd.DataFrame, gap_metrics: list[str], avg_metrics: list[str], reference: str
+) -> pd.DataFrame:
+    """KEYS + seed + one ``<metric>_gap`` per gap metric (and ``avg_gap``): each cell's
+    distance to the reference's cell of the same group and seed (paired by seed). The
+    Avg. Gap of a seed is the mean of that seed's gaps over ``avg_metrics`` present
+    (an evaluator's ``X_gap`` value where it reports one)."""
+    present = [m for m in gap_metrics if m in per_seed]
+    if per_seed.empty:
+        return pd.DataFrame(columns=[*KEYS, "seed"])
+    ref = per_seed[per_seed["method"] == reference][[*GROUP_KEYS, "seed", *present]]
+    merged = per_seed.merge(ref, on=[*GROUP_KEYS, "seed"], how="left", suffixes=("", "@ref"))
+    out = merged[[*KEYS, "seed"]].copy()
+    for metric in present:
+        out[f"{metric}_gap"] = (
+            merged[metric].astype(float) - merged[f"{metric}@ref"].astype(float)
+        ).abs()
     if avg_metrics:
-        out[AVG_GAP] = out[[f"{m}_gap" for m in avg_metrics]].astype(float).mean(axis=1)
-        out.loc[out["seeds"] == 0, AVG_GAP] = float("nan")
+        parts = []
+        for metric in avg_metrics:
+            name = f"{metric}_gap"
+            source = out if name in out else merged
+            parts.append(
+                source[name].astype(float)
+                if name in source
+                else pd.Series(float("nan"), index=out.index)
+            )
+        out[AVG_GAP] = pd.concat(parts, axis=1).mean(axis=1)
     return out
 
 
@@ -463,9 +582,10 @@ def best_cells(board: Leaderboard) -> set[tuple[int, str]]:
     ``none`` metrics: the row closest to the reference row (reference excluded),
     nothing when the group has no reference value, and nothing for metrics
     without a unit (cost counters a method reports, which the runner passes on
-    undeclared: closeness to retrain's counters means nothing). Ties are all
-    marked. Never marked: the original row, collapsed rows, uninformative
-    attack values.
+    undeclared: closeness to retrain's counters means nothing). A best value is
+    marked only when its 95% interval does not overlap the runner-up's (see
+    :func:`_separated`): ties, one-seed rows and overlaps mark nothing. Never
+    marked: the original row, collapsed rows, uninformative attack values.
     """
     marked: set[tuple[int, str]] = set()
     table = board.table
@@ -501,8 +621,34 @@ def best_cells(board: Leaderboard) -> set[tuple[int, str]]:
             if len(values) < 2:
                 continue
             best = values.max() if direction == "higher" else values.min()
-            marked.update((int(i), column) for i in values.index[values == best])
+            winners = values.index[values == best]
+            if len(winners) == 1 and _separated(board, column, values, winners[0], direction):
+                marked.add((int(winners[0]), column))
     return marked
+
+
+def _separated(
+    board: Leaderboard, column: str, values: pd.Series, best: Any, direction: str
+) -> bool:
+    """Whether the best row's 95% interval clears the runner-up's (no overlap).
+
+    ``values`` are what is ranked (distances to the reference for ``none``
+    columns, whose interval is the metric's own half-width around that
+    distance). A row without an interval (one seed) separates from nothing.
+    """
+    others = values.drop(best)
+    runner_up = others.idxmax() if direction == "higher" else others.idxmin()
+    spans = []
+    for index in (best, runner_up):
+        span = interval(board, int(index), column)
+        if span is None:
+            return False
+        if direction == "none":  # distance to the reference: the metric's width around it
+            half = (span[1] - span[0]) / 2
+            span = (float(values[index]) - half, float(values[index]) + half)
+        spans.append(span)
+    (best_lo, best_hi), (other_lo, other_hi) = spans
+    return best_lo > other_hi if direction == "higher" else best_hi < other_lo
 
 
 def format_value(value: Any, ci: Any = None) -> str:
@@ -525,21 +671,32 @@ def metric_header(board: Leaderboard, metric: str) -> str:
 def legend(board: Leaderboard) -> str:
     """The sentence explaining means, intervals, arrows and marks (Markdown and HTML)."""
     return (
-        "Mean over seeds ± half-width of the 95% confidence interval (Student's t). "
+        "Mean over seeds ± half-width of the 95% confidence interval (Student's t); "
+        f"{RATIO_LEGEND} "
         "↑ higher is better, ↓ lower is better; unmarked columns are compared with the "
         f"reference ({board.reference}), not maximised. Bold: the best value of its column "
         f"within a dataset/architecture/request group; for unmarked columns, the value "
-        f"closest to {board.reference}'s (raw cost counters are not marked). "
+        f"closest to {board.reference}'s (raw cost counters are not marked). {BOLD_RULE} "
         f"{board.reference} and {board.original} come first "
         "in each group; 0 seeds means the suite did not run that method. "
         f"Only unlearning methods are marked best, never the anchors {board.reference} and "
-        f"{board.original}; a row flagged collapsed "
+        f"{board.original} (whose speed-ups, a no-op's, show as –); a row flagged collapsed "
         f"(test accuracy, a utility metric, more than {board.collapse_margin:g} below "
         f"{board.original}'s) "
-        f"or flagged {NO_EFFECT} (every Avg. Gap metric within {NO_EFFECT_MARGIN:g} of "
+        f"or flagged {NO_EFFECT} (every forgetting measure within {NO_EFFECT_MARGIN:g} of "
         f"{board.original}'s) is not ranked; {DAGGER}: an attack that cannot tell the "
         "original model's members from non-members in that group (see the notes), not ranked."
     )
+
+
+RATIO_LEGEND = (
+    "speed-ups (ratios) are geometric means over seeds with the 95% interval in brackets "
+    "(Student's t on the log scale), never arithmetic means of ratios."
+)
+BOLD_RULE = (
+    "A best value is bold only when its 95% interval does not overlap the runner-up's "
+    "(one seed, or a tie, bolds nothing)."
+)
 
 
 def notes(board: Leaderboard) -> list[str]:
@@ -550,7 +707,9 @@ def notes(board: Leaderboard) -> list[str]:
 def gap_legend(board: Leaderboard) -> str:
     used = ", ".join(board.avg_gap_metrics) or "none present"
     return (
-        f"Absolute gap between each row's mean and {board.reference}'s mean in the same "
-        f"group (lower is closer to exact unlearning). avg_gap is SalUn's Avg. Gap: the "
-        f"mean of the gaps over {used}."
+        f"Gap to {board.reference}: per seed, |a row's value - {board.reference}'s value on "
+        "the same seed| (paired), then the mean over seeds ± its 95% interval; lower is "
+        f"closer to exact unlearning. avg_gap is SalUn's Avg. Gap: per seed, the mean of "
+        f"the gaps over {used}, then the mean over seeds. Every gap, accuracies' and "
+        "attacks' alike, follows this one convention."
     )

@@ -37,12 +37,15 @@ import pandas as pd
 from unlearnbench.reports.board import (
     ARROWS,
     AVG_GAP,
+    BOLD_RULE,
     FLAGS,
     GROUP_KEYS,
+    RATIO_LEGEND,
     Leaderboard,
     format_value,
+    is_geometric,
 )
-from unlearnbench.reports.units import format_unit, unit_label
+from unlearnbench.reports.units import format_ratio, format_unit, unit_label
 
 AGREEMENT_METRICS = ("consistency",)
 """Metrics that measure agreement with the reference model's predictions; no role
@@ -96,6 +99,8 @@ def format_cell(board: Leaderboard, row: pd.Series, column: str) -> str:
     """A value in its readable unit (± the 95% half-width when the row has one)."""
     unit = column_unit(board, column)
     value, ci = row.get(column), row.get(f"{column}_ci95")
+    if is_geometric(board, column):
+        return format_ratio(value, ci, unit)
     if unit:
         return format_unit(value, ci, unit)
     return format_value(value, ci)
@@ -173,9 +178,10 @@ def row_label(board: Leaderboard, row: pd.Series) -> str:
 def headline_legend(board: Leaderboard) -> str:
     """The line under each headline table."""
     return (
-        f"Mean ± 95% CI over seeds; % = percent (gaps in points). ↑/↓: higher/lower is "
+        f"Mean ± 95% CI over seeds; % = percent (gaps in points, paired by seed); "
+        f"{RATIO_LEGEND} ↑/↓: higher/lower is "
         f"better; unmarked: closest to {board.reference} is best. Bold: best of the group "
         f"among the unlearning methods ({board.reference} and {board.original}, flagged rows "
-        "and † uninformative attacks are never bold). "
+        f"and † uninformative attacks are never bold). {BOLD_RULE} "
         f"Rows by Avg. Gap to {board.reference}; flagged rows (collapsed, no effect) last."
     )

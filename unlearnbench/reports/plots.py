@@ -181,7 +181,7 @@ def tradeoff(board: Leaderboard) -> Figure | None:
             drawn = ax.errorbar(
                 x,
                 y,
-                xerr=_err(row.get(f"{speed}_ci95"), x * 0.999),
+                xerr=_ratio_err(row.get(f"{speed}_ci95"), x),
                 yerr=_err(ci95(seeds), y),
                 fmt=markers[row["method"]],
                 capsize=3,
@@ -218,6 +218,13 @@ def _err(ci: Any, room: float) -> Any:
     if ci is None or (isinstance(ci, float) and math.isnan(ci)):
         return None
     return [[min(float(ci), room)], [float(ci)]]
+
+
+def _ratio_err(factor: Any, x: float) -> Any:
+    """The arms of a geometric mean's interval ``[x / factor, x * factor]``."""
+    if factor is None or (isinstance(factor, float) and math.isnan(factor)):
+        return None
+    return [[x - x / float(factor)], [x * float(factor) - x]]
 
 
 # --- residual memory ------------------------------------------------------------

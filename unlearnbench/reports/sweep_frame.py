@@ -20,7 +20,7 @@ import pandas as pd
 
 from unlearnbench.execution.config_paths import LABELS, TARGET_SIZE, flatten, plain
 from unlearnbench.execution.suite import PlotSpec
-from unlearnbench.reports.board import KEYS, Leaderboard, ci95
+from unlearnbench.reports.board import KEYS, Leaderboard, ci95, geometric_mean_ci95
 
 X, SERIES, LABEL = "_x", "_series", "_label"
 PATHS = (*KEYS, "seed", TARGET_SIZE)
@@ -88,9 +88,12 @@ def select(frame: pd.DataFrame, spec: PlotSpec) -> Selection:
     return Selection(rows, numeric_x, x_order, _label_order(rows), _pooled(rows, spec))
 
 
-def points(selection: Selection, metric: str) -> pd.DataFrame:
+def points(selection: Selection, metric: str, *, geometric: bool = False) -> pd.DataFrame:
     """Per legend label and x (in their order): ``mean``, ``ci95`` (t-based, nan
-    below two values) and ``n`` of ``metric``; rows without a value are left out."""
+    below two values), ``n``, and the error bar's arms ``low`` and ``high`` of
+    ``metric``; rows without a value are left out. ``geometric`` (ratios such as
+    speed-ups): the geometric mean, ``ci95`` the interval's factor and the arms
+    reaching ``mean / factor`` and ``mean * factor``."""
     rows = selection.rows[[LABEL, X, metric]].dropna()
     out = []
     for label in selection.labels:
@@ -99,10 +102,24 @@ def points(selection: Selection, metric: str) -> pd.DataFrame:
             values = mine.loc[mine[X] == x, metric].astype(float)
             if values.empty:
                 continue
+            if geometric:
+                mean, ci = geometric_mean_ci95(values)
+                low, high = mean - mean / ci, mean * ci - mean
+            else:
+                mean, ci = float(values.mean()), ci95(values)
+                low = high = ci
             out.append(
-                {LABEL: label, X: x, "mean": values.mean(), "ci95": ci95(values), "n": len(values)}
+                {
+                    LABEL: label,
+                    X: x,
+                    "mean": mean,
+                    "ci95": ci,
+                    "n": len(values),
+                    "low": low,
+                    "high": high,
+                }
             )
-    return pd.DataFrame(out, columns=[LABEL, X, "mean", "ci95", "n"])
+    return pd.DataFrame(out, columns=[LABEL, X, "mean", "ci95", "n", "low", "high"])
 
 
 def _add_series(rows: pd.DataFrame, path: str) -> None:

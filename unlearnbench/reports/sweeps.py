@@ -24,7 +24,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from unlearnbench.execution.suite import PlotSpec
-from unlearnbench.reports.board import Leaderboard, metric_header
+from unlearnbench.reports.board import Leaderboard, is_geometric, metric_header
 from unlearnbench.reports.plots import _colors, _grid, _markers, legend_outside, png_bytes
 from unlearnbench.reports.sweep_frame import (
     LABEL,
@@ -79,7 +79,7 @@ def sweep_figure(board: Leaderboard, spec: PlotSpec, frame: pd.DataFrame | None 
     handles: dict[str, Any] = {}
     for ax, metric in zip(axes, spec.metrics, strict=True):
         label, factor = _y_label(board, metric)
-        table = points(selection, metric)
+        table = points(selection, metric, geometric=is_geometric(board, metric))
         if board.role(metric) == "speed":  # the do-nothing anchor's speed-up is a floor
             table = table[table[LABEL] != board.original]
         for series in selection.labels:
@@ -87,11 +87,11 @@ def sweep_figure(board: Leaderboard, spec: PlotSpec, frame: pd.DataFrame | None 
             if mine.empty:
                 continue
             x = _positions(selection, mine[X])
-            ci = mine["ci95"].to_numpy(dtype=float) * factor
+            arms = mine[["low", "high"]].to_numpy(dtype=float).T * factor
             drawn = ax.errorbar(
                 x,
                 mine["mean"].to_numpy(dtype=float) * factor,
-                yerr=ci if np.isfinite(ci).any() else None,
+                yerr=arms if np.isfinite(arms).any() else None,
                 fmt="-" + markers[series],
                 color=colors[series],
                 capsize=3,

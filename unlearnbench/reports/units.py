@@ -70,6 +70,25 @@ def format_unit(value: Any, ci: Any = None, unit: str = "") -> str:
     return f"{text}{suffix} ± {ci_text}{suffix}"  # "5.45× ± 0.3×", "66k ± 1.1k"
 
 
+def format_ratio(value: Any, factor: Any = None, unit: str = "x") -> str:
+    """A geometric mean and its 95% interval ``[value / factor, value * factor]``:
+    ``138× (12×–1.6k×)``; the factor is multiplicative, so no ± is printed."""
+    if _missing(value):
+        return DASH
+    number = float(value)
+
+    def one(x: float) -> str:
+        divisor, suffix, spec = _scale(unit, x)
+        return format(x / divisor, spec) + suffix
+
+    if _missing(factor):
+        return one(number)
+    factor = float(factor)
+    if factor <= 1.0 + 1e-9:
+        return f"{one(number)} (±0)"
+    return f"{one(number)} ({one(number / factor)}–{one(number * factor)})"
+
+
 def unit_label(unit: str) -> str:
     """What a header adds for ``unit`` (``%`` for fractions; the rest carry their suffix)."""
     return "%" if unit == "fraction" else ""
