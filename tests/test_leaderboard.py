@@ -380,6 +380,19 @@ def test_cli_leaderboard_formats(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["leaderboard", str(tmp_path / "nowhere")]) == 2
 
 
+def test_cli_leaderboard_write_rerenders_every_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    make_store(tmp_path, demo_records()).close()
+    assert main(["leaderboard", str(tmp_path), "--write"]) == 0
+    printed = capsys.readouterr().out
+    assert "leaderboard.html" in printed and "| method" not in printed  # paths, not tables
+    for fmt in ("md", "csv", "json", "html"):
+        assert (tmp_path / f"leaderboard.{fmt}").stat().st_size > 0
+    assert (tmp_path / "plots" / "tradeoff.png").exists()
+    assert f"# Leaderboard: {tmp_path.name}" in (tmp_path / "leaderboard.md").read_text()
+
+
 SUITE = suite_toml(
     seeds=[0, 1],
     evaluators=["accuracy", "time"],

@@ -119,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="also write a PNG of the HTML page's top (headline tables, trade-off plot), "
         "taken by headless Chromium",
     )
+    board.add_argument(
+        "--write",
+        action="store_true",
+        help="write DIR/leaderboard.{md,csv,json,html} and DIR/plots/ as `run` does "
+        "(re-render a results folder after a change of the reports) instead of printing",
+    )
     return parser
 
 
@@ -517,7 +523,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from unlearnbench.host.registry import unknown_name_message
     from unlearnbench.reports.board import ORIGINAL, build_leaderboard, infer_reference
     from unlearnbench.reports.plot_specs import load_plot_specs
-    from unlearnbench.reports.write import draw_plots, render, write_plots
+    from unlearnbench.reports.write import draw_plots, render, write_board, write_plots
 
     path = args.dir / STORE_FILE
     if args.dir.is_file():
@@ -543,9 +549,22 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
                 message = unknown_name_message("method", label, methods)
                 raise UsageError(f"{option}: {message} (the methods in {path})")
         reference = args.reference or infer_reference(store)
+        title = f"Leaderboard: {args.dir.name}"
+        if args.write:
+            write_board(
+                args.dir,
+                store,
+                title,
+                reference=reference,
+                original=args.original or ORIGINAL,
+                sweeps=sweeps,
+            )
+            print(
+                f"leaderboard: {(args.dir / 'leaderboard.html').resolve()} (also .md, .csv, .json)"
+            )
+            return EXIT_OK
         board = build_leaderboard(store, reference, args.original or ORIGINAL)
     plots, images = None, None
-    title = f"Leaderboard: {args.dir.name}"
     if args.format == "md" and not args.no_plots:
         plots, images = write_plots(board, args.dir, sweeps)
     elif args.format == "html" or args.screenshot is not None:
