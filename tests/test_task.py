@@ -173,12 +173,21 @@ def test_stream_costs_combine_by_name_suffix() -> None:
             "x_final": 0.1,
         },
     ]
-    assert combine_stream_costs(steps) == {
+    combined = combine_stream_costs(steps)
+    assert combined == {
         "blocks_retrained": 8.0,
         "storage_bytes": 100.0,
-        "block_speedup": 15.0,
+        "block_speedup": pytest.approx(200**0.5),  # geometric, never (10 + 20) / 2
         "x_final": 0.1,
     }
+
+
+def test_a_methods_ratio_counters_are_recorded_as_speed() -> None:
+    from unlearnbench.execution.cell import counter_role
+
+    assert counter_role("block_speedup") == "speed"
+    assert counter_role("compression_ratio") == "speed"
+    assert counter_role("blocks_retrained") == "cost"
 
 
 def test_backdoor_position_lands_in_the_methods_block(make_tiny_task) -> None:

@@ -275,7 +275,10 @@ class Unlearned:
     Over a request stream the host combines each cost by the suffix of its
     name (:func:`combine_stream_costs`): work counters are summed; ``_bytes``
     and ``_cost`` (sizes) keep their largest value; ``_speedup`` and
-    ``_ratio`` are averaged; ``_final`` keeps the last step's value.
+    ``_ratio`` take the geometric mean (ratios are never averaged
+    arithmetically), and the host records them with the role ``speed``, so
+    boards aggregate them over seeds geometrically too; ``_final`` keeps the
+    last step's value.
     """
 
     model: nn.Module
@@ -284,9 +287,12 @@ class Unlearned:
     series: dict[str, list[float]] = field(default_factory=dict)
 
 
+RATIO_SUFFIXES = ("_speedup", "_ratio")
+"""Counter names ending so are ratios: combined and aggregated geometrically."""
+
 STREAM_RULES: tuple[tuple[tuple[str, ...], str], ...] = (
     (("_bytes", "_cost"), "max"),
-    (("_speedup", "_ratio"), "mean"),
+    (RATIO_SUFFIXES, "geometric"),
     (("_final",), "last"),
 )
 
@@ -300,8 +306,12 @@ def combine_stream_costs(steps: Sequence[Mapping[str, float]]) -> dict[str, floa
         rule = next((r for suffixes, r in STREAM_RULES if name.endswith(suffixes)), "sum")
         if rule == "max":
             combined[name] = max(values)
-        elif rule == "mean":
-            combined[name] = sum(values) / len(values)
+        elif rule == "geometric":  # ratios: never an arithmetic mean
+            combined[name] = (
+                math.exp(sum(map(math.log, values)) / len(values))
+                if all(v > 0 for v in values)
+                else sum(values) / len(values)
+            )
         elif rule == "last":
             combined[name] = values[-1]
         else:

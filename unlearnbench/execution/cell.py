@@ -27,6 +27,7 @@ from unlearnbench.execution.store import MetricValue
 from unlearnbench.host.registry import Registry
 from unlearnbench.seeding import derive_seed
 from unlearnbench.specs import (
+    RATIO_SUFFIXES,
     Evaluation,
     EvaluationInputs,
     EvaluatorSpec,
@@ -299,6 +300,12 @@ class Replicates:
         return ctx.load_model(value["state_dict"])
 
 
+def counter_role(name: str) -> str:
+    """A method's own counter is a ``cost``, or a ``speed`` (a ratio, aggregated
+    geometrically) when its name ends like one (``block_speedup``)."""
+    return "speed" if name.endswith(RATIO_SUFFIXES) else "cost"
+
+
 def evaluate_cell(
     registry: Registry,
     evaluators: Sequence[Component],
@@ -358,7 +365,7 @@ def evaluate_cell(
         series.update({f"{component.name}.{k}": list(v) for k, v in extra.items()})
     reported = {m.name for m in metrics}
     metrics += [
-        MetricValue(name, float(value), "none", "", {"evaluator": "", "role": "cost"})
+        MetricValue(name, float(value), "none", "", {"evaluator": "", "role": counter_role(name)})
         for name, value in outcome.costs.items()
         if name not in reported
     ]
