@@ -562,3 +562,13 @@ def test_a_row_that_moves_any_forgetting_measure_is_not_no_effect(tmp_path: Path
         del ROLES["shadow_fnr"]
     assert row(board, "noop")["flags"] == "no effect"
     assert row(board, "shadow")["flags"] == ""
+
+
+def test_each_format_names_the_mark_it_shows(demo_store: ResultStore) -> None:
+    board = build_leaderboard(demo_store)
+    page = render(board, "html", "T")
+    assert "td.best{font-weight:700;background:#e6f4ea}" in page  # bold on green
+    assert "Bold on a green fill: best of the group" in page
+    assert "Bold on a green fill: the best value of its column" in page
+    markdown = render(board, "md", "T")
+    assert "Bold: best of the group" in markdown and "green" not in markdown

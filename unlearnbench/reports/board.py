@@ -668,13 +668,14 @@ def metric_header(board: Leaderboard, metric: str) -> str:
     return f"{metric} {ARROWS.get(board.directions.get(metric, 'none'), '')}".strip()
 
 
-def legend(board: Leaderboard) -> str:
-    """The sentence explaining means, intervals, arrows and marks (Markdown and HTML)."""
+def legend(board: Leaderboard, mark: str = "Bold") -> str:
+    """The sentence explaining means, intervals, arrows and marks; ``mark`` names how
+    the format shows a best value (Markdown: bold; the page: bold on a green fill)."""
     return (
         "Mean over seeds ± half-width of the 95% confidence interval (Student's t); "
         f"{RATIO_LEGEND} "
         "↑ higher is better, ↓ lower is better; unmarked columns are compared with the "
-        f"reference ({board.reference}), not maximised. Bold: the best value of its column "
+        f"reference ({board.reference}), not maximised. {mark}: the best value of its column "
         f"within a dataset/architecture/request group; for unmarked columns, the value "
         f"closest to {board.reference}'s (raw cost counters are not marked). {BOLD_RULE} "
         f"{board.reference} and {board.original} come first "
@@ -694,8 +695,8 @@ RATIO_LEGEND = (
     "(Student's t on the log scale), never arithmetic means of ratios."
 )
 BOLD_RULE = (
-    "A best value is bold only when its 95% interval does not overlap the runner-up's "
-    "(one seed, or a tie, bolds nothing)."
+    "A best value is marked only when its 95% interval does not overlap the runner-up's "
+    "(one seed, or a tie, marks nothing)."
 )
 
 

@@ -175,12 +175,12 @@ def row_label(board: Leaderboard, row: pd.Series) -> str:
     return method
 
 
-def headline_legend(board: Leaderboard) -> str:
-    """The line under each headline table."""
+def headline_legend(board: Leaderboard, mark: str = "Bold") -> str:
+    """The line under each headline table; ``mark`` as in :func:`legend`."""
     return (
         f"Mean ± 95% CI over seeds; % = percent (gaps in points, paired by seed); "
         f"{RATIO_LEGEND} ↑/↓: higher/lower is "
-        f"better; unmarked: closest to {board.reference} is best. Bold: best of the group "
+        f"better; unmarked: closest to {board.reference} is best. {mark}: best of the group "
         f"among the unlearning methods ({board.reference} and {board.original}, flagged rows "
         f"and † uninformative attacks are never bold). {BOLD_RULE} "
         f"Rows by Avg. Gap to {board.reference}; flagged rows (collapsed, no effect) last."

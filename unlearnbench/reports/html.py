@@ -103,6 +103,10 @@ document.querySelectorAll("table.board").forEach(function (table) {
 """
 
 
+PAGE_MARK = "Bold on a green fill"
+"""How the page shows a best value (``td.best``), named in its legends."""
+
+
 def _data(value: Any) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return ""
@@ -182,7 +186,7 @@ def _headline(board: Leaderboard) -> list[str]:
                 keys=("method",),
             )
         )
-        parts.append(f'<p class="legend">{escape(headline_legend(board))}</p>')
+        parts.append(f'<p class="legend">{escape(headline_legend(board, PAGE_MARK))}</p>')
     return parts
 
 
@@ -217,7 +221,7 @@ def to_html(
         main = [(m, raw_header(board, m)) for m in board.metrics]
         parts.append(
             f"<details id=\"details-all\"><summary>Every metric ({len(board.metrics)})"
-            f'</summary><p class="legend">{escape(legend(board))} Click a column header to '
+            f'</summary><p class="legend">{escape(legend(board, PAGE_MARK))} Click a column header to '
             "sort; click # to restore the grouped order.</p>"
         )
         parts.append(_table(board, "leaderboard", main))
