@@ -220,9 +220,9 @@ def to_html(
         parts.append("<h2>Details</h2>")
         main = [(m, raw_header(board, m)) for m in board.metrics]
         parts.append(
-            f"<details id=\"details-all\"><summary>Every metric ({len(board.metrics)})"
-            f'</summary><p class="legend">{escape(legend(board, PAGE_MARK))} Click a column header to '
-            "sort; click # to restore the grouped order.</p>"
+            f'<details id="details-all"><summary>Every metric ({len(board.metrics)})'
+            f'</summary><p class="legend">{escape(legend(board, PAGE_MARK))} Click a column '
+            "header to sort; click # to restore the grouped order.</p>"
         )
         parts.append(_table(board, "leaderboard", main))
         parts.append("</details>")
