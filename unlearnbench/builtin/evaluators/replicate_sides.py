@@ -43,10 +43,6 @@ class Sides:
     spare: list[nn.Module]  # further models of the ``other`` kind, in neither sample
     replicates: list[Replicate]  # every replicate used, for their work
 
-    @property
-    def work(self) -> float:
-        return float(sum(r.work for r in self.replicates))
-
 
 def distinct(*groups: Sequence[Replicate]) -> list[Replicate]:
     """Each replicate once, for summing their work."""
