@@ -1,7 +1,7 @@
 """LiRA's reference models: stacked (torch.func) against one-by-one training, side by side.
 
 On the default suite's task (MNIST-1D, 4,000 samples, MLP [128, 64], 40
-epochs, batch 32, Adam; a 3,200-point pool, 1,600 points per model) it
+epochs, batch 32, Adam; 1,200 points per model, the target's size) it
 times ``reference_phi`` for K in {8, 16, 32}, stacked and one by one
 (alternating, each ``--repeats`` times, best time kept), and prints the wall
 times, the ratio one-by-one / stacked and the largest difference of the

@@ -89,6 +89,37 @@ def test_halves_put_every_point_in_about_half_the_models(size, models):
     assert all(torch.equal(a, b) for a, b in zip(parts, again, strict=True))
 
 
+def test_reference_models_train_on_as_many_points_as_the_target(make_tiny_task):
+    """The tiny task: 300 target, 100 non-member, 150 + 150 shadow points. Every
+    reference model trains on 300 points (not half of the 700), and every pool
+    point, the scored ones above all, is in for exactly half of the models."""
+    task, ctx = make_tiny_task()
+    s = task.splits
+    ref = reference.reference_phi(task, ctx, 6, stacked=True)
+    keep, pool = ref["keep"], ref["pool"]
+    assert keep.sum(1).tolist() == [s.target.numel()] * 6
+    assert keep.sum(0).tolist() == [3] * pool.numel()  # in for half, out for half
+    assert pool.numel() == 2 * s.target.numel()
+    assert torch.isin(torch.cat([s.target, s.nonmember]), pool).all()
+    shadow = torch.cat([s.shadow_in, s.shadow_out])
+    assert torch.isin(pool, torch.cat([s.target, s.nonmember, shadow])).all()
+    assert ctx.work == 6 * 300 * task.recipe.epochs
+    old = reference.reference_phi(task, ctx, 6, stacked=True, size="half_pool")
+    assert old["keep"].sum(1).tolist() == [350] * 6  # halves of the 700-point pool
+
+
+def test_a_pool_too_small_for_models_of_the_targets_size_is_refused(make_tiny_task):
+    no_shadow = SplitSizes(target=300, nonmember=100, test=200, shadow_in=0, shadow_out=150)
+    task, ctx = make_tiny_task(splits=no_shadow)  # 550 points, 600 needed
+    with pytest.raises(ValueError, match=r"2 x 300 = 600 points.*550.*size = 'half_pool'"):
+        reference.pool_of(task)
+    many_nonmembers = SplitSizes(target=200, nonmember=450, test=100, shadow_in=0, shadow_out=0)
+    task, ctx = make_tiny_task(splits=many_nonmembers)  # 650 scored points > 2 x 200
+    with pytest.raises(ValueError, match="650 of them scored"):
+        lira.create({"models": 4}).evaluate(_inputs(task, *[ctx.original()] * 3), ctx)
+    assert reference.pool_of(task, "half_pool").numel() == 650
+
+
 def _reference(phi: list[list[float]], keep: list[list[bool]]) -> dict[str, torch.Tensor]:
     return {
         "pool": torch.arange(len(phi[0])),
@@ -131,7 +162,7 @@ def test_stacked_and_one_by_one_give_the_same_statistics(make_tiny_task, optimiz
     stacked = reference.reference_phi(task, ctx, 4, stacked=True)
     work = ctx.work
     one_by_one = reference.reference_phi(task, ctx, 4, stacked=False)
-    assert ctx.work == pytest.approx(2 * work) and work == 4 * 350 * 3  # 700-point pool
+    assert ctx.work == pytest.approx(2 * work) and work == 4 * 300 * 3  # the target's 300
     assert torch.equal(stacked["keep"], one_by_one["keep"])
     assert torch.equal(stacked["pool"], one_by_one["pool"])
     assert float(stacked["phi"].std()) > 0.1  # the models learned something per point
@@ -170,7 +201,7 @@ def test_reference_models_are_built_once_per_task(make_tiny_task, monkeypatch):
         result = evaluator.evaluate(_inputs(task, model, model, model), ctx)
         assert isinstance(result, Evaluation)
         metrics.append(result.metrics)
-        assert ctx.work - before == 8 * 350 * 5  # loading the models counts their work
+        assert ctx.work - before == 8 * 300 * 5  # loading the models counts their work
     assert len(built) == 1  # shared by variants and by requests of one training identity
     assert metrics[0]["lira_auc_gap"] == 0.0
     assert metrics[0]["lira_auc"] != metrics[1]["lira_auc"]  # the variant did change
@@ -215,11 +246,13 @@ def test_lira_separates_original_from_retrain_better_than_the_shadow_attack(make
 def test_retrains_auc_is_chance_on_average(make_tiny_task):
     """Forget and non-member points are exchangeable for retrain: AUC 0.5 in expectation.
     200 forget vs 400 non-members: about 0.025 standard error per seed, 0.0125 over 4."""
-    splits = SplitSizes(target=600, nonmember=400, test=100, shadow_in=0, shadow_out=0, auxiliary=0)
+    splits = SplitSizes(
+        target=600, nonmember=400, test=100, shadow_in=200, shadow_out=0, auxiliary=0
+    )  # a pool of 2 x 600: reference models of the target's size
     aucs = []
     for seed in range(4):
         task, ctx = make_tiny_task(
-            **{**OVERFIT, "dataset_params": {"samples": 1100}},
+            **{**OVERFIT, "dataset_params": {"samples": 1300}},
             splits=splits,
             request=ForgetRequest(kind="random", count=200),
             seed=seed,

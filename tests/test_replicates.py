@@ -92,3 +92,45 @@ def test_an_evaluator_needing_replicates_names_itself_when_the_host_gives_none(
     evaluator = spec.create({"models": 8})  # type: ignore[attr-defined]
     with pytest.raises(ValueError, match=f"{name} needs inputs.replicates"):
         evaluator.evaluate(inputs, ctx)
+
+
+def test_naive_models_are_built_only_when_asked_and_only_for_methods_with_naive(
+    make_tiny_task, monkeypatch
+):
+    from unlearnbench.builtin.methods import sisa
+
+    calls = []
+    real = sisa.Sisa.naive
+    monkeypatch.setattr(sisa.Sisa, "naive", lambda *a, **k: calls.append(1) or real(*a, **k))
+    task, ctx = make_tiny_task()
+    plain = make_replicates(task, ctx, "sisa")(2, "replicate")
+    assert calls == [] and all(r.naive is None for r in plain)  # not asked: not paid for
+    source = make_replicates(task, ctx, "sisa")
+    with_naive = source(2, "replicate", naive=True)
+    assert len(calls) == 2
+    for r, p in zip(with_naive, plain, strict=True):
+        assert r.naive is not None and not r.of_reference
+        assert r.work > p.work  # the naive retraining's work counts
+        # SISA's unlearning is its naive retraining (stacked: up to float order)
+        x = task.x[task.splits.test]
+        assert torch.allclose(r.naive.posteriors(x), r.unlearned.posteriors(x), atol=1e-5)
+    again = source(2, "replicate", naive=True)  # the same cell: kept, not retrained
+    assert len(calls) == 2 and again[0].naive is with_naive[0].naive
+    (first, second) = with_naive
+    x = task.x[task.splits.test]
+    assert not torch.allclose(first.naive.posteriors(x), second.naive.posteriors(x))
+    (finetune,) = make_replicates(task, ctx, "finetune")(1, "replicate", naive=True)
+    assert finetune.naive is None
+    (retrain,) = make_replicates(task, ctx, "retrain")(1, "replicate", naive=True)
+    assert retrain.naive is None and retrain.of_reference
+
+
+def test_deepobliviate_naive_replicates_are_cached_across_cells(make_tiny_task, monkeypatch):
+    task, ctx = make_tiny_task()
+    first = make_replicates(task, ctx, "deepobliviate")(1, "replicate", naive=True)
+    calls = []
+    real = cell.train_model
+    monkeypatch.setattr(cell, "train_model", lambda *a, **k: calls.append(1) or real(*a, **k))
+    again = make_replicates(task, ctx, "deepobliviate")(1, "replicate", naive=True)
+    assert calls == [] and _same(first[0].naive, again[0].naive)
+    assert not _same(first[0].naive, first[0].retrained)

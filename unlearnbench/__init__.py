@@ -26,6 +26,7 @@ from unlearnbench.specs import (
     Param,
     ParamError,
     Replicate,
+    ReplicateSource,
     UnlearnbenchError,
     Unlearned,
 )
@@ -48,6 +49,7 @@ __all__ = [
     "Param",
     "ParamError",
     "Replicate",
+    "ReplicateSource",
     "SplitSizes",
     "TaskError",
     "TrainRecipe",

@@ -424,16 +424,31 @@ class Replicate:
     ``original``: trained on the task's target set with the replicate's own seed
     (initialisation and batch order); ``unlearned``: the cell's method run on it
     (``fit`` and every ``unlearn`` step of the request's stream); ``retrained``:
-    the reference method (retrain) run on it. ``work``: the sample-passes all
-    three took (counted again when they come from the artifact cache, as
-    ``ctx.cached`` counts), for the evaluator to report; the host never counts
-    it into the method's costs.
+    the reference method (retrain) run on it. ``naive``: the method's exact
+    retraining under its own procedure (its ``naive``, see :class:`Method`) from
+    the replicate's ``fit``, built only when asked for (``replicates(n, label,
+    naive=True)``) and only for a method that defines one, else ``None``.
+    ``of_reference``: the cell's method is the reference itself, so
+    ``unlearned`` and ``retrained`` are one model (an evaluator comparing the
+    two takes the retrained side from replicates of another label). ``work``:
+    the sample-passes all of them took (counted again when they come from the
+    artifact cache, as ``ctx.cached`` counts), for the evaluator to report; the
+    host never counts it into the method's costs.
     """
 
     original: nn.Module
     unlearned: nn.Module
     retrained: nn.Module
     work: float
+    naive: nn.Module | None = None
+    of_reference: bool = False
+
+
+class ReplicateSource(Protocol):
+    """``inputs.replicates``: ``n`` :class:`Replicate` of the cell for ``label``,
+    with their ``naive`` models when ``naive`` (see :class:`EvaluationInputs`)."""
+
+    def __call__(self, n: int, label: object, *, naive: bool = False) -> list[Replicate]: ...
 
 
 @dataclass
@@ -458,6 +473,9 @@ class EvaluationInputs:
     use ``"replicate"``); replicates are cached per method, so re-runs and
     other cells of the method load them instead of training. Costly: each
     replicate trains an original, runs the method and retrains.
+    ``replicates(n, label, naive=True)`` also builds each replicate's
+    ``naive`` model (a method without ``naive`` gets ``None``): asked for only
+    by evaluators that compare the method with its own naive retraining.
     """
 
     task: Task
@@ -467,9 +485,9 @@ class EvaluationInputs:
     costs: Mapping[str, float]
     series: Mapping[str, list[float]] = field(default_factory=dict)
     naive: nn.Module | None = None
-    replicates: Callable[[int, object], list[Replicate]] | None = None
+    replicates: ReplicateSource | None = None
 
-    def require_replicates(self, evaluator: str) -> Callable[[int, object], list[Replicate]]:
+    def require_replicates(self, evaluator: str) -> ReplicateSource:
         """``replicates``, or a ``ValueError`` naming ``evaluator`` where the host
         (a caller building inputs by hand) gives none."""
         if self.replicates is None:

@@ -33,6 +33,7 @@ from unlearnbench.specs import (
     EvaluatorSpec,
     MethodSpec,
     Replicate,
+    ReplicateSource,
     combine_stream_costs,
 )
 from unlearnbench.task import Task
@@ -228,7 +229,7 @@ class _NotArchitecture(Exception):
 
 
 class Replicates:
-    """The host's ``inputs.replicates(n, label)`` for one cell (see
+    """The host's ``inputs.replicates(n, label, naive=False)`` for one cell (see
     :class:`unlearnbench.specs.EvaluationInputs`).
 
     Replicate ``i`` runs on :func:`replicate_task` with its own
@@ -236,11 +237,14 @@ class Replicates:
     method (``fit`` + every ``unlearn`` step, via :func:`run_method`, without its
     ``naive``) and the reference method are each run on it and their models'
     state dicts cached under ``(method ident, task key)`` and the replicate's
-    training identity, so every evaluator, cell and re-run shares them. A model
-    that is not of the task's architecture (an ensemble) cannot be rebuilt from a
-    state dict: it is kept in memory for this cell only and rebuilt by the next.
-    The work goes into :attr:`Replicate.work`, never into the cell's context or
-    the method's costs.
+    training identity, so every evaluator, cell and re-run shares them. With
+    ``naive=True`` the method's ``naive`` is run too (``fit``, then ``naive``
+    on the request's whole forget set, as :func:`run_method` does), cached the
+    same way apart: only evaluators that ask for it pay for it. A model that is
+    not of the task's architecture (an ensemble) cannot be rebuilt from a state
+    dict: it is kept in memory for this cell only and rebuilt by the next. The
+    work goes into :attr:`Replicate.work`, never into the cell's context or the
+    method's costs.
     """
 
     def __init__(
@@ -256,44 +260,72 @@ class Replicates:
         self.reference = reference
         self._in_memory: dict[str, tuple[nn.Module, float]] = {}
 
-    def __call__(self, n: int, label: object) -> list[Replicate]:
+    def __call__(self, n: int, label: object, *, naive: bool = False) -> list[Replicate]:
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"replicates needs a count >= 1, got {n!r}")
-        return [self.one(label, i) for i in range(n)]
+        return [self.one(label, i, naive=naive) for i in range(n)]
 
-    def one(self, label: object, index: int) -> Replicate:
+    def one(self, label: object, index: int, *, naive: bool = False) -> Replicate:
         task = replicate_task(self.task, label, index)
         ctx = TaskContext(task, self.cache)
         original = ctx.original()
         unlearned = self._run(*self.method, task, ctx)
-        if self.method[1].ident() == self.reference[1].ident():
-            retrained = unlearned  # the reference itself: one run, not two
-        else:
-            retrained = self._run(*self.reference, task, ctx)
-        return Replicate(original, unlearned, retrained, ctx.work)
+        of_reference = self.method[1].ident() == self.reference[1].ident()
+        # the reference itself: one run, not two
+        retrained = unlearned if of_reference else self._run(*self.reference, task, ctx)
+        naive_model = self._naive(task, ctx) if naive else None
+        return Replicate(original, unlearned, retrained, ctx.work, naive_model, of_reference)
 
     def _run(
         self, spec: MethodSpec, component: Component, task: Task, ctx: TaskContext
     ) -> nn.Module:
+        def make() -> nn.Module:
+            return run_method(spec, component, task, ctx, with_naive=False).model
+
+        return self._model("replicate-model", component, task, ctx, make)
+
+    def _naive(self, task: Task, ctx: TaskContext) -> nn.Module | None:
+        """The method's ``naive`` model on the replicate, or ``None`` without one."""
+        spec, component = self.method
+        method = spec.create(component.params)
+        naive_of = getattr(method, "naive", None)
+        if not callable(naive_of):
+            return None
+
+        def make() -> nn.Module:
+            state = method.fit(task, ctx)
+            model: nn.Module = naive_of(state, task.splits.forget, task, ctx).model
+            return model.eval()
+
+        return self._model("replicate-naive", component, task, ctx, make)
+
+    def _model(
+        self,
+        name: str,
+        component: Component,
+        task: Task,
+        ctx: TaskContext,
+        make: Callable[[], nn.Module],
+    ) -> nn.Module:
         params = {"method": component.ident(), "task": self.task.key}
-        memo = content_key(ctx.artifact_parts("replicate-model", params))
+        memo = content_key(ctx.artifact_parts(name, params))
         if memo in self._in_memory:
             model, work = self._in_memory[memo]
             ctx.add_work(work)
             return model
 
         def build() -> dict[str, Any]:
-            outcome = run_method(spec, component, task, ctx, with_naive=False)
-            state = outcome.model.state_dict()
+            model = make()
+            state = model.state_dict()
             try:
                 ctx.load_model(state)
             except RuntimeError:
-                raise _NotArchitecture(outcome.model) from None
+                raise _NotArchitecture(model) from None
             return {"state_dict": state}
 
         before = ctx.work
         try:
-            value = ctx.cached("replicate-model", params, build)
+            value = ctx.cached(name, params, build)
         except _NotArchitecture as exc:
             self._in_memory[memo] = (exc.model, ctx.work - before)
             return exc.model
@@ -314,7 +346,7 @@ def evaluate_cell(
     original: nn.Module,
     reference: Outcome,
     outcome: Outcome,
-    replicates: Callable[[int, object], list[Replicate]] | None = None,
+    replicates: ReplicateSource | None = None,
 ) -> tuple[list[MetricValue], dict[str, list[float]]]:
     """Run every evaluator on one cell; each metric carries its declared direction,
     unit and role, and the method's own cost counters follow as ``cost`` metrics.

@@ -6,10 +6,16 @@ online attack; the offline variant; logit scaling; fixed vs per-example
 variance) and Section VI (ablations: number of shadow models, variance).
 
 The attack. K reference ("shadow") models with the task's architecture and
-recipe are trained on seeded random halves of a pool that contains every
-scored point (``target ∪ nonmember ∪ shadow_in ∪ shadow_out``, see
-``lira_reference.py``), so each point is "in" (trained on) for about half of them
-and "out" for the rest. For each point and model the logit-scaled confidence
+recipe are trained on seeded complementary halves of a pool that contains every
+scored point, so each point is "in" (trained on) for exactly half of them and
+"out" for the rest. Each trains on as many points as the original model
+(``size = "target"``, default: the pool is ``target ∪ nonmember`` topped up to
+twice the target's size from ``shadow_in ∪ shadow_out``; a task with fewer
+points there is refused), because the distance between a point's in and out
+confidence depends on the training set's size; ``size = "half_pool"`` trains
+on halves of all of ``target ∪ nonmember ∪ shadow_in ∪ shadow_out`` (the
+earlier default, larger training sets than the target's). See
+``lira_reference.py``. For each point and model the logit-scaled confidence
 of the true label is recorded::
 
     φ = log(p_y / (1 - p_y)) = z_y - logsumexp_{j != y} z_j     (from logits z, stably)
@@ -47,18 +53,23 @@ target, judged by the gaps. ``lira_strength``: the same score's AUC on the
 leaderboards say so. The label each point was trained with is used (backdoor
 requests: the poisoned label).
 
-Defaults and cost. ``models = 16``: K trainings of the task's recipe on
-``len(pool) // 2`` points each, once per task (cached with ``ctx.cached`` as
+Defaults and cost. ``models = 16``: K trainings of the task's recipe on as
+many points as the target set each, once per task (cached with ``ctx.cached`` as
 the K x N matrix of φ and the in/out mask, a few hundred KB, and shared by every
 cell, method and request of the task; the work counts toward the first cell
 that builds it). On the default suite (MNIST-1D, MLP [128, 64], 1,200 target
-points of a 3,200-point pool, 40 epochs) that is 16 x 1,600 x 40 = 1.0M
-sample-passes, about 21 original trainings; measured on the shared 2-core
-CPU at one thread: 5-6 s stacked (16 s one by one), then 0.02 s per cell,
-see ``benchmarks/lira_stacked.py``. K = 16 because the attack has saturated
-there on that task: the original's ``lira_strength`` was 0.81 / 0.83 / 0.85 /
-0.85 / 0.86 with K = 4 / 8 / 16 / 32 / 64 (TPR at 1% FPR on 200 forget points
-0.08 / 0.14 / 0.21 / 0.23 / 0.23), against 0.62 for the ``mia`` shadow attack.
+points, 40 epochs) that is 16 x 1,200 x 40 = 768k sample-passes, 16 original
+trainings (with ``size = "half_pool"``: 16 x 1,600 x 40 = 1.0M); measured
+with ``half_pool`` on the shared 2-core CPU at one thread: 5-6 s stacked (16 s
+one by one), then 0.02 s per cell, see ``benchmarks/lira_stacked.py``. K = 16
+because the attack has saturated there on that task: with ``half_pool`` models
+the original's ``lira_strength`` was 0.81 / 0.83 / 0.85 / 0.85 / 0.86 with K
+= 4 / 8 / 16 / 32 / 64 (TPR at 1% FPR on 200 forget points 0.08 / 0.14 / 0.21
+/ 0.23 / 0.23), against 0.62 for the ``mia`` shadow attack. Models of the
+target's size leave it where it was: on the audit suite's task (100 points
+forgotten, K = 16) ``lira_strength`` 0.852 / 0.855 on seeds 0 / 1 against
+0.851 / 0.842 with ``half_pool``, the original's ``lira_auc_gap`` 0.360 /
+0.346 against 0.356 / 0.321.
 Sizing K: the work is K x (pool / 2) x epochs sample-passes, linear in K;
 stacked on CPU the wall time grows more slowly (4.6 / 5.1 / 7.5 s for K = 8 /
 16 / 32 on the task above). The attack's power grows with K and flattens past
@@ -86,6 +97,7 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from unlearnbench import EvaluatorSpec, Metric, Param, hookimpl
 from unlearnbench.builtin.evaluators import model_count
 from unlearnbench.builtin.evaluators.lira_reference import (
+    SIZE_CHOICES,
     STACKED_CHOICES,
     cached_reference,
     model_phi,
@@ -204,10 +216,12 @@ class Lira:
         of what they depend on."""
         models = self.params["models"]
         stacked = use_stacked(self.params["stacked"], task.new_model(("lira", 0)), task)
-        reference = cached_reference(task, ctx, models, stacked)
+        size = self.params["size"]
+        reference = cached_reference(task, ctx, models, stacked, size)
         key = {
             "models": models,
             "stacked": stacked,
+            "size": size,
             "variant": self.params["variant"],
             "fixed_variance": self.params["fixed_variance"],
         }
@@ -247,6 +261,14 @@ PARAMS = (
         "reference models K, each trained on a random half of the pool (cost: K trainings "
         "per task); fewer than 8 warns",
         minimum=4,
+    ),
+    Param(
+        "size",
+        "target",
+        "each reference model's training set: target = as many points as the original's "
+        "(the pool is the scored points topped up to twice that from the shadow splits); "
+        "half_pool = half of target, nonmember, shadow_in and shadow_out together",
+        choices=SIZE_CHOICES,
     ),
     Param(
         "variant",

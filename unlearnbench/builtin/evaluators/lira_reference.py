@@ -1,15 +1,31 @@
 """LiRA's reference models: K models on seeded halves of a pool, and their per-example φ.
 
-The pool is ``target ∪ nonmember ∪ shadow_in ∪ shadow_out`` (never ``test``,
-which measures utility, nor ``auxiliary``, which no evaluator reads). Halves
-come in complementary pairs: pair ``j`` draws a seeded permutation of the
-pool, model ``2j`` trains on its first half and model ``2j + 1`` on the
+Size (``size``). LiRA's reference models imitate the target model's training,
+and the gap between a point's "in" and "out" confidence shrinks as the
+training set grows, so by default (``size = "target"``) every reference model
+trains on exactly as many points as the original model (``len(splits.target)``,
+n). The pool is then the scored points, ``target ∪ nonmember`` (the attack
+reads the forget set, which is in the target set, against the non-members;
+``lira_strength`` reads the target set against them), topped up to 2n points
+with a seeded draw from ``shadow_in ∪ shadow_out``: its complementary halves
+are n points each and every pool point is "in" for exactly half of the
+models, the balance LiRA's in/out Gaussians need. That needs at least 2n
+points in ``target ∪ nonmember ∪ shadow_in ∪ shadow_out`` and no more
+non-members than target points; a task without them is refused with a
+message saying so. ``size = "half_pool"`` (the earlier default) trains on
+halves of the whole of ``target ∪ nonmember ∪ shadow_in ∪ shadow_out`` (on the
+default MNIST-1D suites 1,600 points per model against the target's 1,200).
+Never ``test`` (it measures utility) nor ``auxiliary`` (read by no evaluator).
+
+Halves come in complementary pairs: pair ``j`` draws a seeded permutation of
+the pool, model ``2j`` trains on its first half and model ``2j + 1`` on the
 second, so every point is "in" for exactly K/2 models when K and the pool
-size are even. When the pool size is odd, pair ``j`` first sets one point
-aside (a different one for each pair, from a seeded permutation): every
-model then trains on exactly ``len(pool) // 2`` points, which is what lets
-the stacked path share one ``torch.optim`` step count across models. An odd
-last model draws a half of its own.
+size are even (always so with ``size = "target"``). When the pool size is odd
+(``half_pool`` only), pair ``j`` first sets one point aside (a different one
+for each pair, from a seeded permutation): every model then trains on exactly
+``len(pool) // 2`` points, which is what lets the stacked path share one
+``torch.optim`` step count across models. An odd last model draws a half of
+its own.
 
 Training: one-by-one through ``ctx.train`` (each model with seed label
 ``("lira", k)`` and initialisation ``task.new_model(("lira", k))``), or all K
@@ -47,14 +63,35 @@ from unlearnbench.training import (
 )
 
 STACKED_CHOICES = ("auto", "on", "off")
+SIZE_CHOICES = ("target", "half_pool")
 _FLOOR = 1e-300
 
 
-def pool_of(task: Task) -> torch.Tensor:
-    """The sorted pool the reference models' halves are drawn from (on CPU)."""
+def pool_of(task: Task, size: str = "target") -> torch.Tensor:
+    """The sorted pool the reference models' halves are drawn from (on CPU): for
+    ``size = "target"`` the scored points topped up to twice the target's size
+    from the shadow splits, for ``"half_pool"`` every point of the four splits."""
     s = task.splits
-    parts = [s.target, s.nonmember, s.shadow_in, s.shadow_out]
-    return torch.unique(torch.cat([p.detach().cpu() for p in parts]))
+    cpu = [p.detach().cpu() for p in (s.target, s.nonmember, s.shadow_in, s.shadow_out)]
+    everything = torch.unique(torch.cat(cpu))
+    if size == "half_pool":
+        return everything
+    if size != "target":
+        raise ValueError(f"lira: size must be one of {SIZE_CHOICES}, got {size!r}")
+    n = torch.unique(cpu[0]).numel()
+    scored = torch.unique(torch.cat(cpu[:2]))
+    if scored.numel() > 2 * n or everything.numel() < 2 * n:
+        raise ValueError(
+            f"lira: reference models of the target's size ({n} points) with every scored "
+            f"point in exactly half of them need a pool of 2 x {n} = {2 * n} points holding "
+            f"the {scored.numel()} target and non-member points (target ∪ nonmember ∪ "
+            f"shadow_in ∪ shadow_out); this task has {everything.numel()} such points, "
+            f"{scored.numel()} of them scored. Give the splits more shadow points (or fewer "
+            "non-members than target points), or set lira's size = 'half_pool'"
+        )
+    rest = everything[~torch.isin(everything, scored)]
+    fill = rest[torch.randperm(rest.numel(), generator=generator(task.seed, "lira-fill"))]
+    return torch.unique(torch.cat([scored, fill[: 2 * n - scored.numel()]]))
 
 
 def halves(pool: torch.Tensor, models: int, seed: int) -> list[torch.Tensor]:
@@ -165,11 +202,11 @@ def train_stacked(models: list[nn.Module], parts: list[torch.Tensor], task: Task
 
 
 def reference_phi(
-    task: Task, ctx: MethodContext, models: int, stacked: bool
+    task: Task, ctx: MethodContext, models: int, stacked: bool, size: str = "target"
 ) -> dict[str, torch.Tensor]:
     """Train the K reference models and return, for every pool point, each model's φ
     (``phi``, K x N, float64) and whether it trained on the point (``keep``, K x N)."""
-    pool = pool_of(task)
+    pool = pool_of(task, size)
     parts = halves(pool, models, task.seed)
     nets = [task.new_model(("lira", k)) for k in range(models)]
     if stacked:
@@ -185,13 +222,14 @@ def reference_phi(
 
 
 def cached_reference(
-    task: Task, ctx: MethodContext, models: int, stacked: bool
+    task: Task, ctx: MethodContext, models: int, stacked: bool, size: str = "target"
 ) -> dict[str, torch.Tensor]:
     """:func:`reference_phi`, built once per task training identity and shared by
     every cell (and every request) of it."""
+    key: dict[str, Any] = {"models": models, "stacked": stacked}
+    if size != "half_pool":  # the earlier key stays that of the earlier models
+        key["size"] = size
     value: Mapping[str, Any] = ctx.cached(
-        "lira-reference",
-        {"models": models, "stacked": stacked},
-        lambda: reference_phi(task, ctx, models, stacked),
+        "lira-reference", key, lambda: reference_phi(task, ctx, models, stacked, size)
     )
     return {name: torch.as_tensor(value[name]).cpu() for name in ("pool", "phi", "keep")}

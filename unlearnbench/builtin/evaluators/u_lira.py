@@ -22,18 +22,39 @@ replicates the variances are pooled over the forget points per side
 What is reported. Positives: the cell's unlearned model on each forget point;
 negatives: the cell's reference (retrain) on the same points. Neither model
 is a replicate (their seed is the task's), so the attack is tested on models
-it never saw. ``u_lira_auc`` (ROC AUC) and ``u_lira_tpr_at_1fpr``; for retrain
-itself positives and negatives are one model, so its AUC is exactly 0.5 and
-its TPR at 1% FPR 0: the target, judged by the ``_gap`` metrics (|value -
-retrain's|). A method whose outputs on the forget set cannot be told from
-retraining's scores near 0.5 too; one that leaves a trace, high.
+it never saw. ``u_lira_auc`` (ROC AUC) and ``u_lira_tpr_at_1fpr``; the
+target is the value of a model compared with itself, AUC 0.5 and TPR at 1% FPR
+0, and the ``_gap`` metrics are the distances to it. A method whose outputs on
+the forget set cannot be told from retraining's scores near 0.5; one that
+leaves a trace, high.
+
+Retrain's own row. Its unlearned and retrained replicates would be the same
+models (both Gaussians one, every score 0) and its positives and negatives the
+same model: AUC exactly 0.5, whatever the noise of 20 forget points and N
+models. Instead its "out" Gaussian comes from retrain replicates of another
+label (``"replicate-independent"``, other training randomisations) and its
+positives from one more of those: the row shows the gap that a method exactly
+as good as retraining gets at this N (the floor), not 0. See
+``replicate_sides.py``.
+
+The method's own naive retraining. SISA and DeepObliviate (methods that define
+``naive``) are exact, or close, under their own training procedure, not
+against standard retraining. For them ``u_lira_naive_auc`` and
+``u_lira_naive_tpr_at_1fpr`` (and their gaps to 0.5 and 0) repeat the attack
+with the ``naive`` models of independent replicates as the "out" side and one
+more of them as the negatives (independent because SISA's unlearning gives
+its naive model bit for bit from the same ``fit``). Methods without ``naive``
+have no such metric. Role-less, like ``naive_consistency``, so boards do not
+rank them.
 ``u_lira_strength``: the same attack with the replicates' *originals* as the
 "in" side, the task's original against its reference: how well U-LiRA tells
 "trained on" from "never trained on" at all on this task (below 0.6 the
 attack measures nothing and leaderboards say so).
 
 Cost and limits: the replicates (``models`` = 8 by default: N originals, N
-method runs, N retrainings per method, cached; see ``unlearning_score``).
+method runs, N retrainings per method, cached; see ``unlearning_score``);
+retrain's row adds N + 1 independent originals and retrainings, a method with
+``naive`` N + 1 independent replicates with their naive models.
 The forget set is small (20 points in the default suite), so the AUC moves in
 steps of 1/(20 x 20) and the TPR at 1% FPR is that at FPR 0; read them
 across seeds. Below 8 replicates the evaluator warns.
@@ -55,13 +76,12 @@ from unlearnbench.builtin.evaluators import model_count
 from unlearnbench.builtin.evaluators.lira import log_normal, moments
 from unlearnbench.builtin.evaluators.lira_reference import model_phi
 from unlearnbench.builtin.evaluators.model_count import FEW_MODELS
+from unlearnbench.builtin.evaluators.replicate_sides import LABEL, naive, standard
 from unlearnbench.builtin.evaluators.strength import INFORMATIVE_AUC
 from unlearnbench.specs import Evaluation, EvaluationInputs, MethodContext, resolve_params
 from unlearnbench.task import Task
 
 log = logging.getLogger(__name__)
-
-LABEL = "replicate"  # the same replicates as unlearning_score
 
 
 def gaussian(phi: torch.Tensor, fixed_variance: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -90,16 +110,30 @@ class Ratio:
         return log_normal(phi, self.mu_in, self.sd_in) - log_normal(phi, self.mu_out, self.sd_out)
 
 
-def attack(ratio: Ratio, positive: nn.Module, negative: nn.Module) -> dict[str, float]:
+def attack(
+    ratio: Ratio, positive: nn.Module, negative: nn.Module, prefix: str = "u_lira"
+) -> dict[str, float]:
     """AUC and TPR at 1% FPR of ``positive``'s scores against ``negative``'s."""
     pos, neg = ratio.score(positive).numpy(), ratio.score(negative).numpy()
     scores = np.concatenate([pos, neg])
     labels = np.concatenate([np.ones(pos.size), np.zeros(neg.size)])
     fpr, tpr, _ = roc_curve(labels, scores)
     return {
-        "u_lira_auc": float(roc_auc_score(labels, scores)),
-        "u_lira_tpr_at_1fpr": float(tpr[fpr <= 0.01].max()),
+        f"{prefix}_auc": float(roc_auc_score(labels, scores)),
+        f"{prefix}_tpr_at_1fpr": float(tpr[fpr <= 0.01].max()),
     }
+
+
+def with_gaps(
+    ratio: Ratio, positive: nn.Module, negative: nn.Module, prefix: str = "u_lira"
+) -> dict[str, float]:
+    """:func:`attack` and each value's gap to the target, the value of ``negative``
+    against itself (AUC 0.5, TPR at 1% FPR 0)."""
+    metrics = attack(ratio, positive, negative, prefix)
+    target = attack(ratio, negative, negative, prefix)
+    for name in list(metrics):
+        metrics[f"{name}_gap"] = abs(metrics[name] - target[name])
+    return metrics
 
 
 def warn_few_models(models: int) -> None:
@@ -122,14 +156,19 @@ class ULira:
         if task.splits.forget.numel() == 0:
             return Evaluation(metrics={})
         fixed = self.params["fixed_variance"]
-        replicates = make_replicates(self.params["models"], LABEL)
-        retrained = [r.retrained for r in replicates]
-        ratio = Ratio([r.unlearned for r in replicates], retrained, task, fixed)
-        metrics = attack(ratio, inputs.unlearned, inputs.reference)
-        reference = attack(ratio, inputs.reference, inputs.reference)
-        for name in list(metrics):
-            metrics[f"{name}_gap"] = abs(metrics[name] - reference[name])
-        trained = Ratio([r.original for r in replicates], retrained, task, fixed)
+        mine = make_replicates(self.params["models"], LABEL)
+        sides = standard(make_replicates, mine, spare=1)
+        ratio = Ratio(sides.unlearned, sides.other, task, fixed)
+        # retrain's row: an independent retrain as the positive, never the negative itself
+        positive = sides.spare[0] if sides.spare else inputs.unlearned
+        metrics = with_gaps(ratio, positive, inputs.reference)
+        if inputs.naive is not None:  # the method defines naive: also against its own
+            own = naive(make_replicates, mine, spare=1)
+            if own is not None:
+                against = Ratio(own.unlearned, own.other, task, fixed)
+                metrics.update(with_gaps(against, inputs.unlearned, own.spare[0], "u_lira_naive"))
+        retrained = [r.retrained for r in mine]  # the task's attack strength, on every row
+        trained = Ratio([r.original for r in mine], retrained, task, fixed)
         metrics["u_lira_strength"] = attack(trained, inputs.original, inputs.reference)[
             "u_lira_auc"
         ]
@@ -164,7 +203,14 @@ METRICS = (
         "(0.5 = cannot)",
         role="attack",
     ),
-    Metric("u_lira_auc_gap", "lower", "AUC", "|u_lira_auc - retrain's (0.5)|", role="attack"),
+    Metric(
+        "u_lira_auc_gap",
+        "lower",
+        "AUC",
+        "|u_lira_auc - 0.5| (retrain's row: against an independent retrain, the floor at "
+        "this number of replicates)",
+        role="attack",
+    ),
     Metric(
         "u_lira_tpr_at_1fpr",
         "none",
@@ -176,9 +222,25 @@ METRICS = (
         "u_lira_tpr_at_1fpr_gap",
         "lower",
         "fraction",
-        "|u_lira_tpr_at_1fpr - retrain's|",
+        "|u_lira_tpr_at_1fpr - 0| (a model against itself)",
         role="attack",
     ),
+    Metric(
+        "u_lira_naive_auc",
+        "none",
+        "AUC",
+        "U-LiRA telling the method's forget points from its own naive retraining's "
+        "(independent replicates; only for methods with naive; 0.5 = cannot)",
+    ),
+    Metric("u_lira_naive_auc_gap", "lower", "AUC", "|u_lira_naive_auc - 0.5|"),
+    Metric(
+        "u_lira_naive_tpr_at_1fpr",
+        "none",
+        "fraction",
+        "share of the forget points U-LiRA flags at 1% FPR against the method's own naive "
+        "retraining (only for methods with naive)",
+    ),
+    Metric("u_lira_naive_tpr_at_1fpr_gap", "lower", "fraction", "|u_lira_naive_tpr_at_1fpr - 0|"),
     Metric(
         "u_lira_strength",
         "higher",

@@ -26,11 +26,36 @@ produces nearly the same φ every time, "peaky"), ε = 50 outright. Each ε
 earns points by 0.5-wide bins from 0: 1, 1/2, 1/4, ... up to
 ``ceil(ln(N - 1))`` (the largest ε N models can resolve), 0 beyond; the
 forget quality F (``unlearning_forget_quality``) is the mean over forget
-examples, 1 for a method indistinguishable from retraining. The score is::
+examples (1 = every example's ε below 0.5; see the ceiling below). The score is::
 
     unlearning_score = F x (mean retain accuracy of the unlearned replicates
                             / that of the retrained)
                          x (the same ratio of test accuracies)
+
+The ceiling at N. F = 1 needs every example's ε below 0.5, and two samples of
+N models from the *same* distribution rarely give that: the best of many rules
+finds a chance difference. A method indistinguishable from retraining scores
+far below 1, and no higher with more models under these exhaustive rules:
+simulated with this code (per example, both sides N draws of one Gaussian, 100
+examples, 5 repeats), F = 0.173 / 0.121 / 0.092 / 0.073 at N = 8 / 16 / 32 /
+64 (issue 23's simulation: 0.172 at 8, 0.186 with the challenge's grid rules;
+single thresholds alone give about 0.3 from 8 to 512). Comparing retrain's
+replicates with themselves would give exactly 1 (every ε = 0), a number no
+other method can reach. So when the cell's
+method is the reference, its unlearned side (label ``"replicate"``) is scored
+against retrain replicates of another label (``"replicate-independent"``,
+other training randomisations): the reference's row shows the ceiling reachable
+at this N, and the other rows are read against it, not against 1. See
+``replicate_sides.py``.
+
+The method's own naive retraining. A method that changes the training
+procedure (SISA, DeepObliviate: it defines ``naive``) is exact, or close to
+it, under its own procedure, not against standard retraining, so it also gets
+``unlearning_score_naive`` and ``unlearning_forget_quality_naive``: the same
+score with its unlearned replicates against the ``naive`` models of
+independent replicates (its procedure retrained without the forget set),
+utility ratios against those too. Methods without ``naive`` have no such
+metric. Role-less, like ``naive_consistency``, so boards do not rank them.
 
 Rules. The challenge scans, on a 0.01 grid, single thresholds (φ >= t) and
 intervals around the peakier sample (widths within ±2 of its range). Here
@@ -49,7 +74,10 @@ the method across training randomisations, as the retrained sample already is.
 Cost and N. ``models = 8`` by default: per task and method 8 originals, 8
 method runs and 8 retrainings (the retrainings and originals are shared by
 every method through the artifact cache, and everything by re-runs), reported
-as ``unlearning_score_sample_passes``. With 8 models an example scores one of
+as ``unlearning_score_sample_passes``; the reference's row adds 8 independent
+originals and retrainings, a method with ``naive`` 8 independent replicates
+with their naive models (their originals and retrainings shared with the
+reference's). With 8 models an example scores one of
 5 values (ε resolvable up to 2): coarse and noisy; the challenge used 512
 models per side. Below 8 the evaluator warns; it needs at least 3 (with 2,
 ``ceil(ln 1) = 0`` leaves no bin). The evaluated cell's own model is not one
@@ -70,13 +98,8 @@ from unlearnbench import EvaluatorSpec, Metric, Param, hookimpl
 from unlearnbench.builtin.evaluators import model_count
 from unlearnbench.builtin.evaluators.lira_reference import model_phi
 from unlearnbench.builtin.evaluators.model_count import FEW_MODELS
-from unlearnbench.specs import (
-    Evaluation,
-    EvaluationInputs,
-    MethodContext,
-    Replicate,
-    resolve_params,
-)
+from unlearnbench.builtin.evaluators.replicate_sides import LABEL, Sides, distinct, naive, standard
+from unlearnbench.specs import Evaluation, EvaluationInputs, MethodContext, resolve_params
 from unlearnbench.task import Task
 from unlearnbench.training import accuracy
 
@@ -86,7 +109,6 @@ DELTA = 1e-5
 EPSILON_CAP = 50.0
 BIN_WIDTH = 0.5
 PEAKY = 0.01  # a sample whose range is below 1% of the other's: ε = EPSILON_CAP
-LABEL = "replicate"  # shared with every evaluator that asks for the same replicates
 
 
 def example_epsilon(a: np.ndarray, b: np.ndarray, delta: float = DELTA) -> float:
@@ -142,22 +164,27 @@ def forget_quality(unlearned: np.ndarray, retrained: np.ndarray) -> tuple[float,
     return float(np.mean(points)) if points else float("nan"), eps
 
 
-def challenge_score(replicates: Sequence[Replicate], task: Task) -> dict[str, float]:
-    """The forget quality and the utility-adjusted score of ``replicates``."""
+def challenge_score(sides: Sides, task: Task, suffix: str = "") -> dict[str, float]:
+    """The forget quality and the utility-adjusted score of ``sides.unlearned``
+    against ``sides.other`` (retrained, or naive models), names ending in ``suffix``."""
     s = task.splits
     x, y = task.x[s.forget], task.y[s.forget]
-    unlearned = np.stack([model_phi(r.unlearned, x, y).numpy() for r in replicates])
-    retrained = np.stack([model_phi(r.retrained, x, y).numpy() for r in replicates])
-    quality, _ = forget_quality(unlearned, retrained)
+    unlearned = np.stack([model_phi(m, x, y).numpy() for m in sides.unlearned])
+    other = np.stack([model_phi(m, x, y).numpy() for m in sides.other])
+    quality, _ = forget_quality(unlearned, other)
 
-    def mean_accuracy(attr: str, split: torch.Tensor) -> float:
+    def mean_accuracy(models: Sequence[torch.nn.Module], split: torch.Tensor) -> float:
         xs, ys = task.x[split], task.y[split]
-        return float(np.mean([accuracy(getattr(r, attr), xs, ys) for r in replicates]))
+        return float(np.mean([accuracy(m, xs, ys) for m in models]))
 
     ratio = 1.0
     for split in (s.retain, s.test):
-        ratio *= mean_accuracy("unlearned", split) / max(mean_accuracy("retrained", split), 1e-12)
-    return {"unlearning_forget_quality": quality, "unlearning_score": quality * ratio}
+        ours, theirs = mean_accuracy(sides.unlearned, split), mean_accuracy(sides.other, split)
+        ratio *= ours / max(theirs, 1e-12)
+    return {
+        f"unlearning_forget_quality{suffix}": quality,
+        f"unlearning_score{suffix}": quality * ratio,
+    }
 
 
 def warn_few_models(models: int) -> None:
@@ -179,9 +206,16 @@ class UnlearningScore:
         make_replicates = inputs.require_replicates("unlearning_score")
         if inputs.task.splits.forget.numel() == 0:
             return Evaluation(metrics={})
-        replicates = make_replicates(self.params["models"], LABEL)
-        metrics = challenge_score(replicates, inputs.task)
-        metrics["unlearning_score_sample_passes"] = float(sum(r.work for r in replicates))
+        mine = make_replicates(self.params["models"], LABEL)
+        sides = standard(make_replicates, mine)
+        metrics = challenge_score(sides, inputs.task)
+        used = sides.replicates
+        if inputs.naive is not None:  # the method defines naive: also against its own
+            own = naive(make_replicates, mine)
+            if own is not None:
+                metrics.update(challenge_score(own, inputs.task, "_naive"))
+                used = distinct(used, own.replicates)
+        metrics["unlearning_score_sample_passes"] = float(sum(r.work for r in used))
         return Evaluation(metrics=metrics)
 
 
@@ -206,21 +240,39 @@ METRICS = (
         "higher",
         "",
         "NeurIPS 2023 challenge score: forget quality x retain and test accuracy ratios of "
-        "the method's replicates to retrained ones (1 = indistinguishable from retraining)",
+        "the method's replicates to retrained ones. Not 1 for a method indistinguishable "
+        "from retraining: retrain's own row, scored against independent retrain "
+        "replicates, shows the ceiling at this N (simulated: 0.17 with 8 models a side, "
+        "lower with more)",
     ),
     Metric(
         "unlearning_forget_quality",
         "higher",
         "",
         "NeurIPS 2023 challenge forget quality F: mean over forget examples of points "
-        "2^-bin(ε), ε from the best attack telling unlearned from retrained replicates",
+        "2^-bin(ε), ε from the best attack telling unlearned from retrained replicates "
+        "(retrain's row: the ceiling at this N, against independent retrain replicates)",
         role="forgetting",
+    ),
+    Metric(
+        "unlearning_score_naive",
+        "higher",
+        "",
+        "the challenge score against the method's own naive retraining (independent "
+        "replicates of its procedure without the forget set); only for methods with naive",
+    ),
+    Metric(
+        "unlearning_forget_quality_naive",
+        "higher",
+        "",
+        "forget quality F against the method's own naive retraining; only for methods with naive",
     ),
     Metric(
         "unlearning_score_sample_passes",
         "none",
         "samples",
-        "work of the replicates the score rests on (originals, method runs, retrainings)",
+        "work of the replicates the score rests on (originals, method runs, retrainings, "
+        "naive retrainings)",
         role="cost",
     ),
 )
