@@ -141,6 +141,7 @@ class Outcome:
     unlearn_work: float = 0.0  # sample-passes of the unlearning steps
     naive: nn.Module | None = None  # exact retraining under the method's own procedure
     naive_work: float = 0.0
+    trained: nn.Module | None = None  # the model the method unlearns from, if its own
 
 
 def run_method(
@@ -156,7 +157,9 @@ def run_method(
     Costs of a stream are combined by :func:`unlearnbench.specs.combine_stream_costs`
     (summed, or by name suffix: max, mean or last). Series of later steps get
     a ``@step<i>`` suffix. ``with_naive = False`` skips the method's ``naive``
-    retraining (replicates need only the unlearned model).
+    retraining (replicates need only the unlearned model). The method's
+    ``trained`` model, where it defines one, is taken after ``fit`` and before
+    the first ``unlearn`` and copied, so no later step can change it.
     """
     method = spec.create(component.params)
     work_start = ctx.work
@@ -166,6 +169,8 @@ def run_method(
         torch.cuda.synchronize(task.device)
     fit_seconds = time.perf_counter() - start
     fit_work = ctx.work - work_start
+    trained_of = getattr(method, "trained", None)  # before unlearn, like naive; a snapshot
+    trained = copy.deepcopy(trained_of(state, task, ctx)).eval() if callable(trained_of) else None
     naive, naive_work = None, 0.0
     naive_of = getattr(method, "naive", None)
     if with_naive and callable(naive_of):  # before unlearn, which may update the stored state
@@ -200,6 +205,7 @@ def run_method(
         unlearn_work=ctx.work - work_start,
         naive=naive,
         naive_work=naive_work,
+        trained=trained,
     )
 
 
@@ -333,6 +339,7 @@ def evaluate_cell(
         series=outcome.series,
         naive=outcome.naive,
         replicates=replicates,
+        trained=outcome.trained if outcome.trained is not None else original,
     )
     metrics: list[MetricValue] = []
     series = dict(outcome.series)
