@@ -180,3 +180,31 @@ def test_the_host_snapshots_the_trained_model_before_unlearning(make_tiny_task) 
     assert outcome.trained is not None
     for name, value in outcome.trained.state_dict().items():
         assert torch.equal(value, ctx.original().state_dict()[name]), name
+
+
+def test_a_run_measures_before_on_each_methods_own_model_and_shadow(tmp_path) -> None:
+    """End to end through the runner: SISA's row reads its backdoor "before" on its
+    ensemble and calibrates mia on a SISA shadow; the others on the standard ones."""
+    from tests.conftest import write
+    from tests.suites import suite_toml
+    from unlearnbench.cli import main
+    from unlearnbench.execution.store import ResultStore
+
+    text = suite_toml(
+        "trained",
+        evaluators=["backdoor", "mia"],
+        splits={"target": 300, "nonmember": 50, "test": 200, "shadow_in": 300, "shadow_out": 200},
+        train={"epochs": 5, "batch_size": 32, "lr": 0.003},
+        methods=["retrain", "original", {"name": "sisa", "params": {"shards": 5, "slices": 2}}],
+        requests=[{"kind": "backdoor", "count": 20, "target_class": 0}],
+    )
+    suite = write(tmp_path / "suite.toml", text)
+    assert main(["run", str(suite), "--out", str(tmp_path / "out"), "--no-progress"]) == 0
+    with ResultStore(tmp_path / "out" / "results.sqlite") as store:
+        values = {(r["method"], r["name"]): r["value"] for r in store.metric_rows()}
+    for method in ("retrain", "original"):
+        before = values[(method, "backdoor_success_before")]
+        assert before == values[(method, "backdoor_strength")]
+        assert values[(method, "mia_strength")] == values[("retrain", "mia_strength")]
+    assert values[("sisa", "backdoor_success_before")] != values[("sisa", "backdoor_strength")]
+    assert values[("sisa", "mia_strength")] != values[("original", "mia_strength")]

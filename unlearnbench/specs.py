@@ -461,6 +461,17 @@ class EvaluationInputs:
     standard model, the same for every method of a task (the board's
     ``original`` row, task-level attack strengths).
 
+    ``trained_on(indices, label)``, set by the host (``None`` where a caller
+    builds inputs without it), trains a model *the way the method trains*: it
+    fits the cell's method on a copy of the task whose target set is
+    ``indices`` (nothing to forget; its own training seed, derived from the
+    task's and ``label``) and returns its ``trained`` model, or ``None`` for a
+    method that defines no ``trained`` (it trains the standard way: use the
+    standard recipe). A shadow model of a membership attack is trained so
+    (ML-Leaks' premise: the shadow is trained like the target). The fit is
+    cached through the method's own artifacts, so cells sharing its training
+    procedure share it; its work is never counted into the method's costs.
+
     ``replicates(n, label)``, set by the host (``None`` where a caller builds
     inputs without it), returns ``n`` :class:`Replicate` of this cell: the same
     data, splits, forget set and request stream, each trained with its own
@@ -481,6 +492,7 @@ class EvaluationInputs:
     naive: nn.Module | None = None
     replicates: Callable[[int, object], list[Replicate]] | None = None
     trained: nn.Module = None  # type: ignore[assignment]  # None: original (__post_init__)
+    trained_on: Callable[[torch.Tensor, object], nn.Module | None] | None = None
 
     def __post_init__(self) -> None:
         if self.trained is None:
