@@ -53,7 +53,12 @@ def _evaluate(task, ctx, model, **params):
 
 def test_contract_with_backdoor(make_tiny_task):
     metrics = check_evaluator_contract("backdoor", make_tiny_task, request=REQUEST)
-    assert set(metrics) == {"backdoor_success", "backdoor_success_gap", "backdoor_strength"}
+    assert set(metrics) == {
+        "backdoor_success",
+        "backdoor_success_gap",
+        "backdoor_strength",
+        "backdoor_success_before",
+    }
     assert 0.0 <= metrics["backdoor_success"] <= 1.0
 
 

@@ -68,6 +68,7 @@ INTENDED = {
     "backdoor_success": "none",
     "backdoor_success_gap": "lower",
     "backdoor_strength": "higher",
+    "backdoor_success_before": "higher",
     "storage_bytes": "lower",
     "prediction_cost": "lower",
     "retrain_sample_epochs": "lower",
@@ -212,6 +213,33 @@ def test_an_attack_at_chance_on_the_original_is_marked_and_not_ranked(tmp_path: 
     strong = board_of(tmp_path / "strong", strength=0.75)
     assert strong.uninformative == []
     assert notes(strong) == []
+
+
+def test_a_strength_that_differs_by_row_marks_only_the_rows_below(tmp_path: Path) -> None:
+    """A strength measured on the model each method unlearns from (the backdoor's
+    success before unlearning) voids only the rows whose own model fails it."""
+    records = []
+    for seed in (0, 1):
+        records += [
+            cell("retrain", seed, scored(0.80, 0.50, 0.00, 0.9, 1.0)),
+            cell("original", seed, scored(0.82, 0.70, 0.20, 0.9, 1e9)),
+            cell("good", seed, scored(0.78, 0.55, 0.05, 0.2, 5.0)),  # its model never learned
+            cell("meh", seed, scored(0.75, 0.60, 0.10, 0.9, 3.0)),
+            cell("poor", seed, scored(0.74, 0.65, 0.15, 0.9, 2.0)),
+        ]
+    with make_store(tmp_path, records) as store:
+        board = build_leaderboard(store)
+    good, meh = index_of(board, "good"), index_of(board, "meh")
+    (item,) = board.uninformative
+    assert item.rows == (good,) and item.methods == ("good",)
+    assert item.strength == pytest.approx(0.2)
+    marks = best_cells(board)
+    assert (good, "loss_attack_auc") not in marks and (meh, "loss_attack_auc") in marks
+    assert (good, "work_speedup") in marks  # the rest of the row still ranked
+    assert not any(column.startswith("loss_attack_strength") for _, column in marks)
+    (line,) = notes(board)
+    assert "for good" in line and "0.2 < 0.6" in line
+    assert "0.550 ± 0 †" in render(board, "md") and "0.600 ± 0 †" not in render(board, "md")
 
 
 def test_the_run_warns_about_an_uninformative_attack(tmp_path, caplog) -> None:

@@ -197,11 +197,15 @@ class Metric:
     model's quality on held-out test data: a cell far below the original is
     flagged collapsed), ``forgetting``, ``attack`` (an attack's result on the evaluated
     model), ``attack_strength`` (how well that attack tells the *original*
-    model's members from non-members), ``speed``, ``cost``, or ``""``.
+    model's members from non-members, or whether the model the method
+    unlearns from holds what the attack looks for), ``speed``, ``cost``, or ``""``.
 
     An ``attack_strength`` metric sets ``informative_above``: where its mean in
     a group is below that value, the ``attack`` metrics of the same evaluator
-    measure nothing there and reports say so instead of ranking them.
+    measure nothing there and reports say so instead of ranking them. A
+    strength that differs between a group's rows (one measured on each
+    method's own trained model) marks only the rows below it, unless every
+    row is.
     """
 
     name: str
@@ -380,6 +384,16 @@ class Method(Protocol):
     unlearning-only parameter share it. The host compares the method with it
     as well as with the reference (``naive_consistency``, ...), so "how good
     is the shortcut" and "how good is the procedure" are told apart.
+
+    Such a method may also define ``trained(state, task, ctx) -> nn.Module``:
+    the model it unlearns *from*, built from ``fit``'s state without changing
+    it (SISA: the ensemble of every shard before any deletion; DeepObliviate:
+    its stored training's P_B), a snapshot that later ``unlearn`` calls leave
+    as it is. The host calls it after ``fit`` and before the first
+    ``unlearn`` and hands it to evaluators as ``inputs.trained``, so a
+    "before" is measured on that model (a backdoor the method's own training
+    never learned verifies nothing). A method without it unlearns from the
+    shared standard model, ``ctx.original()``.
     """
 
     def fit(self, task: Task, ctx: MethodContext) -> Any: ...
@@ -464,6 +478,25 @@ class EvaluationInputs:
     under its own training procedure when it defines one (see :class:`Method`),
     else ``None``; its work is ``costs["naive_sample_passes"]``.
 
+    ``trained`` is the model the method unlearns *from*: its own trained model
+    where it defines ``trained`` (SISA's ensemble before any deletion,
+    DeepObliviate's stored training), else ``original`` (filled in when not
+    given). Compare a "before" with the "after" on it: a trace the method's
+    starting model never held cannot be forgotten. ``original`` stays the
+    standard model, the same for every method of a task (the board's
+    ``original`` row, task-level attack strengths).
+
+    ``trained_on(indices, label)``, set by the host (``None`` where a caller
+    builds inputs without it), trains a model *the way the method trains*: it
+    fits the cell's method on a copy of the task whose target set is
+    ``indices`` (nothing to forget; its own training seed, derived from the
+    task's and ``label``) and returns its ``trained`` model, or ``None`` for a
+    method that defines no ``trained`` (it trains the standard way: use the
+    standard recipe). A shadow model of a membership attack is trained so
+    (ML-Leaks' premise: the shadow is trained like the target). The fit is
+    cached through the method's own artifacts, so cells sharing its training
+    procedure share it; its work is never counted into the method's costs.
+
     ``replicates(n, label)``, set by the host (``None`` where a caller builds
     inputs without it), returns ``n`` :class:`Replicate` of this cell: the same
     data, splits, forget set and request stream, each trained with its own
@@ -486,6 +519,12 @@ class EvaluationInputs:
     series: Mapping[str, list[float]] = field(default_factory=dict)
     naive: nn.Module | None = None
     replicates: ReplicateSource | None = None
+    trained: nn.Module = None  # type: ignore[assignment]  # None: original (__post_init__)
+    trained_on: Callable[[torch.Tensor, object], nn.Module | None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.trained is None:
+            self.trained = self.original
 
     def require_replicates(self, evaluator: str) -> ReplicateSource:
         """``replicates``, or a ``ValueError`` naming ``evaluator`` where the host

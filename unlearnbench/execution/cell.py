@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import hashlib
 import math
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -143,6 +144,7 @@ class Outcome:
     unlearn_work: float = 0.0  # sample-passes of the unlearning steps
     naive: nn.Module | None = None  # exact retraining under the method's own procedure
     naive_work: float = 0.0
+    trained: nn.Module | None = None  # the model the method unlearns from, if its own
 
 
 def run_method(
@@ -158,7 +160,9 @@ def run_method(
     Costs of a stream are combined by :func:`unlearnbench.specs.combine_stream_costs`
     (summed, or by name suffix: max, mean or last). Series of later steps get
     a ``@step<i>`` suffix. ``with_naive = False`` skips the method's ``naive``
-    retraining (replicates need only the unlearned model).
+    retraining (replicates need only the unlearned model). The method's
+    ``trained`` model, where it defines one, is taken after ``fit`` and before
+    the first ``unlearn`` and copied, so no later step can change it.
     """
     method = spec.create(component.params)
     work_start = ctx.work
@@ -168,6 +172,8 @@ def run_method(
         torch.cuda.synchronize(task.device)
     fit_seconds = time.perf_counter() - start
     fit_work = ctx.work - work_start
+    trained_of = getattr(method, "trained", None)  # before unlearn, like naive; a snapshot
+    trained = copy.deepcopy(trained_of(state, task, ctx)).eval() if callable(trained_of) else None
     naive, naive_work = None, 0.0
     naive_of = getattr(method, "naive", None)
     if with_naive and callable(naive_of):  # before unlearn, which may update the stored state
@@ -202,6 +208,7 @@ def run_method(
         unlearn_work=ctx.work - work_start,
         naive=naive,
         naive_work=naive_work,
+        trained=trained,
     )
 
 
@@ -338,6 +345,55 @@ def counter_role(name: str) -> str:
     return "speed" if name.endswith(RATIO_SUFFIXES) else "cost"
 
 
+def task_trained_on(task: Task, indices: torch.Tensor, label: object) -> Task:
+    """``task`` with ``indices`` as its target set and nothing to forget, trained
+    with its own seed (``derive_seed(task.seed, "trained-on", label)``); its
+    ``key`` and ``train_key`` derive from the task's, the seed and the indices,
+    so a method's artifacts built on it are cached apart from the task's own."""
+    indices = indices.to(task.device)
+    seed = derive_seed(task.seed, "trained-on", label)
+    digest = hashlib.sha256(indices.long().cpu().numpy().astype("<i8").tobytes()).hexdigest()
+    empty = indices.new_empty(0)
+    splits = dataclasses.replace(task.splits, target=indices, forget=empty, retain=indices)
+    return dataclasses.replace(
+        task,
+        splits=splits,
+        forget_steps=[empty],
+        seed=seed,
+        key=content_key({"trained_on": task.key, "seed": seed, "indices": digest}),
+        train_key=content_key({"trained_on": task.train_key, "seed": seed, "indices": digest}),
+    )
+
+
+class TrainedOn:
+    """The host's ``inputs.trained_on(indices, label)`` for one cell (see
+    :class:`unlearnbench.specs.EvaluationInputs`): the cell's method ``fit`` on
+    :func:`task_trained_on` with its own :class:`TaskContext` (the method's
+    artifacts cache the training; the work goes to :attr:`work`, never into the
+    cell's costs), and its ``trained`` model; ``None`` for a method without one."""
+
+    def __init__(self, task: Task, cache: ArtifactCache, method: tuple[MethodSpec, Component]):
+        self.task = task
+        self.cache = cache
+        self.method = method
+        self.work = 0.0
+        self._models: dict[str, nn.Module] = {}
+
+    def __call__(self, indices: torch.Tensor, label: object) -> nn.Module | None:
+        spec, component = self.method
+        method = spec.create(component.params)
+        trained_of = getattr(method, "trained", None)
+        if not callable(trained_of):
+            return None
+        task = task_trained_on(self.task, indices, label)
+        if task.key not in self._models:
+            ctx = TaskContext(task, self.cache)
+            state = method.fit(task, ctx)
+            self._models[task.key] = copy.deepcopy(trained_of(state, task, ctx)).eval()
+            self.work += ctx.work
+        return copy.deepcopy(self._models[task.key])
+
+
 def evaluate_cell(
     registry: Registry,
     evaluators: Sequence[Component],
@@ -347,11 +403,13 @@ def evaluate_cell(
     reference: Outcome,
     outcome: Outcome,
     replicates: ReplicateSource | None = None,
+    trained_on: Callable[[torch.Tensor, object], nn.Module | None] | None = None,
 ) -> tuple[list[MetricValue], dict[str, list[float]]]:
     """Run every evaluator on one cell; each metric carries its declared direction,
     unit and role, and the method's own cost counters follow as ``cost`` metrics.
     An evaluator returning a metric its spec does not declare fails the cell.
-    ``replicates`` becomes ``inputs.replicates`` (a :class:`Replicates`)."""
+    ``replicates`` becomes ``inputs.replicates`` (a :class:`Replicates`),
+    ``trained_on`` ``inputs.trained_on`` (a :class:`TrainedOn`)."""
     costs = {
         **outcome.costs,
         "unlearn_seconds": outcome.unlearn_seconds,
@@ -372,6 +430,8 @@ def evaluate_cell(
         series=outcome.series,
         naive=outcome.naive,
         replicates=replicates,
+        trained=outcome.trained if outcome.trained is not None else original,
+        trained_on=trained_on,
     )
     metrics: list[MetricValue] = []
     series = dict(outcome.series)

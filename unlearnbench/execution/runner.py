@@ -34,6 +34,7 @@ from unlearnbench.execution.cell import (
     Outcome,
     Replicates,
     TaskContext,
+    TrainedOn,
     evaluate_cell,
     run_method,
 )
@@ -213,10 +214,11 @@ class Runner:
                         outcome = reference
                     else:
                         outcome = run_method(self._method_spec(cell.method), cell.method, task, ctx)
+                    method = (self._method_spec(cell.method), cell.method)
                     replicates = Replicates(
                         task,
                         self.cache,
-                        (self._method_spec(cell.method), cell.method),
+                        method,
                         (self._method_spec(plan.reference), plan.reference),
                     )
                     metrics, series = evaluate_cell(
@@ -228,6 +230,7 @@ class Runner:
                         reference,
                         outcome,
                         replicates,
+                        TrainedOn(task, self.cache, method),
                     )
             except CellTimeout as exc:
                 record = self._failure(plan, cell, f"the cell {exc}", status="timeout")

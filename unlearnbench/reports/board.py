@@ -41,9 +41,11 @@ test accuracy, is more than ``COLLAPSE_MARGIN`` below the original's in the
 same group: a model wrecked by unlearning "forgets" everything and must not
 win), and an **uninformative** attack metric: where an evaluator's
 ``attack_strength`` metric (the attack's AUC on the original's members
-against non-members, or the original's backdoor success) has a group mean
-below the threshold it declares, that evaluator's ``attack`` metrics and their
-gaps measure nothing in the group; they are printed with a dagger and
+against non-members, or the original's backdoor success) has every row's
+mean below the threshold it declares, that evaluator's ``attack`` metrics and
+their gaps measure nothing in the group; a strength that differs between rows
+(the backdoor success of the model each method unlearns from) marks only the
+rows below it. They are printed with a dagger and
 explained under the table, and ``unlearnbench run`` warns. Metric roles come
 from the evaluators' declarations, stored with every metric, so reports know no
 built-in metric name.
@@ -146,10 +148,17 @@ class Uninformative:
     strength: float
     threshold: float
     metrics: tuple[str, ...]  # the evaluator's attack metrics, now meaningless
-    rows: tuple[int, ...]  # the group's row indices in the table
+    rows: tuple[int, ...]  # the group's row indices in the table (or the rows below)
+    methods: tuple[str, ...] = ()  # only these rows (a per-row strength); () = the group
 
     def message(self) -> str:
         where = "/".join(self.group)
+        if self.methods:
+            return (
+                f"the {self.evaluator} attack measures nothing for {', '.join(self.methods)} "
+                f"on {where}: {self.strength_metric} = {self.strength:.3g} < "
+                f"{self.threshold:g} in that row, so its {', '.join(self.metrics)} are not ranked"
+            )
         return (
             f"the {self.evaluator} attack measures nothing on {where}: "
             f"{self.strength_metric} = {self.strength:.3g} < {self.threshold:g} on the original "
@@ -441,7 +450,12 @@ def _flag_no_effect(board: Leaderboard) -> None:
 
 
 def find_uninformative(board: Leaderboard) -> list[Uninformative]:
-    """Per group, every evaluator whose attack-strength mean is below its threshold."""
+    """Per group, every evaluator whose attack strength is below its threshold.
+
+    A strength measured on the original is the same in every row: when every
+    row's mean is below, one item marks the group. One that differs between
+    rows (measured on the model each method unlearns from) decides per row:
+    where only some rows are below, an item per such row marks that row alone."""
     strengths = [(m, board.about[m]) for m in board.metrics if board.role(m) == "attack_strength"]
     found: list[Uninformative] = []
     if not strengths:
@@ -451,9 +465,9 @@ def find_uninformative(board: Leaderboard) -> list[Uninformative]:
             values = group[metric].astype(float).dropna()
             if values.empty:
                 continue
-            strength = float(values.mean())  # one original per seed: the same in every row
             threshold = float(about["informative_above"])
-            if strength >= threshold:
+            below = values[values < threshold]
+            if below.empty:
                 continue
             evaluator = about.get("evaluator", "")
             attack = tuple(
@@ -461,17 +475,35 @@ def find_uninformative(board: Leaderboard) -> list[Uninformative]:
                 for m in board.metrics
                 if board.role(m) == "attack" and board.about[m].get("evaluator") == evaluator
             )
-            found.append(
-                Uninformative(
-                    tuple(str(k) for k in key),
-                    evaluator,
-                    metric,
-                    strength,
-                    threshold,
-                    attack,
-                    tuple(int(i) for i in group.index),
+            where = tuple(str(k) for k in key)
+            strength = float(values.mean())
+            if len(below) == len(values):  # a strength of the original: always so
+                found.append(
+                    Uninformative(
+                        where,
+                        evaluator,
+                        metric,
+                        strength,
+                        threshold,
+                        attack,
+                        tuple(int(i) for i in group.index),
+                    )
                 )
-            )
+                continue
+            for index, value in below.items():
+                method = str(group.at[index, "method"])
+                found.append(
+                    Uninformative(
+                        where,
+                        evaluator,
+                        metric,
+                        float(value),
+                        threshold,
+                        attack,
+                        (int(index),),
+                        (method,),
+                    )
+                )
     return found
 
 
@@ -607,8 +639,8 @@ def best_cells(board: Leaderboard) -> set[tuple[int, str]]:
             values = group[column].astype(float)
             if direction == "none" and not board.units.get(column):
                 continue  # a raw cost counter passed through by the runner: not comparable
-            if board.role(column) == "attack_strength":
-                continue  # a property of the task's original model, the same in every row
+            if board.role(column.removesuffix("_gap")) == "attack_strength":
+                continue  # how much the check can tell, not how well a method did (gap too)
             if direction in ("gap", "none"):
                 if direction == "none":
                     ref_value = values[is_ref].dropna()

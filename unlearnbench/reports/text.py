@@ -220,6 +220,7 @@ def to_json(board: Leaderboard) -> str:
                     "strength": item.strength,
                     "threshold": item.threshold,
                     "metrics": list(item.metrics),
+                    "methods": list(item.methods),
                 }
                 for item in board.uninformative
             ],

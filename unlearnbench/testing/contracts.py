@@ -105,14 +105,7 @@ def run_unlearning(
 ) -> Unlearned:
     """``fit`` then ``unlearn`` over every step of the task's request stream."""
     method = spec.create(resolve_params(spec.params, dict(params or {})))
-    state = method.fit(task, ctx)
-    result = None
-    for forget in task.forget_steps:
-        result = method.unlearn(state, forget, task, ctx)
-        assert isinstance(result, Unlearned), f"{spec.name}.unlearn must return Unlearned"
-        state = result.state
-    assert result is not None
-    return result
+    return _unlearn_steps(spec.name, method, method.fit(task, ctx), task, ctx)
 
 
 def make_replicates(
@@ -147,12 +140,27 @@ def check_method_contract(
     reg: Registry | None = None,
 ) -> None:
     """A method is documented, returns logits of the right shape, handles a
-    stream of two deletions, and gives the same model twice for the same seed."""
+    stream of two deletions, and gives the same model twice for the same seed.
+
+    Where it defines ``trained`` (the model it unlearns from), the first run
+    calls it between ``fit`` and the first ``unlearn``: that model gives logits
+    of the right shape, the same from a second call, and is a snapshot
+    (unlearning afterwards leaves it as it was); the second run never calls
+    it, so a ``trained`` that changed the state breaks the two runs' match."""
     spec: MethodSpec = (reg or registry()).get("method", name)  # type: ignore[assignment]
     _check_documented(spec)
     task, ctx = make_tiny_task(request=ForgetRequest(kind="random", count=10, steps=2))
-    first = run_unlearning(spec, task, ctx, params)
     x = task.x[task.splits.test]
+    method = spec.create(resolve_params(spec.params, dict(params or {})))
+    state = method.fit(task, ctx)
+    before = _check_trained(name, method, state, task, ctx, x)
+    first = _unlearn_steps(spec.name, method, state, task, ctx)
+    if before is not None:
+        trained, logits_before = before
+        with torch.no_grad():
+            assert torch.equal(trained(x), logits_before), (
+                f"{name}: unlearning changed the model trained() returned (not a snapshot)"
+            )
     with torch.no_grad():
         first.model.eval()
         logits = first.model(x)
@@ -168,7 +176,44 @@ def check_method_contract(
     with torch.no_grad():
         second.model.eval()
         again = second.model(x)
-    assert torch.allclose(logits, again, atol=1e-5), f"{name}: not deterministic for a seed"
+    assert torch.allclose(logits, again, atol=1e-5), (
+        f"{name}: not deterministic for a seed"
+        + (", or trained() changed the state unlearn starts from" if before else "")
+    )
+
+
+def _check_trained(
+    name: str, method: Any, state: Any, task: Task, ctx: TaskContext, x: torch.Tensor
+) -> tuple[torch.nn.Module, torch.Tensor] | None:
+    """The method's ``trained`` model from ``state`` and its logits on ``x``
+    (checked for shape, finiteness and a second call), or ``None`` without one."""
+    trained_of = getattr(method, "trained", None)
+    if not callable(trained_of):
+        return None
+    trained = trained_of(state, task, ctx)
+    twice = trained_of(state, task, ctx)
+    with torch.no_grad():
+        trained.eval()
+        twice.eval()
+        logits = trained(x)
+        assert logits.shape == (x.shape[0], task.num_classes), (
+            f"{name}: trained() returned shape {tuple(logits.shape)}, expected "
+            f"{(x.shape[0], task.num_classes)}"
+        )
+        assert torch.isfinite(logits).all(), f"{name}: trained() gives non-finite logits"
+        assert torch.equal(twice(x), logits), f"{name}: trained() differs on a second call"
+    return trained, logits
+
+
+def _unlearn_steps(name: str, method: Any, state: Any, task: Task, ctx: TaskContext) -> Unlearned:
+    """Every ``unlearn`` step of the task's stream from ``state``."""
+    result = None
+    for forget in task.forget_steps:
+        result = method.unlearn(state, forget, task, ctx)
+        assert isinstance(result, Unlearned), f"{name}.unlearn must return Unlearned"
+        state = result.state
+    assert result is not None
+    return result
 
 
 def check_evaluator_contract(

@@ -15,9 +15,21 @@ not the target class, which reads 0 for a clean, accurate model.
 The target is retrain's value, not 0: a model that never predicts the target
 class scores below retrain and has not "forgotten better", so the board judges
 ``backdoor_success`` by ``backdoor_success_gap``, its distance to the
-reference's value. ``backdoor_strength`` is the original model's success rate:
-a trigger the original did not learn (below 0.5) verifies nothing, and the
-board marks the backdoor metrics of that group as uninformative. A task
+reference's value. ``backdoor_strength`` is the standard original model's
+success rate: a trigger the original did not learn (below 0.5) verifies
+nothing, and the board marks the backdoor metrics of that group as
+uninformative.
+
+``backdoor_success_before`` is the success on the model the method unlearns
+from (``inputs.trained``): its own trained model for a method that owns its
+training (SISA's ensemble, DeepObliviate's stored training), else the
+original. Only where that model kept the trigger (at least
+``BACKDOOR_LEARNED`` = 0.5) does a low success after unlearning show that
+unlearning removed it: DeepObliviate's block training forgets points of an
+early block by itself (issue 23: 9% success with the poisoned points in
+block 1 of 100, 63% in block 60). It is an ``attack_strength`` metric that
+differs between rows, so the board marks the backdoor metrics of just the
+rows below 0.5 as uninformative (the claim is not tested there). A task
 without a backdoor yields no metrics.
 """
 
@@ -41,8 +53,10 @@ PARAMS = (
 )
 
 BACKDOOR_LEARNED = 0.5
-"""Documented threshold: the check is informative when the original model maps
-at least half the triggered test inputs to the target class."""
+"""Documented threshold: the check is informative when the model (the original
+for ``backdoor_strength``, the one the method unlearns from for
+``backdoor_success_before``) maps at least half the triggered test inputs to
+the target class."""
 
 METRICS = (
     Metric(
@@ -66,6 +80,16 @@ METRICS = (
         "fraction",
         "backdoor_success of the original model: below 0.5 the trigger was never learned "
         "and the check verifies nothing",
+        role="attack_strength",
+        informative_above=BACKDOOR_LEARNED,
+    ),
+    Metric(
+        "backdoor_success_before",
+        "higher",
+        "fraction",
+        "backdoor_success of the model the method unlearns from (its own trained model, "
+        "else the original): below 0.5 that model never kept the trigger and the row's "
+        "backdoor metrics verify nothing",
         role="attack_strength",
         informative_above=BACKDOOR_LEARNED,
     ),
@@ -93,10 +117,13 @@ class BackdoorSuccess:
             return float((predicted == backdoor.target_class).float().mean())
 
         ours = success(inputs.unlearned)
+        original = success(inputs.original)
+        before = original if inputs.trained is inputs.original else success(inputs.trained)
         return {
             "backdoor_success": ours,
             "backdoor_success_gap": abs(ours - success(inputs.reference)),
-            "backdoor_strength": success(inputs.original),
+            "backdoor_strength": original,
+            "backdoor_success_before": before,
         }
 
 

@@ -10,6 +10,14 @@ original trained on) against non-members (``splits.nonmember``). Below
 uninformative for the group (no bold, a footnote, greyed in HTML) and
 ``unlearnbench run`` warns. The strength depends only on the task (the
 original model and the splits), so it is computed once per task and cached.
+
+Why the standard original and not ``inputs.trained`` (the model a method
+unlearns from): these attacks compare the unlearned model with retrain (their
+``_gap`` metrics), not with a "before", and the strength asks whether the
+attack can tell members at all on this task, one answer per group that the
+board reads for every row. A check that *does* compare with a before, the
+backdoor's, measures that before on ``inputs.trained``
+(``backdoor_success_before``).
 """
 
 from __future__ import annotations

@@ -90,6 +90,11 @@ without changing it and is cached by the stored training's parameters and
 the deleted set, so cells that differ in ε or other stopping parameters
 share one build.
 
+``trained``: the model DeepObliviate unlearns from, its stored training's P_B
+(not the standard original, which it never uses); evaluators measure a
+"before" on it (a backdoor in an early block is mostly forgotten by block
+training itself before any deletion).
+
 Request streams: the state carries the stored checkpoints and every point
 deleted so far. After a deletion P_d..P_{d+t} are replaced by the retrained
 ones (Algorithm 1, line 18) and P_{d+t+1}..P_B are shifted by
@@ -499,6 +504,12 @@ class DeepObliviate:
             deleted=task.splits.target.new_empty(0),
             trainable=trainable,
         )
+
+    def trained(self, state: DeepObliviateState, task: Task, ctx: MethodContext) -> nn.Module:
+        """The model DeepObliviate unlearns from: the stored training's last
+        checkpoint P_B (after ``fit``: every block trained, nothing deleted) loaded
+        into a new model (``load_state_dict`` copies it); ``state`` is not changed."""
+        return self._model(state.checkpoints[-1], task)
 
     def naive(
         self, state: DeepObliviateState, forget: torch.Tensor, task: Task, ctx: MethodContext

@@ -54,6 +54,11 @@ one-by-one training its model equals this one bit for bit (stacked training
 groups shards differently in the two runs, so there they agree up to
 floating-point order).
 
+``trained``: the model SISA unlearns from, the ensemble of every shard after
+``fit`` (nothing deleted); evaluators measure a "before" on it, not on the
+standard original (a backdoor the shard models never learned verifies
+nothing).
+
 Costs: ``shards_retrained``, ``slices_retrained`` (slice steps retrained),
 ``retrain_sample_epochs``, ``storage_bytes`` (S·R checkpoints),
 ``prediction_cost`` (models evaluated per prediction).
@@ -419,6 +424,13 @@ class Sisa:
             "partition": config.partition,
             "stacked": stacked,
         }
+
+    def trained(self, state: SisaState, task: Task, ctx: MethodContext) -> ShardEnsemble:
+        """The model SISA unlearns from: the ensemble of the shard models ``state``
+        holds (after ``fit``: every shard trained on all its slices, nothing deleted),
+        over copies of them, so no later ``unlearn`` changes it; ``state`` is not changed."""
+        copies = replace(state, models=[copy.deepcopy(m).eval() for m in state.models])
+        return self.ensemble(copies, task)
 
     def naive(
         self, state: SisaState, forget: torch.Tensor, task: Task, ctx: MethodContext
