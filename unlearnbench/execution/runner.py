@@ -37,6 +37,7 @@ from unlearnbench.execution.cell import (
     evaluate_cell,
     run_method,
 )
+from unlearnbench.execution.isolation import TaskDataChanged
 from unlearnbench.execution.limits import (
     SETUP_LIMIT,
     CellTimeout,
@@ -143,8 +144,8 @@ class Runner:
         return build_task(
             dataset=plan.dataset.label,
             architecture=plan.architecture.label,
-            x=data.x,
-            y=data.y,
+            x=data.x.to(self.device, copy=True),  # the task's own: a plugin writing into it
+            y=data.y.to(self.device, copy=True),  # cannot reach the next task's data
             num_classes=data.num_classes,
             input_shape=data.input_shape,
             build_model=lambda: arch.build(data.input_shape, data.num_classes, params),
@@ -218,6 +219,7 @@ class Runner:
                         self.cache,
                         (self._method_spec(cell.method), cell.method),
                         (self._method_spec(plan.reference), plan.reference),
+                        ctx.guard,
                     )
                     metrics, series = evaluate_cell(
                         self.registry,
@@ -231,6 +233,10 @@ class Runner:
                     )
             except CellTimeout as exc:
                 record = self._failure(plan, cell, f"the cell {exc}", status="timeout")
+            except TaskDataChanged as exc:
+                record = self._failure(plan, cell, self._changed_message(exc))
+                task = self.build_task(plan)  # a fresh copy of the data for the next cells
+                ctx = TaskContext(task, self.cache)
             except Exception:
                 record = self._failure(plan, cell, traceback.format_exc())
             else:
@@ -250,6 +256,14 @@ class Runner:
         except StaleArtifactError as exc:
             log.warning("%s; building it again", exc)
             return task, ctx, ctx.original(), self._reference(task, ctx, plan.reference)
+
+    def _changed_message(self, exc: TaskDataChanged) -> str:
+        """The cell's error for a plugin that wrote into the task: the plugin named."""
+        try:
+            origin = str(self.registry.entry(exc.kind, exc.name).origin)  # type: ignore[arg-type]
+        except Exception:  # not in this registry: the message names the component anyway
+            origin = "an unknown plugin"
+        return f"{traceback.format_exc()}{exc} [{exc.kind} {exc.name!r} is from {origin}]"
 
     def _method_spec(self, component: Component) -> MethodSpec:
         return self.registry.get("method", component.name)  # type: ignore[return-value]
