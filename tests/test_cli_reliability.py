@@ -2,7 +2,8 @@
 
 - ``run --check`` writes nothing at all (no folder, no store, no cache);
 - resuming a CPU run with another torch thread count is refused (results
-  depend on it), unless ``--allow-mixed-threads``;
+  depend on it), unless ``--allow-mixed-threads``; so is resuming cells of another
+  device type, unless ``--allow-mixed-devices``;
 - a processes-executor worker whose parent is gone exits without a traceback;
 - a damaged artifact is reported once.
 """
@@ -152,6 +153,36 @@ def test_the_same_thread_count_resumes(half_done, capsys) -> None:
     record_threads(out / "results.sqlite", torch.get_num_threads())
     assert run(str(suite), "--out", str(out)) == EXIT_OK
     assert "2 cells done, 2 already done" in capsys.readouterr().err
+
+
+def record_device(store: Path, device: str) -> None:
+    """Make the store say its cells ran on ``device``."""
+    with closing(sqlite3.connect(store)) as conn, conn:
+        for cell_id, raw in conn.execute("SELECT cell_id, provenance FROM cells").fetchall():
+            prov = {**json.loads(raw), "device": device}
+            conn.execute(
+                "UPDATE cells SET provenance = ? WHERE cell_id = ?", (json.dumps(prov), cell_id)
+            )
+
+
+@pytest.mark.parametrize("options", [[], ["--check"]])
+def test_resuming_cells_of_another_device_type_is_refused(half_done, capsys, options) -> None:
+    """Cells recorded on cuda:0 resumed with --device cpu mixed silently on one board
+    (the cell id has no device; the old check counted CPU cells only)."""
+    suite, out = half_done
+    record_device(out / "results.sqlite", "cuda:0")
+    before = tree(out)
+    assert run(str(suite), "--out", str(out), *options) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "another device type (2 on cuda); this run would use cpu" in err
+    assert "--device cuda" in err and "--allow-mixed-devices" in err
+    assert tree(out) == before, "something was written"
+
+
+def test_mixing_device_types_when_asked(half_done, capsys) -> None:
+    suite, out = half_done
+    record_device(out / "results.sqlite", "cuda:0")
+    assert run(str(suite), "--out", str(out), "--allow-mixed-devices") == EXIT_OK
 
 
 # --------------------------------------------------------------------------- workers

@@ -223,6 +223,21 @@ def test_a_tuned_run_needs_its_study_then_adds_labelled_rows(tmp_path, registry,
     assert config["method"]["params"] == {**results[0].best_params, "note": "a"}
 
 
+def test_a_study_stopped_part_way_is_not_used_as_tuned(tmp_path, registry, monkeypatch, capsys):
+    """`tune` killed at 3 of 5 trials: `run` with tuned = true used the best-so-far
+    parameters without a word. Now it refuses, naming the study and the way out."""
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", PLUGINS)
+    out = tmp_path / "out"
+    tune(tuning_suite(tmp_path, budget(3)), out, registry)
+    suite = tuning_suite(tmp_path, budget(5) + "tuned = true\n")  # the same study, 5 trials
+    assert main(["run", str(suite), "--out", str(out), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert "tuning.tuned" in err and "has finished 3 of its 5 trials" in err
+    assert f"unlearnbench tune SUITE --out {out}" in err
+    suite = tuning_suite(tmp_path, budget(3) + "tuned = true\n")
+    assert main(["run", str(suite), "--out", str(out), "--check"]) == 0
+
+
 # --- bad input: exit 2, the key named, nothing trained -------------------------------------
 
 

@@ -74,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(refused by default: CPU results depend on it)",
     )
     run.add_argument(
+        "--allow-mixed-devices",
+        action="store_true",
+        help="resume a run whose finished cells ran on another device type (cpu, cuda; "
+        "refused by default: results differ across them; the board then shows each "
+        "row's device)",
+    )
+    run.add_argument(
         "--cell-timeout",
         type=float,
         default=None,
@@ -394,13 +401,15 @@ def _open_store(path: Path, *, read_only: bool = False) -> Any:
 def _check_resume(
     store: Any, plan: Any, device: Any, threads: int, args: argparse.Namespace
 ) -> None:
-    """Refuse to add CPU cells computed with another torch thread count than the
-    finished cells of this plan: CPU results depend on it, and a leaderboard that
-    mixes both would not be one computation. (Nothing pending: nothing to mix.)"""
-    if args.allow_mixed_threads or device.type != "cpu":
-        return
+    """Refuse to add cells computed on another device type, or CPU cells computed
+    with another torch thread count, than the finished cells of this plan: results
+    depend on both, and a leaderboard that mixes them would not be one computation.
+    (Nothing pending: nothing to mix.)"""
     cells = {cell.cell_id for _, cell in plan.cells()}
     if not cells - store.finished():
+        return
+    _check_resume_device(store, cells, device, args)
+    if args.allow_mixed_threads or device.type != "cpu":
         return
     counts = store.thread_counts(cells, "cpu")
     if not counts or set(counts) == {threads}:
@@ -414,6 +423,28 @@ def _check_resume(
         f"would mix two computations in one leaderboard. Resume with --threads-per-worker "
         f"{usual} (with --executor processes, also --workers so that workers x threads fit "
         f"the cores), run into another --out, or pass --allow-mixed-threads to mix them."
+    )
+
+
+def _check_resume_device(
+    store: Any, cells: set[str], device: Any, args: argparse.Namespace
+) -> None:
+    """Refuse to resume cells recorded on another device type (``cuda`` vs ``cpu``): the
+    cell id has no device, so they would mix silently on one board."""
+    if args.allow_mixed_devices:
+        return
+    counts = store.device_types(cells)
+    other = {d: n for d, n in counts.items() if d != device.type}
+    if not other:
+        return
+    recorded = ", ".join(f"{n} on {d}" for d, n in sorted(other.items()))
+    usual = max(other, key=lambda d: other[d])
+    raise UsageError(
+        f"{store.path} holds finished cells of this suite computed on another device type "
+        f"({recorded}); this run would use {device.type}. Results differ across device "
+        f"types, so resuming would mix two computations in one leaderboard. Resume with "
+        f"--device {usual}, run into another --out, or pass --allow-mixed-devices to mix "
+        f"them (the board then shows each row's device)."
     )
 
 

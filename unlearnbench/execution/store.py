@@ -257,6 +257,24 @@ class ResultStore:
                 counts[threads] = counts.get(threads, 0) + 1
         return counts
 
+    def device_types(self, cell_ids: Collection[str]) -> dict[str, int]:
+        """How many ``ok`` cells among ``cell_ids`` ran on each device type (``cpu``,
+        ``cuda``), from their provenance: results differ across device types, so a
+        resumed run must match it."""
+        wanted = set(cell_ids)
+        counts: dict[str, int] = {}
+        rows = self._conn.execute("SELECT cell_id, provenance FROM cells WHERE status = 'ok'")
+        for cell_id, raw in rows:
+            if cell_id not in wanted:
+                continue
+            try:
+                device = str(json.loads(raw or "{}").get("device", "")).split(":")[0]
+            except (TypeError, ValueError, AttributeError):
+                continue
+            if device:
+                counts[device] = counts.get(device, 0) + 1
+        return counts
+
     def write(self, record: CellRecord) -> bool:
         """Record one cell atomically, replacing an earlier failed or timed-out attempt.
 

@@ -949,10 +949,27 @@ def best_params(out: Path, names: Sequence[str]) -> dict[str, dict[str, Any] | N
     return found
 
 
+def finished_trials(out: Path, names: Sequence[str]) -> dict[str, int]:
+    """How many trials of each named study finished (:func:`_finished`; 0: no study)."""
+    import optuna
+
+    storage = _storage(out, create=False)
+    counts = dict.fromkeys(names, 0)
+    if storage is None:
+        return counts
+    existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    for name in names:
+        if name in existing:
+            counts[name] = len(_finished(optuna.load_study(study_name=name, storage=storage)))
+    return counts
+
+
 def add_tuned_cells(plan: Plan, registry: Registry, out: Path) -> None:
     """Add a ``<label>[tuned]`` cell beside each tuned method's cell of every task.
 
-    Raises :class:`SuiteError` (``tuning.tuned``) when a study is missing.
+    Raises :class:`SuiteError` (``tuning.tuned``) when a study is missing, or has
+    not run all of ``[tuning] trials`` (a ``tune`` stopped part-way: its best-so-far
+    parameters are not the tuned ones the board would call them).
     """
     studies = plan_studies(plan, registry)
     found = best_params(out, [s.name for s in studies])
@@ -963,6 +980,20 @@ def add_tuned_cells(plan: Plan, registry: Registry, out: Path) -> None:
             f"no finished tuning study for {missing[0]!r}"
             + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
             + f" in {Path(out) / STORAGE_FILE}; run `unlearnbench tune SUITE --out {out}` first",
+        )
+    assert plan.suite.tuning is not None  # plan_studies checked it
+    wanted = plan.suite.tuning.trials
+    done = finished_trials(out, [s.name for s in studies])
+    short = [name for name, n in done.items() if n < wanted]
+    if short:
+        raise SuiteError(
+            "tuning.tuned",
+            f"the tuning study {short[0]!r} has finished {done[short[0]]} of its {wanted} "
+            "trials"
+            + (f" (and {len(short) - 1} more studies are unfinished)" if len(short) > 1 else "")
+            + f" in {Path(out) / STORAGE_FILE}: `tune` stopped part-way, so its best-so-far "
+            f"parameters are not tuned ones. Finish it with `unlearnbench tune SUITE --out "
+            f"{out}` (it resumes), or lower [tuning] trials to what ran",
         )
     for study in studies:
         spec: MethodSpec = registry.get("method", study.method.name)  # type: ignore[assignment]
