@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 import sqlite3
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -451,3 +453,73 @@ def test_a_file_name_that_is_no_valid_default_name(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert code == EXIT_USAGE, err
     assert "name: not set" in err and 'name = "my-suite"' in err
+
+
+# --- hostile labels: every output escapes what a label can carry (issue 26) -----------------
+
+HOSTILE_LABELS = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    "a|b",
+    '=HYPERLINK("http://evil.example","click")',
+    "+1+cmd",
+    "@SUM(A1)",
+    "\x1b[31mred\x1b[0m",
+    "[x](javascript:alert(1))",
+    "**loud** `code` _it_",
+]
+
+
+def hostile_board(tmp_path: Path) -> Any:
+    from tests.test_leaderboard import make_store, record
+    from unlearnbench.reports.board import build_leaderboard
+
+    records = []
+    for seed in (0, 1):
+        for i, label in enumerate(["retrain", "original", *HOSTILE_LABELS]):
+            values = {"test_accuracy": 0.5 + 0.01 * i + 0.001 * seed, "<b>x|y</b>": -0.5}
+            records.append(record(label, seed, values, request="<i>r|q</i>"))
+    with make_store(tmp_path, records) as store:
+        return build_leaderboard(store)
+
+
+def test_markdown_escapes_every_label_and_metric_name(tmp_path) -> None:
+    """Before: a renderer with HTML on ran the <script> and <img onerror> of labels, and
+    a | in a label shifted the row's values under the wrong headers."""
+    markdown_it = pytest.importorskip("markdown_it")
+    from unlearnbench.reports.write import render
+
+    text = render(hostile_board(tmp_path), "md")
+    html = markdown_it.MarkdownIt("commonmark", {"html": True}).enable("table").render(text)
+    for bad in ("<script", "<img", "<a ", "<b>", "<i>", "<strong>loud", "<code>", "\x1b"):
+        assert bad not in html, bad
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # shown, as text
+    for table in re.findall(r"<table>.*?</table>", html, flags=re.S):
+        headers = len(re.findall(r"<th[ >]", table))
+        for row in re.findall(r"<tr>(.*?)</tr>", table, flags=re.S)[1:]:
+            assert len(re.findall(r"<td[ >]", row)) == headers, row
+    assert "test_accuracy" in text and "ft[tuned]" not in text  # no needless escapes
+
+
+def test_csv_neutralises_formulas_but_not_numbers(tmp_path) -> None:
+    import csv
+    import io
+
+    from unlearnbench.reports.write import render
+
+    rows = list(csv.reader(io.StringIO(render(hostile_board(tmp_path), "csv"))))
+    cells = [cell for row in rows for cell in row]
+    for cell in cells:
+        if cell.startswith(("=", "+", "-", "@")):
+            float(cell)  # only numbers may start so (-0.5 stays a number)
+    assert "-0.5" in cells
+    assert "'=HYPERLINK(\"http://evil.example\",\"click\")" in cells
+    assert "'@SUM(A1)" in cells and "'+1+cmd" in cells
+
+
+def test_the_terminal_summary_carries_no_control_characters(tmp_path) -> None:
+    from unlearnbench.reports.text import terminal_summary
+
+    text = terminal_summary(hostile_board(tmp_path))
+    assert "\x1b" not in text and "[31mred" in text
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", text)

@@ -195,7 +195,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from unlearnbench.execution.run import prepare_run
     from unlearnbench.execution.suite import SuiteError
     from unlearnbench.reports.plot_specs import save_plot_specs
-    from unlearnbench.reports.text import terminal_summary
+    from unlearnbench.reports.text import plain_text, terminal_summary
     from unlearnbench.reports.write import write_board
 
     _check_run_options(args)
@@ -264,7 +264,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     for failure in summary.failures:
-        print(f"  failed: {failure}", file=sys.stderr)
+        print(f"  failed: {plain_text(failure)}", file=sys.stderr)
     print(terminal_summary(board))
     print(f"leaderboard: {(out / 'leaderboard.html').resolve()} (also .md, .csv, .json)")
     return EXIT_FAILED_CELLS if summary.failed or summary.timeout else EXIT_OK
