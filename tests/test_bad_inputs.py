@@ -11,6 +11,7 @@ import hashlib
 import random
 import re
 import sqlite3
+import sys
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -523,3 +524,80 @@ def test_the_terminal_summary_carries_no_control_characters(tmp_path) -> None:
     text = terminal_summary(hostile_board(tmp_path))
     assert "\x1b" not in text and "[31mred" in text
     assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", text)
+
+
+# --- bad data from a plugin, caught at --check and named (issue 26) ------------------------
+
+HOSTILE_PLUGIN = "tests.plugins.hostile_plugins:HostilePlugin"
+
+
+@pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ("{ nan = true }", "data set 'bad_digits' has non-finite features (NaN or infinity) in 1"),
+        ("{ label = 10 }", "labels outside [0, num_classes=10) in 1 examples (the first: "
+         "example 11, label 10)"),
+        ("{ label = -1 }", "label -1)"),
+    ],
+)
+def test_bad_values_in_a_data_set_are_refused_naming_it(
+    tmp_path, capsys, monkeypatch, check, params, message
+) -> None:
+    """Before: NaN features ended in "training diverged ... lower the learning rate"
+    with a traceback, a label equal to num_classes in an IndexError per cell."""
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", HOSTILE_PLUGIN)
+    text = BASE.replace('name = "digits"', f'name = "bad_digits"\nparams = {params}')
+    err = run_bad(tmp_path, capsys, text, *(["--check"] if check else []))
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_a_non_finite_metric_is_recorded_and_footnoted(tmp_path, capsys, monkeypatch) -> None:
+    """Before: stored as NULL and shown as "–" with no word."""
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", HOSTILE_PLUGIN)
+    suite = tmp_path / "suite.toml"
+    suite.write_text(
+        BASE.replace('evaluators = ["accuracy"]', 'evaluators = ["accuracy", "not_finite"]'),
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    assert main(["run", str(suite), "--out", str(out), "--no-progress", "--device", "cpu"]) == 0
+    with sqlite3.connect(out / "results.sqlite") as conn:
+        value, meta = conn.execute(
+            "SELECT value, meta FROM metrics WHERE name = 'broken_metric'"
+        ).fetchone()
+    assert value is None and '"not_finite": "nan"' in meta
+    board = (out / "leaderboard.md").read_text(encoding="utf-8")
+    assert "## Values that were not finite" in board
+    assert "digits/mlp/original/random:10 seed 0: broken_metric was nan" in board
+    assert "broken_metric was nan" in capsys.readouterr().out  # the terminal summary
+    assert "broken_metric was nan" in (out / "leaderboard.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("plugins", "message"),
+    [
+        (f"{HOSTILE_PLUGIN},{HOSTILE_PLUGIN}", "is named 'hostile', like a plugin listed before"),
+        ("tests.plugins.entry_point_plugin,tests.plugins.entry_point_plugin", "list it once"),
+        ("gan", "is named 'gan', like the unlearnbench plugin 'gan'"),
+        (":", "is not a module or module:object name"),
+        ("tests.plugins.hostile_plugins:", "is not a module or module:object name"),
+        ("os:path", "implements no unlearnbench hook"),
+    ],
+)
+def test_bad_local_plugin_lists_are_one_clear_line(
+    tmp_path, capsys, monkeypatch, plugins, message
+) -> None:
+    """Before: a raw pluggy ValueError with a dump of every plugin, "Empty module name"
+    with a traceback, or (os:path) nothing registered without a word."""
+    (tmp_path / "gan.py").write_text("x = 1\n", encoding="utf-8")  # a local module named gan
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", plugins)
+    try:
+        err = run_bad(tmp_path, capsys, BASE, "--check")
+    finally:
+        sys.modules.pop("gan", None)
+    assert message in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("unlearnbench: error: "), err

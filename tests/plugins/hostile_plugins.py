@@ -80,7 +80,7 @@ def load_bad_digits(params: Mapping[str, Any]) -> DatasetArrays:
     data = load_digits({})
     x, y = data.x.clone(), data.y.clone()
     if params["nan"]:
-        x[7, 3] = float("nan")
+        x.view(x.shape[0], -1)[7, 3] = float("nan")
     if int(params["label"]) != 0:
         y[11] = int(params["label"])
     return DatasetArrays(x=x, y=y, num_classes=data.num_classes, input_shape=data.input_shape)

@@ -365,6 +365,8 @@ def evaluate_cell(
             about: dict[str, Any] = {"evaluator": component.name, "role": meta.role}
             if meta.informative_above is not None:
                 about["informative_above"] = meta.informative_above
+            if not math.isfinite(float(value)):  # stored as NULL: say which and what it was
+                about["not_finite"] = str(float(value))
             metrics.append(MetricValue(name, float(value), meta.direction, meta.unit, about))
         series.update({f"{component.name}.{k}": list(v) for k, v in extra.items()})
     reported = {m.name for m in metrics}

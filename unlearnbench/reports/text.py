@@ -182,6 +182,15 @@ def to_markdown(
         lines += ["## Plots", ""]
         for caption, path in others.items():
             lines += [f"![{md_escape(caption)}]({_md_url(path)})", ""]
+    if board.non_finite:
+        lines += [
+            "## Values that were not finite",
+            "",
+            "Shown as – above (and left out of every mean): the evaluator returned NaN or "
+            "an infinity.",
+            "",
+        ]
+        lines += [md_escape(f"- {line}") for line in non_finite_lines(board)] + [""]
     if board.failures:
         lines += [f"## Failed cells ({len(board.failures)})", ""]
         for failure in board.failures:
@@ -221,6 +230,15 @@ def _plain_rows(
             cells.append(f"{text} {DAGGER}" if (index, c.key) in hidden and text != "–" else text)
         body.append(cells)
     return headers, body
+
+
+def non_finite_lines(board: Leaderboard) -> list[str]:
+    """One line per metric value an evaluator returned as NaN or infinite."""
+    return [
+        f"{'/'.join(str(item[k]) for k in KEYS)} seed {item['seed']}: {item['metric']} "
+        f"was {item['value']}"
+        for item in board.non_finite
+    ]
 
 
 def _md_url(path: str) -> str:
@@ -267,6 +285,9 @@ def terminal_summary(board: Leaderboard, max_rows: int = 20, best: int = 5) -> s
         if len(shown) < len(rows):
             parts.append(f"({len(rows) - len(shown)} more rows: see the leaderboard)")
         parts.append("")
+    if board.non_finite:
+        parts.append("not finite (shown as –):")
+        parts += [f"  {plain_text(line)}" for line in non_finite_lines(board)]
     return "\n".join(parts)
 
 
@@ -319,6 +340,7 @@ def to_json(board: Leaderboard) -> str:
                 for label, seed, changed in variant_parameters(board)
             ],
             "failures": board.failures,
+            "non_finite": board.non_finite,
         },
         indent=2,
         default=str,
