@@ -193,10 +193,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     """
     from unlearnbench.execution.executors import ExecutorError
     from unlearnbench.execution.run import prepare_run
+    from unlearnbench.execution.store import no_space
     from unlearnbench.execution.suite import SuiteError
-    from unlearnbench.reports.plot_specs import save_plot_specs
     from unlearnbench.reports.text import plain_text, terminal_summary
-    from unlearnbench.reports.write import write_board
 
     _check_run_options(args)
     registry, _ = _registry()
@@ -244,20 +243,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.check:
         return EXIT_OK
     start = time.perf_counter()
+    full: BaseException | None = None  # a full disk: reported once, with the way out
     try:
         summary = prepared.run(store, progress=not args.no_progress)
     except ExecutorError as exc:  # workers that cannot start: a plugin or set-up problem
         raise UsageError(f"the {executor} executor failed: {exc}") from None
+    except Exception as exc:
+        if not no_space(exc):
+            raise
+        full = exc
     finally:
-        save_plot_specs(out, suite.plots)  # so that `leaderboard DIR` redraws them
-        board = write_board(
-            out,
-            store,
-            title=f"Leaderboard: {suite.name}",
-            cells={cell.cell_id for _, cell in plan.cells()},
-            sweeps=suite.plots,
-        )
-        store.close()
+        try:
+            board = _write_outputs(out, store, suite, plan)
+        finally:
+            store.close()
+    if full is not None or board is None:
+        print(f"unlearnbench: error: {_no_space_message(full, out)}", file=sys.stderr)
+        return EXIT_FAILED_CELLS
     print(
         f"{summary.ok} cells done, {summary.skipped} already done, {summary.failed} failed, "
         f"{summary.timeout} timed out in {time.perf_counter() - start:.1f} s",
@@ -265,9 +267,46 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     for failure in summary.failures:
         print(f"  failed: {plain_text(failure)}", file=sys.stderr)
+    if any("No space left on device" in failure for failure in summary.failures):
+        print(f"unlearnbench: {_no_space_message(None, out)}", file=sys.stderr)
     print(terminal_summary(board))
     print(f"leaderboard: {(out / 'leaderboard.html').resolve()} (also .md, .csv, .json)")
     return EXIT_FAILED_CELLS if summary.failed or summary.timeout else EXIT_OK
+
+
+def _write_outputs(out: Path, store: Any, suite: Any, plan: Any) -> Any:
+    """Write the leaderboards and plot specs of a run; ``None`` when the disk is full."""
+    from unlearnbench.execution.store import no_space
+    from unlearnbench.reports.plot_specs import save_plot_specs
+    from unlearnbench.reports.write import write_board
+
+    try:
+        save_plot_specs(out, suite.plots)  # so that `leaderboard DIR` redraws them
+        return write_board(
+            out,
+            store,
+            title=f"Leaderboard: {suite.name}",
+            cells={cell.cell_id for _, cell in plan.cells()},
+            sweeps=suite.plots,
+        )
+    except OSError as exc:
+        if not no_space(exc):
+            raise
+        return None
+
+
+def _no_space_message(exc: BaseException | None, out: Path) -> str:
+    """What a full disk means for a run, and the way out."""
+    from unlearnbench.execution.store import NoSpaceError
+
+    if isinstance(exc, NoSpaceError):
+        return str(exc)
+    cause = f" ({exc})" if exc is not None else ""
+    return (
+        f"No space left on device{cause}: the run into {out} stopped. Every cell recorded "
+        f"before is intact: free some space (or delete the artifact cache, {out / 'cache'}, "
+        "which is rebuilt) and run the same command again; it resumes where it stopped"
+    )
 
 
 def _suite_and_out(suite_path: Path, args: argparse.Namespace) -> tuple[Any, Path]:
@@ -565,7 +604,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         sweeps = load_plot_specs(args.dir)
     except SuiteError as exc:
         raise UsageError(f"{args.dir}: {exc}") from None
-    with _open_store(path) as store:
+    with _open_store(path, read_only=True) as store:  # boards render from read-only media
         methods = sorted({cell["method"] for cell in store.cells()})
         for option, label in (("--reference", args.reference), ("--original", args.original)):
             if label is not None and label not in methods:
@@ -578,7 +617,14 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     plots, images = None, None
     title = f"Leaderboard: {args.dir.name}"
     if args.format == "md" and not args.no_plots:
-        plots, images = write_plots(board, args.dir, sweeps)
+        try:
+            plots, images = write_plots(board, args.dir, sweeps)
+        except OSError as exc:  # a read-only or full medium: the tables still print
+            print(
+                f"unlearnbench: warning: plots not written to {args.dir / 'plots'} "
+                f"({exc.strerror or exc}); pass --no-plots to skip them",
+                file=sys.stderr,
+            )
     elif args.format == "html" or args.screenshot is not None:
         images = draw_plots(board, sweeps)  # drawn once, warnings once
     print(render(board, args.format, title, plots=plots, images=images, sweeps=sweeps))
