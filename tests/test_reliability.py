@@ -773,3 +773,23 @@ def test_the_guard_sees_every_shared_tensor_of_a_task(tmp_path) -> None:
         change()
         with pytest.raises(TaskDataChanged, match="evaluator 'e'"):
             guard.check("evaluator", "e")
+
+
+def test_a_cell_that_keeps_the_alarm_out_is_not_recorded_ok(tmp_path, capsys, monkeypatch):
+    """On the local executor a plugin catching BaseException ran past --cell-timeout and
+    was recorded ok; now the cell is a timeout, naming the executor that enforces it."""
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", HOSTILE)
+    text = one_seed(SUITE).replace(
+        '[[methods]]\nname = "original"',
+        '[[methods]]\nname = "stubborn"\nparams = { seconds = 2.5 }\n\n'
+        '[[methods]]\nname = "original"',
+    )
+    out = tmp_path / "out"
+    args = ["run", str(suite_file(tmp_path, text)), "--out", str(out), "--no-progress"]
+    assert main([*args, "--executor", "local", "--cell-timeout", "1"]) == EXIT_FAILED_CELLS
+    assert "1 timed out" in capsys.readouterr().err
+    with sqlite3.connect(out / "results.sqlite") as conn:
+        rows = dict(conn.execute("SELECT method, status FROM cells").fetchall())
+        error = conn.execute("SELECT error FROM cells WHERE method = 'stubborn'").fetchone()[0]
+    assert rows == {"retrain": "ok", "stubborn": "timeout", "original": "ok"}
+    assert "past its time limit of 1 s" in error and "--executor processes" in error

@@ -6,6 +6,8 @@ tests.plugins.hostile_plugins:HostilePlugin`` (worker processes inherit it).
 
 from __future__ import annotations
 
+import contextlib
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,6 +53,24 @@ class PoisonData:
     def unlearn(self, state: Any, forget: torch.Tensor, task: Any, ctx: Any) -> Unlearned:
         if self.where == "unlearn":
             self._poison(task, ctx)
+        return Unlearned(model=ctx.original(), costs={})
+
+
+class Stubborn:
+    """Unlearning that takes ``seconds`` and swallows every exception meanwhile, the
+    time limit's included (``except BaseException``)."""
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        self.seconds = float(params["seconds"])
+
+    def fit(self, task: Any, ctx: Any) -> None:
+        return None
+
+    def unlearn(self, state: Any, forget: torch.Tensor, task: Any, ctx: Any) -> Unlearned:
+        end = time.monotonic() + self.seconds
+        while time.monotonic() < end:
+            with contextlib.suppress(BaseException):  # the time limit's exception too
+                time.sleep(0.05)
         return Unlearned(model=ctx.original(), costs={})
 
 
@@ -103,7 +123,13 @@ class HostilePlugin:
                     Param("cache", False, "also cache a model built from the changed data"),
                 ),
                 description="Writes into task.x and task.y (test fixture).",
-            )
+            ),
+            MethodSpec(
+                "stubborn",
+                Stubborn,
+                params=(Param("seconds", 3.0, "how long unlearning takes"),),
+                description="Catches BaseException, the time limit's too (test fixture).",
+            ),
         ]
 
     @hookimpl

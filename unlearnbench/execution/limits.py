@@ -40,6 +40,16 @@ CELL_LIMIT = "the per-cell time limit"
 SETUP_LIMIT = "its time limit"
 
 
+def overrun_message(elapsed: float, seconds: float) -> str:
+    """Why a cell that finished past its limit (its plugin kept the alarm out) is not kept."""
+    return (
+        f"the cell ran {elapsed:.1f} s, past its time limit of {seconds:g} s (--cell-timeout), "
+        "without being stopped: its plugin blocks SIGALRM or catches BaseException, and this "
+        "process cannot interrupt it. Its result is not kept. The processes executor "
+        "(--executor processes) enforces the limit by ending the worker process"
+    )
+
+
 def setup_limit(cell_timeout: float | None) -> float | None:
     """The time limit of a task's shared set-up for a per-cell limit (``None``: none)."""
     if cell_timeout is None:

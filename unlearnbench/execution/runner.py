@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from unlearnbench.execution.isolation import TaskDataChanged
 from unlearnbench.execution.limits import (
     SETUP_LIMIT,
     CellTimeout,
+    overrun_message,
     setup_limit,
     setup_timeout_message,
     time_limit,
@@ -208,6 +210,7 @@ class Runner:
             return
         for cell in cells:
             yield cell
+            started = time.monotonic()
             try:
                 with time_limit(self.cell_timeout):
                     if cell.method.ident() == plan.reference.ident():
@@ -240,7 +243,12 @@ class Runner:
             except Exception:
                 record = self._failure(plan, cell, traceback.format_exc())
             else:
-                record = self._record(plan, cell, "ok", metrics=metrics, series=series)
+                elapsed = time.monotonic() - started
+                if self.cell_timeout and elapsed > self.cell_timeout:  # the alarm was kept out
+                    message = overrun_message(elapsed, self.cell_timeout)
+                    record = self._failure(plan, cell, message, status="timeout")
+                else:
+                    record = self._record(plan, cell, "ok", metrics=metrics, series=series)
             yield record
 
     def _set_up(self, plan: TaskPlan) -> tuple[Task, TaskContext, nn.Module, Outcome]:
