@@ -34,6 +34,7 @@ from unlearnbench.host.manager import RegistryFactory, load_registry
 from unlearnbench.specs import Param
 
 PLUGINS = "tests.plugins.tuning_plugin:TuningPlugin,tests.plugins.fixture_plugins:FixturePlugin"
+HOSTILE = "tests.plugins.hostile_plugins:HostilePlugin"
 SPLITS = {
     "target": 240,
     "nonmember": 60,
@@ -236,6 +237,30 @@ def test_a_study_stopped_part_way_is_not_used_as_tuned(tmp_path, registry, monke
     assert f"unlearnbench tune SUITE --out {out}" in err
     suite = tuning_suite(tmp_path, budget(3) + "tuned = true\n")
     assert main(["run", str(suite), "--out", str(out), "--check"]) == 0
+
+
+def test_a_trial_past_its_time_limit_fails_and_the_study_goes_on(tmp_path, monkeypatch, caplog):
+    """tune had no per-trial limit: a stuck trial held its study for ever."""
+    import optuna
+
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", f"{PLUGINS},{HOSTILE}")
+    suite = tuning_suite(tmp_path, budget(2), methods=("retrain", "stubborn"))
+    suite.write_text(suite.read_text().replace("seconds = 3.0", ""), encoding="utf-8")
+    out = tmp_path / "out"
+    code = main(["tune", str(suite), "--out", str(out), "--no-progress", "--executor", "local",
+                 "--trial-timeout", "0.5"])
+    assert code in (0, 1)
+    storage = f"sqlite:///{out / 'tuning.sqlite'}"
+    (summary,) = optuna.get_all_study_summaries(storage)
+    trials = optuna.load_study(study_name=summary.study_name, storage=storage).trials
+    assert len(trials) == 2
+    reasons = [t.user_attrs.get("failed_because", "") for t in trials]
+    assert all("past the per-trial time limit of 0.5 s" in r for r in reasons), reasons
+
+
+def test_a_bad_trial_timeout_is_refused(tmp_path, capsys):
+    assert main(["tune", str(tmp_path / "s.toml"), "--trial-timeout", "0"]) == 2
+    assert "--trial-timeout must be a positive number" in capsys.readouterr().err
 
 
 # --- bad input: exit 2, the key named, nothing trained -------------------------------------

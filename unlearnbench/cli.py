@@ -96,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tune.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     tune.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    tune.add_argument(
+        "--trial-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="fail a trial (it still counts) that runs past SECONDS; the study goes on",
+    )
     _add_executor_args(
         tune,
         "trials",
@@ -661,6 +668,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from unlearnbench.execution.suite import SuiteError
 
     _check_executor_options(args)
+    if args.trial_timeout is not None and not args.trial_timeout > 0:
+        raise UsageError(
+            f"--trial-timeout must be a positive number of seconds, got {args.trial_timeout}"
+        )
     registry, _ = _registry()
     suite, out = _suite_and_out(args.suite, args)
     try:
@@ -669,7 +680,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
             executor, threads, why = _auto_tune_executor(suite, registry, out, args)
             print(f"executor: {executor} ({why})", file=sys.stderr)
         prepared = prepare_tuning(
-            suite, out, registry, **_executor_options(args, executor, threads)
+            suite,
+            out,
+            registry,
+            **_executor_options(args, executor, threads),
+            cell_timeout=args.trial_timeout,
         )
     except (SuiteError, ValueError) as exc:
         raise UsageError(f"{args.suite}: {exc}") from None

@@ -127,7 +127,17 @@ class HostilePlugin:
             MethodSpec(
                 "stubborn",
                 Stubborn,
-                params=(Param("seconds", 3.0, "how long unlearning takes"),),
+                params=(
+                    Param(
+                        "seconds",
+                        3.0,
+                        "how long unlearning takes",
+                        minimum=0.0,
+                        maximum=10.0,
+                        tunable=True,
+                        search_range=(0.8, 1.0),
+                    ),
+                ),
                 description="Catches BaseException, the time limit's too (test fixture).",
             ),
         ]

@@ -104,6 +104,7 @@ import dataclasses
 import json
 import logging
 import math
+import time
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -117,6 +118,7 @@ from tqdm import tqdm
 from unlearnbench.execution.cache import ArtifactCache, FileLock, content_key
 from unlearnbench.execution.cell import TaskContext, run_method
 from unlearnbench.execution.executors.base import LOCKS_DIR, JobOutcome, JobPool
+from unlearnbench.execution.limits import CellTimeout, time_limit
 from unlearnbench.execution.plan import CellPlan, Component, Plan, TaskPlan
 from unlearnbench.execution.runner import Runner
 from unlearnbench.execution.suite import Suite, SuiteError, TuningConfig
@@ -547,20 +549,33 @@ def run_reference(runner: Runner, job: ReferenceJob) -> Reference:
     return Reference(measure(outcome.model, data), data.task.splits.sizes())
 
 
+TRIAL_LIMIT = "the per-trial time limit"
+
+
 def run_trial(runner: Runner, job: TrialJob) -> TrialOutcome:
     """One trial in whichever process runs it: over the cap it is pruned, an
     exception (a diverged loss) or a non-finite objective fails it."""
     spec: MethodSpec = runner.registry.get("method", job.method.name)  # type: ignore[assignment]
+    limit = runner.cell_timeout  # tune --trial-timeout
     try:
         data = _validation(runner, job.task, job.tuning.seed)
         seed_torch(job.seed, runner.device)
-        value, gaps, work = evaluate_params(
-            spec, job.method, job.params, data, job.reference, runner.cache, job.tuning
-        )
+        started = time.monotonic()
+        with time_limit(limit, TRIAL_LIMIT, "--trial-timeout"):
+            value, gaps, work = evaluate_params(
+                spec, job.method, job.params, data, job.reference, runner.cache, job.tuning
+            )
+    except CellTimeout as exc:  # too slow: the trial fails (and counts), the study goes on
+        return TrialOutcome("failed", reason=f"the trial {exc}")
     except WorkCapExceeded as exc:
         return TrialOutcome("pruned", reason=str(exc))
     except Exception as exc:  # a diverged trial fails (and counts), the study goes on
         return TrialOutcome("failed", reason=f"{type(exc).__name__}: {exc}")
+    elapsed = time.monotonic() - started
+    if limit and elapsed > limit:  # its plugin kept the alarm out
+        return TrialOutcome(
+            "failed", reason=f"the trial ran {elapsed:.1f} s, past {TRIAL_LIMIT} of {limit:g} s"
+        )
     if not math.isfinite(value):
         return TrialOutcome("failed", reason=f"the objective is {value}")
     return TrialOutcome("complete", value, gaps, work)
