@@ -183,6 +183,11 @@ def test_mixing_device_types_when_asked(half_done, capsys) -> None:
     suite, out = half_done
     record_device(out / "results.sqlite", "cuda:0")
     assert run(str(suite), "--out", str(out), "--allow-mixed-devices") == EXIT_OK
+    board = (out / "leaderboard.md").read_text(encoding="utf-8")  # each row's device shown
+    assert "## digits / mlp on cuda" in board and "## digits / mlp on cpu" in board
+    assert main(["leaderboard", str(out), "--format", "csv"]) == EXIT_OK
+    table = capsys.readouterr().out
+    assert "mlp on cuda" in table and "mlp on cpu" in table
 
 
 # --------------------------------------------------------------------------- workers

@@ -593,6 +593,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from unlearnbench.execution.suite import SuiteError
     from unlearnbench.host.registry import unknown_name_message
     from unlearnbench.reports.board import ORIGINAL, build_leaderboard, infer_reference
+    from unlearnbench.reports.devices import by_device
     from unlearnbench.reports.plot_specs import load_plot_specs
     from unlearnbench.reports.write import draw_plots, render, write_plots
 
@@ -620,7 +621,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
                 message = unknown_name_message("method", label, methods)
                 raise UsageError(f"{option}: {message} (the methods in {path})")
         reference = args.reference or infer_reference(store)
-        board = build_leaderboard(store, reference, args.original or ORIGINAL)
+        board = build_leaderboard(by_device(store), reference, args.original or ORIGINAL)
     plots, images = None, None
     title = f"Leaderboard: {args.dir.name}"
     if args.format == "md" and not args.no_plots:
