@@ -16,15 +16,16 @@ from them. Two guards prevent that:
   models (and costs and series), so one evaluator cannot change what the next
   one sees, nor the task's cached original and reference.
 
-Fingerprints are BLAKE2 digests of the tensors' bytes on the CPU (about 1 GB/s)
-and two exact integer checksums on a GPU, taken once per plugin call.
+Fingerprints are CRC-32s of the tensors' bytes on the CPU (they catch any
+accidental write; measured 0.056 s for 123 MB, against 0.27 s for BLAKE2) and
+two exact integer checksums computed on a GPU, taken once per plugin call.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
+import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -55,7 +56,7 @@ def tensor_digest(tensor: torch.Tensor) -> str:
         return head
     raw = flat.view(torch.uint8)
     if raw.device.type == "cpu":
-        return head + hashlib.blake2b(raw.numpy().data, digest_size=16).hexdigest()
+        return head + f"{zlib.crc32(raw.numpy().data):08x}"
     # on a GPU: checksums computed where the data is (no copy of a large pool to the host)
     words = (raw.view(torch.int32) if raw.numel() % 4 == 0 else raw).to(torch.int64)
     weights = torch.arange(1, words.numel() + 1, device=words.device, dtype=torch.int64) % 65521
