@@ -793,3 +793,24 @@ def test_a_cell_that_keeps_the_alarm_out_is_not_recorded_ok(tmp_path, capsys, mo
         error = conn.execute("SELECT error FROM cells WHERE method = 'stubborn'").fetchone()[0]
     assert rows == {"retrain": "ok", "stubborn": "timeout", "original": "ok"}
     assert "past its time limit of 1 s" in error and "--executor processes" in error
+
+
+def test_the_on_device_checksum_sees_changed_and_moved_values(monkeypatch) -> None:
+    """The GPU fingerprint (run here on the CPU, in small chunks)."""
+    from unlearnbench.execution import isolation
+
+    monkeypatch.setattr(isolation, "CHUNK", 7)
+    x = torch.arange(40, dtype=torch.float32)
+
+    def digest(t: torch.Tensor) -> str:
+        return isolation.device_checksum(t.reshape(-1).view(torch.uint8))
+
+    base = digest(x)
+    assert digest(x.clone()) == base
+    changed, moved = x.clone(), x.clone()
+    changed[13] += 1
+    moved[[3, 30]] = moved[[30, 3]]
+    assert digest(changed) != base and digest(moved) != base
+    assert isolation.device_checksum(torch.tensor([1, 2, 3], dtype=torch.uint8)) != (
+        isolation.device_checksum(torch.tensor([1, 3, 2], dtype=torch.uint8))
+    )

@@ -57,10 +57,25 @@ def tensor_digest(tensor: torch.Tensor) -> str:
     raw = flat.view(torch.uint8)
     if raw.device.type == "cpu":
         return head + f"{zlib.crc32(raw.numpy().data):08x}"
-    # on a GPU: checksums computed where the data is (no copy of a large pool to the host)
-    words = (raw.view(torch.int32) if raw.numel() % 4 == 0 else raw).to(torch.int64)
-    weights = torch.arange(1, words.numel() + 1, device=words.device, dtype=torch.int64) % 65521
-    return head + f"{int(words.sum())}:{int((words * (weights + 1)).sum())}"
+    return head + device_checksum(raw)  # on a GPU: no copy of a large pool to the host
+
+
+CHUNK = 1 << 24  # words per step of :func:`device_checksum` (bounds its temporary memory)
+
+
+def device_checksum(raw: torch.Tensor) -> str:
+    """Two integer checksums of a flat uint8 tensor, computed on its own device: the
+    sum of its 32-bit words and their sum weighted by position (mod 65521), so a
+    changed, added or moved value changes one of them. Works on any device."""
+    words = raw.view(torch.int32) if raw.numel() % 4 == 0 else raw
+    total = torch.zeros((), dtype=torch.int64, device=raw.device)
+    weighted = torch.zeros((), dtype=torch.int64, device=raw.device)
+    for start in range(0, words.numel(), CHUNK):
+        part = words[start : start + CHUNK].to(torch.int64)
+        index = torch.arange(start, start + part.numel(), device=raw.device, dtype=torch.int64)
+        total += part.sum()
+        weighted += (part * (index % 65521 + 1)).sum()
+    return f"{int(total)}:{int(weighted)}"
 
 
 def task_tensors(task: Any) -> dict[str, torch.Tensor]:
