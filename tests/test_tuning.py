@@ -258,6 +258,25 @@ def test_a_trial_past_its_time_limit_fails_and_the_study_goes_on(tmp_path, monke
     assert all("past the per-trial time limit of 0.5 s" in r for r in reasons), reasons
 
 
+def test_a_trial_writing_into_the_task_changes_no_other_study(tmp_path, monkeypatch):
+    """A tuned method that writes into the validation task fails its trials, named, and
+    the next study's trials see the data as it was (the same values as without it)."""
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", f"{PLUGINS},{HOSTILE}")
+    values = {}
+    for name, methods in (("clean", ("retrain", "tiny_finetune")),
+                          ("poisoned", ("retrain", "poison_data", "tiny_finetune"))):
+        folder = tmp_path / name
+        folder.mkdir()
+        suite = tuning_suite(folder, budget(2), methods=methods)
+        assert main(["tune", str(suite), "--out", str(folder / "out"), "--no-progress",
+                     "--executor", "local"]) in (0, 1)
+        studies = trials_by_index(folder / "out")
+        values[name] = {n.split(" | ")[0]: t for n, t in studies.items()}
+    poison = values["poisoned"].pop("poison_data")
+    assert all(state.name == "FAIL" for _, state, _, _ in poison.values())
+    assert values["poisoned"] == values["clean"]
+
+
 def test_a_bad_trial_timeout_is_refused(tmp_path, capsys):
     assert main(["tune", str(tmp_path / "s.toml"), "--trial-timeout", "0"]) == 2
     assert "--trial-timeout must be a positive number" in capsys.readouterr().err

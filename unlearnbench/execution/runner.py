@@ -124,6 +124,7 @@ class Runner:
         self.cell_timeout = cell_timeout
         self.setup_timeout = setup_timeout if setup_timeout else setup_limit(cell_timeout)
         self._datasets: dict[str, DatasetArrays] = {}
+        self._task_data: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._provenance = {
             **provenance(device),
             "executor": "local",
@@ -139,15 +140,32 @@ class Runner:
             self._datasets[key] = spec.load(component.params)
         return self._datasets[key]
 
+    def task_data(self, component: Component) -> tuple[torch.Tensor, torch.Tensor]:
+        """The data set's features and labels on this runner's device, as the tasks
+        get them: a copy, so the loaded data (and a loader's own cache) stays as it was
+        loaded, and :meth:`refresh_task_data` can replace a copy a plugin wrote into."""
+        key = content_key(component.ident())
+        if key not in self._task_data:
+            data = self.load_dataset(component)
+            x, y = data.x.to(self.device, copy=True), data.y.to(self.device, copy=True)
+            self._task_data[key] = (x, y)
+        return self._task_data[key]
+
+    def refresh_task_data(self, component: Component) -> None:
+        """Drop the tasks' copy of a data set (a plugin changed it): the next task
+        built on it gets a fresh copy of the loaded data."""
+        self._task_data.pop(content_key(component.ident()), None)
+
     def build_task(self, plan: TaskPlan) -> Task:
         data = self.load_dataset(plan.dataset)
+        x, y = self.task_data(plan.dataset)
         arch: ArchitectureSpec = self.registry.get("architecture", plan.architecture.name)  # type: ignore[assignment]
         params = plan.architecture.params
         return build_task(
             dataset=plan.dataset.label,
             architecture=plan.architecture.label,
-            x=data.x.to(self.device, copy=True),  # the task's own: a plugin writing into it
-            y=data.y.to(self.device, copy=True),  # cannot reach the next task's data
+            x=x,
+            y=y,
             num_classes=data.num_classes,
             input_shape=data.input_shape,
             build_model=lambda: arch.build(data.input_shape, data.num_classes, params),
@@ -238,7 +256,8 @@ class Runner:
                 record = self._failure(plan, cell, f"the cell {exc}", status="timeout")
             except TaskDataChanged as exc:
                 record = self._failure(plan, cell, self._changed_message(exc))
-                task = self.build_task(plan)  # a fresh copy of the data for the next cells
+                self.refresh_task_data(plan.dataset)  # a fresh copy for the next cells
+                task = self.build_task(plan)
                 ctx = TaskContext(task, self.cache)
             except Exception:
                 record = self._failure(plan, cell, traceback.format_exc())

@@ -118,6 +118,7 @@ from tqdm import tqdm
 from unlearnbench.execution.cache import ArtifactCache, FileLock, content_key
 from unlearnbench.execution.cell import TaskContext, run_method
 from unlearnbench.execution.executors.base import LOCKS_DIR, JobOutcome, JobPool
+from unlearnbench.execution.isolation import TaskDataChanged
 from unlearnbench.execution.limits import CellTimeout, time_limit
 from unlearnbench.execution.plan import CellPlan, Component, Plan, TaskPlan
 from unlearnbench.execution.runner import Runner
@@ -567,6 +568,10 @@ def run_trial(runner: Runner, job: TrialJob) -> TrialOutcome:
             )
     except CellTimeout as exc:  # too slow: the trial fails (and counts), the study goes on
         return TrialOutcome("failed", reason=f"the trial {exc}")
+    except TaskDataChanged as exc:  # the trial fails; the next ones get fresh data
+        runner.refresh_task_data(job.task.dataset)
+        _VALIDATION.pop(runner, None)
+        return TrialOutcome("failed", reason=str(exc))
     except WorkCapExceeded as exc:
         return TrialOutcome("pruned", reason=str(exc))
     except Exception as exc:  # a diverged trial fails (and counts), the study goes on
