@@ -13,8 +13,11 @@ same code runs in this process (``emit`` writes to the store at once) and in
 worker processes or Ray tasks (``emit`` sends the record to the parent, which
 is the only writer; see :mod:`unlearnbench.execution.executors`).
 
-Time limits live in :mod:`unlearnbench.execution.limits`; one cell's work (fit,
-unlearn, evaluate) in :mod:`unlearnbench.execution.cell`.
+Time limits live in :mod:`unlearnbench.execution.limits` (a cell that ends past
+its limit, because its plugin kept the alarm out, is recorded ``timeout``); one
+cell's work (fit, unlearn, evaluate) in :mod:`unlearnbench.execution.cell`. Tasks
+get a copy of the loaded data; a plugin that writes into it fails its cell
+(:mod:`unlearnbench.execution.isolation`) and the next cells get a fresh copy.
 """
 
 from __future__ import annotations
