@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 import sqlite3
+import sys
 from contextlib import closing
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -451,3 +454,150 @@ def test_a_file_name_that_is_no_valid_default_name(tmp_path, capsys) -> None:
     err = capsys.readouterr().err
     assert code == EXIT_USAGE, err
     assert "name: not set" in err and 'name = "my-suite"' in err
+
+
+# --- hostile labels: every output escapes what a label can carry (issue 26) -----------------
+
+HOSTILE_LABELS = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(1)>",
+    "a|b",
+    '=HYPERLINK("http://evil.example","click")',
+    "+1+cmd",
+    "@SUM(A1)",
+    "\x1b[31mred\x1b[0m",
+    "[x](javascript:alert(1))",
+    "**loud** `code` _it_",
+]
+
+
+def hostile_board(tmp_path: Path) -> Any:
+    from tests.test_leaderboard import make_store, record
+    from unlearnbench.reports.board import build_leaderboard
+
+    records = []
+    for seed in (0, 1):
+        for i, label in enumerate(["retrain", "original", *HOSTILE_LABELS]):
+            values = {"test_accuracy": 0.5 + 0.01 * i + 0.001 * seed, "<b>x|y</b>": -0.5}
+            records.append(record(label, seed, values, request="<i>r|q</i>"))
+    with make_store(tmp_path, records) as store:
+        return build_leaderboard(store)
+
+
+def test_markdown_escapes_every_label_and_metric_name(tmp_path) -> None:
+    """Before: a renderer with HTML on ran the <script> and <img onerror> of labels, and
+    a | in a label shifted the row's values under the wrong headers."""
+    markdown_it = pytest.importorskip("markdown_it")
+    from unlearnbench.reports.write import render
+
+    text = render(hostile_board(tmp_path), "md")
+    html = markdown_it.MarkdownIt("commonmark", {"html": True}).enable("table").render(text)
+    for bad in ("<script", "<img", "<a ", "<b>", "<i>", "<strong>loud", "<code>", "\x1b"):
+        assert bad not in html, bad
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # shown, as text
+    for table in re.findall(r"<table>.*?</table>", html, flags=re.S):
+        headers = len(re.findall(r"<th[ >]", table))
+        for row in re.findall(r"<tr>(.*?)</tr>", table, flags=re.S)[1:]:
+            assert len(re.findall(r"<td[ >]", row)) == headers, row
+    assert "test_accuracy" in text and "ft[tuned]" not in text  # no needless escapes
+
+
+def test_csv_neutralises_formulas_but_not_numbers(tmp_path) -> None:
+    import csv
+    import io
+
+    from unlearnbench.reports.write import render
+
+    rows = list(csv.reader(io.StringIO(render(hostile_board(tmp_path), "csv"))))
+    cells = [cell for row in rows for cell in row]
+    for cell in cells:
+        if cell.startswith(("=", "+", "-", "@")):
+            float(cell)  # only numbers may start so (-0.5 stays a number)
+    assert "-0.5" in cells
+    assert "'=HYPERLINK(\"http://evil.example\",\"click\")" in cells
+    assert "'@SUM(A1)" in cells and "'+1+cmd" in cells
+
+
+def test_the_terminal_summary_carries_no_control_characters(tmp_path) -> None:
+    from unlearnbench.reports.text import terminal_summary
+
+    text = terminal_summary(hostile_board(tmp_path))
+    assert "\x1b" not in text and "[31mred" in text
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", text)
+
+
+# --- bad data from a plugin, caught at --check and named (issue 26) ------------------------
+
+HOSTILE_PLUGIN = "tests.plugins.hostile_plugins:HostilePlugin"
+
+
+@pytest.mark.parametrize("check", [True, False], ids=["check", "run"])
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ("{ nan = true }", "data set 'bad_digits' has non-finite features (NaN or infinity) in 1"),
+        ("{ label = 10 }", "labels outside [0, num_classes=10) in 1 examples (the first: "
+         "example 11, label 10)"),
+        ("{ label = -1 }", "label -1)"),
+    ],
+)
+def test_bad_values_in_a_data_set_are_refused_naming_it(
+    tmp_path, capsys, monkeypatch, check, params, message
+) -> None:
+    """Before: NaN features ended in "training diverged ... lower the learning rate"
+    with a traceback, a label equal to num_classes in an IndexError per cell."""
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", HOSTILE_PLUGIN)
+    text = BASE.replace('name = "digits"', f'name = "bad_digits"\nparams = {params}')
+    err = run_bad(tmp_path, capsys, text, *(["--check"] if check else []))
+    assert message in err
+    assert "Traceback" not in err
+
+
+def test_a_non_finite_metric_is_recorded_and_footnoted(tmp_path, capsys, monkeypatch) -> None:
+    """Before: stored as NULL and shown as "–" with no word."""
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", HOSTILE_PLUGIN)
+    suite = tmp_path / "suite.toml"
+    suite.write_text(
+        BASE.replace('evaluators = ["accuracy"]', 'evaluators = ["accuracy", "not_finite"]'),
+        encoding="utf-8",
+    )
+    out = tmp_path / "out"
+    assert main(["run", str(suite), "--out", str(out), "--no-progress", "--device", "cpu"]) == 0
+    with sqlite3.connect(out / "results.sqlite") as conn:
+        value, meta = conn.execute(
+            "SELECT value, meta FROM metrics WHERE name = 'broken_metric'"
+        ).fetchone()
+    assert value is None and '"not_finite": "nan"' in meta
+    board = (out / "leaderboard.md").read_text(encoding="utf-8")
+    assert "## Values that were not finite" in board
+    assert "digits/mlp/original/random:10 seed 0: broken_metric was nan" in board
+    assert "broken_metric was nan" in capsys.readouterr().out  # the terminal summary
+    assert "broken_metric was nan" in (out / "leaderboard.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("plugins", "message"),
+    [
+        (f"{HOSTILE_PLUGIN},{HOSTILE_PLUGIN}", "is named 'hostile', like a plugin listed before"),
+        ("tests.plugins.entry_point_plugin,tests.plugins.entry_point_plugin", "list it once"),
+        ("gan", "is named 'gan', like the unlearnbench plugin 'gan'"),
+        (":", "is not a module or module:object name"),
+        ("tests.plugins.hostile_plugins:", "is not a module or module:object name"),
+        ("os:path", "implements no unlearnbench hook"),
+    ],
+)
+def test_bad_local_plugin_lists_are_one_clear_line(
+    tmp_path, capsys, monkeypatch, plugins, message
+) -> None:
+    """Before: a raw pluggy ValueError with a dump of every plugin, "Empty module name"
+    with a traceback, or (os:path) nothing registered without a word."""
+    (tmp_path / "gan.py").write_text("x = 1\n", encoding="utf-8")  # a local module named gan
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", plugins)
+    try:
+        err = run_bad(tmp_path, capsys, BASE, "--check")
+    finally:
+        sys.modules.pop("gan", None)
+    assert message in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("unlearnbench: error: "), err

@@ -2,7 +2,8 @@
 
 - ``run --check`` writes nothing at all (no folder, no store, no cache);
 - resuming a CPU run with another torch thread count is refused (results
-  depend on it), unless ``--allow-mixed-threads``;
+  depend on it), unless ``--allow-mixed-threads``; so is resuming cells of another
+  device type, unless ``--allow-mixed-devices``;
 - a processes-executor worker whose parent is gone exits without a traceback;
 - a damaged artifact is reported once.
 """
@@ -154,6 +155,41 @@ def test_the_same_thread_count_resumes(half_done, capsys) -> None:
     assert "2 cells done, 2 already done" in capsys.readouterr().err
 
 
+def record_device(store: Path, device: str) -> None:
+    """Make the store say its cells ran on ``device``."""
+    with closing(sqlite3.connect(store)) as conn, conn:
+        for cell_id, raw in conn.execute("SELECT cell_id, provenance FROM cells").fetchall():
+            prov = {**json.loads(raw), "device": device}
+            conn.execute(
+                "UPDATE cells SET provenance = ? WHERE cell_id = ?", (json.dumps(prov), cell_id)
+            )
+
+
+@pytest.mark.parametrize("options", [[], ["--check"]])
+def test_resuming_cells_of_another_device_type_is_refused(half_done, capsys, options) -> None:
+    """Cells recorded on cuda:0 resumed with --device cpu mixed silently on one board
+    (the cell id has no device; the old check counted CPU cells only)."""
+    suite, out = half_done
+    record_device(out / "results.sqlite", "cuda:0")
+    before = tree(out)
+    assert run(str(suite), "--out", str(out), *options) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "another device type (2 on cuda); this run would use cpu" in err
+    assert "--device cuda" in err and "--allow-mixed-devices" in err
+    assert tree(out) == before, "something was written"
+
+
+def test_mixing_device_types_when_asked(half_done, capsys) -> None:
+    suite, out = half_done
+    record_device(out / "results.sqlite", "cuda:0")
+    assert run(str(suite), "--out", str(out), "--allow-mixed-devices") == EXIT_OK
+    board = (out / "leaderboard.md").read_text(encoding="utf-8")  # each row's device shown
+    assert "## digits / mlp on cuda" in board and "## digits / mlp on cpu" in board
+    assert main(["leaderboard", str(out), "--format", "csv"]) == EXIT_OK
+    table = capsys.readouterr().out
+    assert "mlp on cuda" in table and "mlp on cpu" in table
+
+
 # --------------------------------------------------------------------------- workers
 
 
@@ -238,3 +274,109 @@ def test_a_damaged_artifact_is_reported_once(tmp_path, caplog) -> None:
     assert torch.equal(value["w"], torch.zeros(3))
     warnings = [r.getMessage() for r in caplog.records if "checksum" in r.getMessage()]
     assert warnings == [f"artifact {path} failed its checksum; rebuilding it"]
+
+
+# --------------------------------------------------------------------------- disks
+
+
+class FullDisk:
+    """A store connection whose COMMITs fail as SQLite's do on a full disk (the
+    transaction rolled back, "database or disk is full") after ``ok`` of them."""
+
+    def __init__(self, conn: sqlite3.Connection, ok: int) -> None:
+        self._conn, self._ok = conn, ok
+
+    def execute(self, sql: str, *args: object) -> sqlite3.Cursor:
+        if sql == "COMMIT":
+            if self._ok <= 0:
+                self._conn.execute("ROLLBACK")
+                raise sqlite3.OperationalError("database or disk is full")
+            self._ok -= 1
+        return self._conn.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._conn, name)
+
+
+@pytest.mark.parametrize(
+    "executor", [["--executor", "local"], ["--executor", "processes", "--workers", "1"]]
+)
+def test_a_full_disk_says_so_keeps_the_store_and_resumes(
+    tmp_path, capsys, monkeypatch, executor
+) -> None:
+    """Before: "cannot rollback - no transaction is active" and a traceback on the
+    processes executor, hiding "No space left on device"."""
+    real = ResultStore._connect
+
+    def connect(self, target, *, uri=False):
+        return FullDisk(real(self, target, uri=uri), ok=1)
+
+    suite = write_suite(tmp_path / "suite.toml", [0])
+    out = tmp_path / "out"
+    monkeypatch.setattr(ResultStore, "_connect", connect)
+    assert run(str(suite), "--out", str(out), *executor) == 1
+    err = capsys.readouterr().err
+    assert "cannot rollback" not in err and "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("unlearnbench: error: No space left on device"), err
+    assert "run the same command again" in last
+    monkeypatch.setattr(ResultStore, "_connect", real)  # space is back
+    with closing(sqlite3.connect(out / "results.sqlite")) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert conn.execute("SELECT COUNT(*) FROM cells").fetchone()[0] == 1
+    assert run(str(suite), "--out", str(out), *executor) == EXIT_OK
+    assert "1 cells done, 1 already done" in capsys.readouterr().err
+
+
+def test_a_full_disk_under_the_artifact_cache_names_the_cause(tmp_path, capsys, monkeypatch):
+    import errno
+
+    from unlearnbench.execution import cache
+
+    def full(path: Path, data: bytes) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(cache, "atomic_write_bytes", full)
+    suite = write_suite(tmp_path / "suite.toml", [0])
+    assert run(str(suite), "--out", str(tmp_path / "out"), "--executor", "local") == 1
+    err = capsys.readouterr().err
+    assert "No space left on device" in err.strip().splitlines()[-1]
+    assert "run the same command again" in err.strip().splitlines()[-1]
+
+
+def _journal_mode_byte(path: Path) -> int:
+    """Byte 18 of an SQLite file: 1 rollback journal, 2 WAL."""
+    return path.read_bytes()[18]
+
+
+def test_leaderboard_reads_the_store_without_changing_it(tmp_path, capsys) -> None:
+    """Before: ``leaderboard DIR`` opened the store read-write, which fails on read-only
+    media and switched a rollback-journal store to WAL (a reader then leaves -wal/-shm)."""
+    suite = write_suite(tmp_path / "suite.toml", [0])
+    out = tmp_path / "out"
+    assert run(str(suite), "--out", str(out)) == EXIT_OK
+    store = out / "results.sqlite"
+    with closing(sqlite3.connect(store)) as conn:
+        conn.execute("PRAGMA journal_mode=DELETE")
+    before = store.read_bytes()
+    assert main(["leaderboard", str(out), "--format", "csv"]) == EXIT_OK
+    assert "retrain" in capsys.readouterr().out
+    assert store.read_bytes() == before
+    assert not list(out.glob("results.sqlite-*"))
+
+
+def test_a_store_is_published_in_rollback_journal_mode(tmp_path) -> None:
+    suite = write_suite(tmp_path / "suite.toml", [0])
+    out = tmp_path / "out"
+    assert run(str(suite), "--out", str(out)) == EXIT_OK
+    store = out / "results.sqlite"
+    assert _journal_mode_byte(store) == 2  # runs write in WAL mode (two runs may share it)
+    from unlearnbench.execution.store import to_rollback_journal
+
+    to_rollback_journal(store)
+    assert _journal_mode_byte(store) == 1
+    assert not list(out.glob("results.sqlite-*"))
+    with ResultStore(store, read_only=True) as opened:
+        assert len(opened.finished()) == 2
+    ignored = (Path(__file__).resolve().parents[1] / ".gitignore").read_text().split()
+    assert "*.sqlite-wal" in ignored and "*.sqlite-shm" in ignored

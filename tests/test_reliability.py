@@ -26,7 +26,7 @@ import pytest
 import torch
 
 from tests.plugins.executor_plugins import ExecutorTestPlugin
-from tests.suites import suite_toml
+from tests.suites import suite_toml, toml_value
 from unlearnbench.cli import EXIT_FAILED_CELLS, main
 from unlearnbench.execution.cache import ArtifactCache, content_key
 
@@ -662,3 +662,155 @@ def test_runs_creating_one_store_at_once_all_open_it(tmp_path) -> None:
             proc.join(60)
         failures += [r for r in (results.get(timeout=5) for _ in procs) if r != "ok"]
     assert failures == []
+
+
+# --- isolation: a buggy plugin cannot change anyone else's numbers (issue 26) -------------
+
+HOSTILE = "tests.plugins.hostile_plugins:HostilePlugin"
+ISOLATION = suite_toml(
+    "iso",
+    seeds=[0, 1],
+    splits={"target": 240, "nonmember": 40, "test": 160, "shadow_in": 0, "shadow_out": 0},
+    train={"epochs": 3, "batch_size": 32, "lr": 0.003},
+    architectures=[{"name": "mlp", "params": {"widths": [24]}}],
+    methods=["retrain", "original"],
+    requests=[{"kind": "random", "count": 12}],
+)
+
+
+def _test_accuracies(out: Path) -> dict[tuple[str, int], float]:
+    with sqlite3.connect(out / "results.sqlite") as conn:
+        rows = conn.execute(
+            "SELECT c.method, c.seed, m.value FROM metrics m JOIN cells c USING (cell_id) "
+            "WHERE m.name = 'test_accuracy' AND c.status = 'ok'"
+        ).fetchall()
+    return {(method, seed): value for method, seed, value in rows}
+
+
+def _run_iso(tmp_path: Path, name: str, text: str, out: Path | None = None) -> int:
+    suite = tmp_path / f"{name}.toml"
+    suite.write_text(text, encoding="utf-8")
+    out = out or tmp_path / name
+    args = ["run", str(suite), "--out", str(out), "--no-progress", "--device", "cpu"]
+    return main([*args, "--executor", "local", "--threads-per-worker", "1"])
+
+
+@pytest.mark.parametrize(
+    "params", [{"where": "unlearn"}, {"where": "fit"}, {"where": "fit", "cache": True}]
+)
+def test_a_method_writing_into_the_task_fails_alone(tmp_path, capsys, monkeypatch, params) -> None:
+    """A method that writes into task.x / task.y fails its cell, naming itself; the
+    later cells (the next seed's reference and original) score what a clean run
+    scores, and a clean run into the same folder reads no poisoned artifact. Before:
+    its cell was ok and a later original scored 8% (clean: 42.5%)."""
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", HOSTILE)
+    assert _run_iso(tmp_path, "clean", ISOLATION) == 0
+    clean = _test_accuracies(tmp_path / "clean")
+    hostile = ISOLATION.replace(
+        '[[methods]]\nname = "original"',
+        f'[[methods]]\nname = "poison_data"\nparams = {toml_value(params)}\n\n'
+        '[[methods]]\nname = "original"',
+    )
+    assert _run_iso(tmp_path, "hostile", hostile) == EXIT_FAILED_CELLS
+    err = capsys.readouterr().err
+    assert "method 'poison_data' changed the task's shared data in place" in err
+    assert "plugin 'hostile'" in err
+    with sqlite3.connect(tmp_path / "hostile" / "results.sqlite") as conn:
+        status = dict(conn.execute("SELECT method || seed, status FROM cells").fetchall())
+    assert status == {f"{m}{s}": "failed" if m == "poison_data" else "ok"
+                      for m in ("retrain", "poison_data", "original") for s in (0, 1)}
+    assert _test_accuracies(tmp_path / "hostile") == clean
+    # the same folder, without the hostile method: nothing poisoned was cached
+    assert _run_iso(tmp_path, "again", ISOLATION, out=tmp_path / "hostile") == 0
+    assert _test_accuracies(tmp_path / "hostile") == clean
+
+
+def test_an_evaluator_cannot_change_the_models_the_next_one_sees(
+    tmp_path, monkeypatch
+) -> None:
+    """An evaluator zeroing its models ran before ``accuracy``, which then saw zeroed
+    models (7.5% for 42.5%), and the next cell's original was the zeroed one."""
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", HOSTILE)
+    assert _run_iso(tmp_path, "clean", ISOLATION) == 0
+    zeroing = ISOLATION.replace(
+        'evaluators = ["accuracy"]', 'evaluators = ["zero_models", "accuracy"]'
+    )
+    assert _run_iso(tmp_path, "zeroing", zeroing) == 0
+    assert _test_accuracies(tmp_path / "zeroing") == _test_accuracies(tmp_path / "clean")
+
+
+def test_an_artifact_built_from_changed_data_is_never_cached(tmp_path) -> None:
+    """The guard checks the task before an artifact built in a cell is saved, so a
+    method that writes into the data and then trains a cached model leaves no file
+    (before: the poisoned model was saved, and read by later runs)."""
+    from unlearnbench.execution.isolation import TaskDataChanged
+    from unlearnbench.testing.contracts import make_task
+
+    task, ctx = make_task(tmp_path / "cache")
+
+    def build() -> dict[str, Any]:
+        task.x.add_(1.0)
+        return {"value": torch.zeros(1)}
+
+    changed = pytest.raises(TaskDataChanged, match=r"method 'bad'.*cached artifact 'poisoned'")
+    with changed, ctx.guard.call("method", "bad"):
+        ctx.cached("poisoned", {}, build)
+    assert not any((tmp_path / "cache").rglob("*.pt"))
+
+
+def test_the_guard_sees_every_shared_tensor_of_a_task(tmp_path) -> None:
+    from unlearnbench.execution.isolation import TaskDataChanged, TaskGuard
+    from unlearnbench.testing.contracts import make_task
+
+    task, _ = make_task(tmp_path / "cache")
+    for change in (
+        lambda: task.y.__setitem__(0, task.y[0] + 1),
+        lambda: task.splits.test.__setitem__(0, task.splits.test[1]),
+        lambda: task.forget_steps[0].__setitem__(0, task.splits.test[0]),
+        lambda: task.x.numpy().__setitem__((0, 0), 99.0),  # past torch's version counter
+    ):
+        guard = TaskGuard(task)
+        change()
+        with pytest.raises(TaskDataChanged, match="evaluator 'e'"):
+            guard.check("evaluator", "e")
+
+
+def test_a_cell_that_keeps_the_alarm_out_is_not_recorded_ok(tmp_path, capsys, monkeypatch):
+    """On the local executor a plugin catching BaseException ran past --cell-timeout and
+    was recorded ok; now the cell is a timeout, naming the executor that enforces it."""
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", HOSTILE)
+    text = one_seed(SUITE).replace(
+        '[[methods]]\nname = "original"',
+        '[[methods]]\nname = "stubborn"\nparams = { seconds = 2.5 }\n\n'
+        '[[methods]]\nname = "original"',
+    )
+    out = tmp_path / "out"
+    args = ["run", str(suite_file(tmp_path, text)), "--out", str(out), "--no-progress"]
+    assert main([*args, "--executor", "local", "--cell-timeout", "1"]) == EXIT_FAILED_CELLS
+    assert "1 timed out" in capsys.readouterr().err
+    with sqlite3.connect(out / "results.sqlite") as conn:
+        rows = dict(conn.execute("SELECT method, status FROM cells").fetchall())
+        error = conn.execute("SELECT error FROM cells WHERE method = 'stubborn'").fetchone()[0]
+    assert rows == {"retrain": "ok", "stubborn": "timeout", "original": "ok"}
+    assert "past its time limit of 1 s" in error and "--executor processes" in error
+
+
+def test_the_on_device_checksum_sees_changed_and_moved_values(monkeypatch) -> None:
+    """The GPU fingerprint (run here on the CPU, in small chunks)."""
+    from unlearnbench.execution import isolation
+
+    monkeypatch.setattr(isolation, "CHUNK", 7)
+    x = torch.arange(40, dtype=torch.float32)
+
+    def digest(t: torch.Tensor) -> str:
+        return isolation.device_checksum(t.reshape(-1).view(torch.uint8))
+
+    base = digest(x)
+    assert digest(x.clone()) == base
+    changed, moved = x.clone(), x.clone()
+    changed[13] += 1
+    moved[[3, 30]] = moved[[30, 3]]
+    assert digest(changed) != base and digest(moved) != base
+    assert isolation.device_checksum(torch.tensor([1, 2, 3], dtype=torch.uint8)) != (
+        isolation.device_checksum(torch.tensor([1, 3, 2], dtype=torch.uint8))
+    )

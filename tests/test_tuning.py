@@ -34,6 +34,7 @@ from unlearnbench.host.manager import RegistryFactory, load_registry
 from unlearnbench.specs import Param
 
 PLUGINS = "tests.plugins.tuning_plugin:TuningPlugin,tests.plugins.fixture_plugins:FixturePlugin"
+HOSTILE = "tests.plugins.hostile_plugins:HostilePlugin"
 SPLITS = {
     "target": 240,
     "nonmember": 60,
@@ -221,6 +222,64 @@ def test_a_tuned_run_needs_its_study_then_adds_labelled_rows(tmp_path, registry,
     assert cells["tiny_finetune[tuned]"]["status"] == "ok"
     config = json.loads(cells["tiny_finetune[tuned]"]["config"])
     assert config["method"]["params"] == {**results[0].best_params, "note": "a"}
+
+
+def test_a_study_stopped_part_way_is_not_used_as_tuned(tmp_path, registry, monkeypatch, capsys):
+    """`tune` killed at 3 of 5 trials: `run` with tuned = true used the best-so-far
+    parameters without a word. Now it refuses, naming the study and the way out."""
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", PLUGINS)
+    out = tmp_path / "out"
+    tune(tuning_suite(tmp_path, budget(3)), out, registry)
+    suite = tuning_suite(tmp_path, budget(5) + "tuned = true\n")  # the same study, 5 trials
+    assert main(["run", str(suite), "--out", str(out), "--check"]) == 2
+    err = capsys.readouterr().err
+    assert "tuning.tuned" in err and "has finished 3 of its 5 trials" in err
+    assert f"unlearnbench tune SUITE --out {out}" in err
+    suite = tuning_suite(tmp_path, budget(3) + "tuned = true\n")
+    assert main(["run", str(suite), "--out", str(out), "--check"]) == 0
+
+
+def test_a_trial_past_its_time_limit_fails_and_the_study_goes_on(tmp_path, monkeypatch, caplog):
+    """tune had no per-trial limit: a stuck trial held its study for ever."""
+    import optuna
+
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", f"{PLUGINS},{HOSTILE}")
+    suite = tuning_suite(tmp_path, budget(2), methods=("retrain", "stubborn"))
+    suite.write_text(suite.read_text().replace("seconds = 3.0", ""), encoding="utf-8")
+    out = tmp_path / "out"
+    code = main(["tune", str(suite), "--out", str(out), "--no-progress", "--executor", "local",
+                 "--trial-timeout", "0.5"])
+    assert code in (0, 1)
+    storage = f"sqlite:///{out / 'tuning.sqlite'}"
+    (summary,) = optuna.get_all_study_summaries(storage)
+    trials = optuna.load_study(study_name=summary.study_name, storage=storage).trials
+    assert len(trials) == 2
+    reasons = [t.user_attrs.get("failed_because", "") for t in trials]
+    assert all("past the per-trial time limit of 0.5 s" in r for r in reasons), reasons
+
+
+def test_a_trial_writing_into_the_task_changes_no_other_study(tmp_path, monkeypatch):
+    """A tuned method that writes into the validation task fails its trials, named, and
+    the next study's trials see the data as it was (the same values as without it)."""
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", f"{PLUGINS},{HOSTILE}")
+    values = {}
+    for name, methods in (("clean", ("retrain", "tiny_finetune")),
+                          ("poisoned", ("retrain", "poison_data", "tiny_finetune"))):
+        folder = tmp_path / name
+        folder.mkdir()
+        suite = tuning_suite(folder, budget(2), methods=methods)
+        assert main(["tune", str(suite), "--out", str(folder / "out"), "--no-progress",
+                     "--executor", "local"]) in (0, 1)
+        studies = trials_by_index(folder / "out")
+        values[name] = {n.split(" | ")[0]: t for n, t in studies.items()}
+    poison = values["poisoned"].pop("poison_data")
+    assert all(state.name == "FAIL" for _, state, _, _ in poison.values())
+    assert values["poisoned"] == values["clean"]
+
+
+def test_a_bad_trial_timeout_is_refused(tmp_path, capsys):
+    assert main(["tune", str(tmp_path / "s.toml"), "--trial-timeout", "0"]) == 2
+    assert "--trial-timeout must be a positive number" in capsys.readouterr().err
 
 
 # --- bad input: exit 2, the key named, nothing trained -------------------------------------

@@ -74,6 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(refused by default: CPU results depend on it)",
     )
     run.add_argument(
+        "--allow-mixed-devices",
+        action="store_true",
+        help="resume a run whose finished cells ran on another device type (cpu, cuda; "
+        "refused by default: results differ across them; the board then shows each "
+        "row's device)",
+    )
+    run.add_argument(
         "--cell-timeout",
         type=float,
         default=None,
@@ -89,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tune.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     tune.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    tune.add_argument(
+        "--trial-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="fail a trial (it still counts) that runs past SECONDS; the study goes on",
+    )
     _add_executor_args(
         tune,
         "trials",
@@ -192,10 +206,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     """
     from unlearnbench.execution.executors import ExecutorError
     from unlearnbench.execution.run import prepare_run
+    from unlearnbench.execution.store import no_space
     from unlearnbench.execution.suite import SuiteError
-    from unlearnbench.reports.plot_specs import save_plot_specs
-    from unlearnbench.reports.text import terminal_summary
-    from unlearnbench.reports.write import write_board
+    from unlearnbench.reports.text import plain_text, terminal_summary
 
     _check_run_options(args)
     registry, _ = _registry()
@@ -243,30 +256,70 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.check:
         return EXIT_OK
     start = time.perf_counter()
+    full: BaseException | None = None  # a full disk: reported once, with the way out
     try:
         summary = prepared.run(store, progress=not args.no_progress)
     except ExecutorError as exc:  # workers that cannot start: a plugin or set-up problem
         raise UsageError(f"the {executor} executor failed: {exc}") from None
+    except Exception as exc:
+        if not no_space(exc):
+            raise
+        full = exc
     finally:
-        save_plot_specs(out, suite.plots)  # so that `leaderboard DIR` redraws them
-        board = write_board(
-            out,
-            store,
-            title=f"Leaderboard: {suite.name}",
-            cells={cell.cell_id for _, cell in plan.cells()},
-            sweeps=suite.plots,
-        )
-        store.close()
+        try:
+            board = _write_outputs(out, store, suite, plan)
+        finally:
+            store.close()
+    if full is not None or board is None:
+        print(f"unlearnbench: error: {_no_space_message(full, out)}", file=sys.stderr)
+        return EXIT_FAILED_CELLS
     print(
         f"{summary.ok} cells done, {summary.skipped} already done, {summary.failed} failed, "
         f"{summary.timeout} timed out in {time.perf_counter() - start:.1f} s",
         file=sys.stderr,
     )
     for failure in summary.failures:
-        print(f"  failed: {failure}", file=sys.stderr)
+        print(f"  failed: {plain_text(failure)}", file=sys.stderr)
+    if any("No space left on device" in failure for failure in summary.failures):
+        print(f"unlearnbench: {_no_space_message(None, out)}", file=sys.stderr)
     print(terminal_summary(board))
     print(f"leaderboard: {(out / 'leaderboard.html').resolve()} (also .md, .csv, .json)")
     return EXIT_FAILED_CELLS if summary.failed or summary.timeout else EXIT_OK
+
+
+def _write_outputs(out: Path, store: Any, suite: Any, plan: Any) -> Any:
+    """Write the leaderboards and plot specs of a run; ``None`` when the disk is full."""
+    from unlearnbench.execution.store import no_space
+    from unlearnbench.reports.plot_specs import save_plot_specs
+    from unlearnbench.reports.write import write_board
+
+    try:
+        save_plot_specs(out, suite.plots)  # so that `leaderboard DIR` redraws them
+        return write_board(
+            out,
+            store,
+            title=f"Leaderboard: {suite.name}",
+            cells={cell.cell_id for _, cell in plan.cells()},
+            sweeps=suite.plots,
+        )
+    except OSError as exc:
+        if not no_space(exc):
+            raise
+        return None
+
+
+def _no_space_message(exc: BaseException | None, out: Path) -> str:
+    """What a full disk means for a run, and the way out."""
+    from unlearnbench.execution.store import NoSpaceError
+
+    if isinstance(exc, NoSpaceError):
+        return str(exc)
+    cause = f" ({exc})" if exc is not None else ""
+    return (
+        f"No space left on device{cause}: the run into {out} stopped. Every cell recorded "
+        f"before is intact: free some space (or delete the artifact cache, {out / 'cache'}, "
+        "which is rebuilt) and run the same command again; it resumes where it stopped"
+    )
 
 
 def _suite_and_out(suite_path: Path, args: argparse.Namespace) -> tuple[Any, Path]:
@@ -400,13 +453,15 @@ def _open_store(path: Path, *, read_only: bool = False) -> Any:
 def _check_resume(
     store: Any, plan: Any, device: Any, threads: int, args: argparse.Namespace
 ) -> None:
-    """Refuse to add CPU cells computed with another torch thread count than the
-    finished cells of this plan: CPU results depend on it, and a leaderboard that
-    mixes both would not be one computation. (Nothing pending: nothing to mix.)"""
-    if args.allow_mixed_threads or device.type != "cpu":
-        return
+    """Refuse to add cells computed on another device type, or CPU cells computed
+    with another torch thread count, than the finished cells of this plan: results
+    depend on both, and a leaderboard that mixes them would not be one computation.
+    (Nothing pending: nothing to mix.)"""
     cells = {cell.cell_id for _, cell in plan.cells()}
     if not cells - store.finished():
+        return
+    _check_resume_device(store, cells, device, args)
+    if args.allow_mixed_threads or device.type != "cpu":
         return
     counts = store.thread_counts(cells, "cpu")
     if not counts or set(counts) == {threads}:
@@ -420,6 +475,28 @@ def _check_resume(
         f"would mix two computations in one leaderboard. Resume with --threads-per-worker "
         f"{usual} (with --executor processes, also --workers so that workers x threads fit "
         f"the cores), run into another --out, or pass --allow-mixed-threads to mix them."
+    )
+
+
+def _check_resume_device(
+    store: Any, cells: set[str], device: Any, args: argparse.Namespace
+) -> None:
+    """Refuse to resume cells recorded on another device type (``cuda`` vs ``cpu``): the
+    cell id has no device, so they would mix silently on one board."""
+    if args.allow_mixed_devices:
+        return
+    counts = store.device_types(cells)
+    other = {d: n for d, n in counts.items() if d != device.type}
+    if not other:
+        return
+    recorded = ", ".join(f"{n} on {d}" for d, n in sorted(other.items()))
+    usual = max(other, key=lambda d: other[d])
+    raise UsageError(
+        f"{store.path} holds finished cells of this suite computed on another device type "
+        f"({recorded}); this run would use {device.type}. Results differ across device "
+        f"types, so resuming would mix two computations in one leaderboard. Resume with "
+        f"--device {usual}, run into another --out, or pass --allow-mixed-devices to mix "
+        f"them (the board then shows each row's device)."
     )
 
 
@@ -522,6 +599,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from unlearnbench.execution.suite import SuiteError
     from unlearnbench.host.registry import unknown_name_message
     from unlearnbench.reports.board import ORIGINAL, build_leaderboard, infer_reference
+    from unlearnbench.reports.devices import by_device
     from unlearnbench.reports.plot_specs import load_plot_specs
     from unlearnbench.reports.write import draw_plots, render, write_board, write_plots
 
@@ -540,7 +618,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         sweeps = load_plot_specs(args.dir)
     except SuiteError as exc:
         raise UsageError(f"{args.dir}: {exc}") from None
-    with _open_store(path) as store:
+    with _open_store(path, read_only=True) as store:  # boards render from read-only media
         methods = sorted({cell["method"] for cell in store.cells()})
         for option, label in (("--reference", args.reference), ("--original", args.original)):
             if label is not None and label not in methods:
@@ -563,10 +641,17 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
                 f"leaderboard: {(args.dir / 'leaderboard.html').resolve()} (also .md, .csv, .json)"
             )
             return EXIT_OK
-        board = build_leaderboard(store, reference, args.original or ORIGINAL)
+        board = build_leaderboard(by_device(store), reference, args.original or ORIGINAL)
     plots, images = None, None
     if args.format == "md" and not args.no_plots:
-        plots, images = write_plots(board, args.dir, sweeps)
+        try:
+            plots, images = write_plots(board, args.dir, sweeps)
+        except OSError as exc:  # a read-only or full medium: the tables still print
+            print(
+                f"unlearnbench: warning: plots not written to {args.dir / 'plots'} "
+                f"({exc.strerror or exc}); pass --no-plots to skip them",
+                file=sys.stderr,
+            )
     elif args.format == "html" or args.screenshot is not None:
         images = draw_plots(board, sweeps)  # drawn once, warnings once
     print(render(board, args.format, title, plots=plots, images=images, sweeps=sweeps))
@@ -603,6 +688,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from unlearnbench.execution.suite import SuiteError
 
     _check_executor_options(args)
+    if args.trial_timeout is not None and not args.trial_timeout > 0:
+        raise UsageError(
+            f"--trial-timeout must be a positive number of seconds, got {args.trial_timeout}"
+        )
     registry, _ = _registry()
     suite, out = _suite_and_out(args.suite, args)
     try:
@@ -611,7 +700,11 @@ def cmd_tune(args: argparse.Namespace) -> int:
             executor, threads, why = _auto_tune_executor(suite, registry, out, args)
             print(f"executor: {executor} ({why})", file=sys.stderr)
         prepared = prepare_tuning(
-            suite, out, registry, **_executor_options(args, executor, threads)
+            suite,
+            out,
+            registry,
+            **_executor_options(args, executor, threads),
+            cell_timeout=args.trial_timeout,
         )
     except (SuiteError, ValueError) as exc:
         raise UsageError(f"{args.suite}: {exc}") from None

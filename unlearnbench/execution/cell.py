@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from unlearnbench.execution.cache import ArtifactCache, content_key
+from unlearnbench.execution.isolation import TaskGuard, private_inputs
 from unlearnbench.execution.plan import Component
 from unlearnbench.execution.store import MetricValue
 from unlearnbench.host.registry import Registry
@@ -46,9 +47,10 @@ WORK_KEY = "_unlearnbench_sample_passes"  # the work an artifact's build counted
 class TaskContext:
     """The :class:`unlearnbench.specs.MethodContext` the host gives plugins."""
 
-    def __init__(self, task: Task, cache: ArtifactCache) -> None:
+    def __init__(self, task: Task, cache: ArtifactCache, guard: TaskGuard | None = None) -> None:
         self.task = task
         self.cache = cache
+        self.guard = guard or TaskGuard(task)  # checks plugins leave the task's data as it is
         self.device = task.device
         self.work = 0.0  # sample-passes counted so far (ctx.train, add_work, cached builds)
 
@@ -93,6 +95,7 @@ class TaskContext:
             nonlocal built
             before = self.work
             value = dict(build())
+            self.guard.check_before_caching(name)  # never cache what changed data built
             value[WORK_KEY] = self.work - before
             built = True
             return value
@@ -166,11 +169,12 @@ def run_method(
     """
     method = spec.create(component.params)
     work_start = ctx.work
-    start = time.perf_counter()
-    state = method.fit(task, ctx)
-    if task.device.type == "cuda":  # fit's queued GPU work belongs to fit, not unlearn
-        torch.cuda.synchronize(task.device)
-    fit_seconds = time.perf_counter() - start
+    with ctx.guard.call("method", component.name):  # each call is checked, untimed
+        start = time.perf_counter()
+        state = method.fit(task, ctx)
+        if task.device.type == "cuda":  # fit's queued GPU work belongs to fit, not unlearn
+            torch.cuda.synchronize(task.device)
+        fit_seconds = time.perf_counter() - start
     fit_work = ctx.work - work_start
     trained_of = getattr(method, "trained", None)  # before unlearn, like naive; a snapshot
     trained = copy.deepcopy(trained_of(state, task, ctx)).eval() if callable(trained_of) else None
@@ -178,7 +182,8 @@ def run_method(
     naive_of = getattr(method, "naive", None)
     if with_naive and callable(naive_of):  # before unlearn, which may update the stored state
         before = ctx.work
-        naive = naive_of(state, task.splits.forget, task, ctx).model
+        with ctx.guard.call("method", component.name):
+            naive = naive_of(state, task.splits.forget, task, ctx).model
         naive.eval()
         naive_work = ctx.work - before
     step_costs: list[dict[str, float]] = []
@@ -186,16 +191,19 @@ def run_method(
     seconds = 0.0
     result = None
     work_start = ctx.work
-    for step, forget in enumerate(task.forget_steps):
-        start = time.perf_counter()
-        result = method.unlearn(state, forget, task, ctx)
-        if task.device.type == "cuda":
-            torch.cuda.synchronize(task.device)
-        seconds += time.perf_counter() - start
-        state = result.state
-        step_costs.append(result.costs)
-        suffix = f"@step{step}" if step else ""
-        series.update({f"{name}{suffix}": list(map(float, v)) for name, v in result.series.items()})
+    with ctx.guard.call("method", component.name):  # checked once, after the whole stream
+        for step, forget in enumerate(task.forget_steps):
+            start = time.perf_counter()
+            result = method.unlearn(state, forget, task, ctx)
+            if task.device.type == "cuda":
+                torch.cuda.synchronize(task.device)
+            seconds += time.perf_counter() - start
+            state = result.state
+            step_costs.append(result.costs)
+            suffix = f"@step{step}" if step else ""
+            series.update(
+                {f"{name}{suffix}": list(map(float, v)) for name, v in result.series.items()}
+            )
     assert result is not None  # forget_steps is never empty
     result.model.eval()
     return Outcome(
@@ -260,11 +268,13 @@ class Replicates:
         cache: ArtifactCache,
         method: tuple[MethodSpec, Component],
         reference: tuple[MethodSpec, Component],
+        guard: TaskGuard | None = None,
     ) -> None:
         self.task = task
         self.cache = cache
         self.method = method
         self.reference = reference
+        self.guard = guard  # the cell's (a replicate shares its task's data)
         self._in_memory: dict[str, tuple[nn.Module, float]] = {}
 
     def __call__(self, n: int, label: object, *, naive: bool = False) -> list[Replicate]:
@@ -274,7 +284,7 @@ class Replicates:
 
     def one(self, label: object, index: int, *, naive: bool = False) -> Replicate:
         task = replicate_task(self.task, label, index)
-        ctx = TaskContext(task, self.cache)
+        ctx = TaskContext(task, self.cache, self.guard)
         original = ctx.original()
         unlearned = self._run(*self.method, task, ctx)
         of_reference = self.method[1].ident() == self.reference[1].ident()
@@ -438,7 +448,8 @@ def evaluate_cell(
     for component in evaluators:
         spec: EvaluatorSpec = registry.get("evaluator", component.name)  # type: ignore[assignment]
         declared = {m.name: m for m in spec.metrics}
-        result = spec.create(component.params).evaluate(inputs, ctx)
+        with ctx.guard.call("evaluator", component.name):  # on models of its own
+            result = spec.create(component.params).evaluate(private_inputs(inputs), ctx)
         if isinstance(result, Evaluation):
             values, extra = result.metrics, result.series
         else:
@@ -453,6 +464,8 @@ def evaluate_cell(
             about: dict[str, Any] = {"evaluator": component.name, "role": meta.role}
             if meta.informative_above is not None:
                 about["informative_above"] = meta.informative_above
+            if not math.isfinite(float(value)):  # stored as NULL: say which and what it was
+                about["not_finite"] = str(float(value))
             metrics.append(MetricValue(name, float(value), meta.direction, meta.unit, about))
         series.update({f"{component.name}.{k}": list(v) for k, v in extra.items()})
     reported = {m.name for m in metrics}

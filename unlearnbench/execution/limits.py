@@ -40,6 +40,16 @@ CELL_LIMIT = "the per-cell time limit"
 SETUP_LIMIT = "its time limit"
 
 
+def overrun_message(elapsed: float, seconds: float) -> str:
+    """Why a cell that finished past its limit (its plugin kept the alarm out) is not kept."""
+    return (
+        f"the cell ran {elapsed:.1f} s, past its time limit of {seconds:g} s (--cell-timeout), "
+        "without being stopped: its plugin blocks SIGALRM or catches BaseException, and this "
+        "process cannot interrupt it. Its result is not kept. The processes executor "
+        "(--executor processes) enforces the limit by ending the worker process"
+    )
+
+
 def setup_limit(cell_timeout: float | None) -> float | None:
     """The time limit of a task's shared set-up for a per-cell limit (``None``: none)."""
     if cell_timeout is None:
@@ -57,12 +67,14 @@ def setup_timeout_message(seconds: float, how: str = "") -> str:
 
 
 @contextlib.contextmanager
-def time_limit(seconds: float | None, what: str = CELL_LIMIT) -> Iterator[None]:
+def time_limit(
+    seconds: float | None, what: str = CELL_LIMIT, option: str = "--cell-timeout"
+) -> Iterator[None]:
     """Raise :class:`CellTimeout` in this thread after ``seconds`` (main thread, POSIX).
 
     Where ``SIGALRM`` cannot be used (not the main thread, Windows) the body runs
     without a limit; a caller that needs a hard limit runs it in a killable process.
-    ``what`` names the limit in the exception's message.
+    ``what`` names the limit in the exception's message, ``option`` the option that set it.
     """
     usable = (
         seconds is not None
@@ -80,7 +92,7 @@ def time_limit(seconds: float | None, what: str = CELL_LIMIT) -> Iterator[None]:
         return
 
     def expire(signum: int, frame: object) -> None:
-        raise CellTimeout(f"ran past {what} of {seconds:g} s (--cell-timeout)")
+        raise CellTimeout(f"ran past {what} of {seconds:g} s ({option})")
 
     previous = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, float(seconds))  # type: ignore[arg-type]

@@ -123,14 +123,51 @@ def prepare_run(
 
     def load(component: Component) -> DatasetArrays:
         try:
-            return runner.load_dataset(component)
+            data = runner.load_dataset(component)
         except OSError as exc:
             raise SuiteError(
                 "", f"data set {component.label!r} could not be loaded: {exc}"
             ) from None
+        check_dataset(component.label, data)
+        return data
 
     check_feasible(plan, load, suite)
     return PreparedRun(suite, plan, Path(out), resolved, runner, built)
+
+
+def check_dataset(label: str, data: DatasetArrays) -> None:
+    """Refuse a data set whose values no cell could use, naming it and the first bad
+    example: non-finite features (training would "diverge" on them), or labels
+    outside ``[0, num_classes)`` (an ``IndexError`` in every cell). Raises
+    :class:`SuiteError`."""
+    import torch
+
+    x, y = data.x, data.y
+    if x.shape[0] != y.shape[0]:
+        raise SuiteError(
+            "", f"data set {label!r} has {x.shape[0]} examples but {y.shape[0]} labels"
+        )
+    if x.is_floating_point() or x.is_complex():
+        bad = ~torch.isfinite(x.reshape(x.shape[0], -1)).all(dim=1)
+        if bool(bad.any()):
+            first = int(bad.nonzero()[0, 0])
+            raise SuiteError(
+                "",
+                f"data set {label!r} has non-finite features (NaN or infinity) in "
+                f"{int(bad.sum())} of its {x.shape[0]} examples (the first: example {first}); "
+                "fix the data set's loader or its files",
+            )
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise SuiteError("", f"data set {label!r} has labels of type {y.dtype}; expected integers")
+    outside = (y < 0) | (y >= data.num_classes)
+    if bool(outside.any()):
+        first = int(outside.nonzero()[0, 0])
+        raise SuiteError(
+            "",
+            f"data set {label!r} has labels outside [0, num_classes={data.num_classes}) in "
+            f"{int(outside.sum())} examples (the first: example {first}, label "
+            f"{int(y[first])}); fix the data set's loader or its num_classes",
+        )
 
 
 def run_suite(

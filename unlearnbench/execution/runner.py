@@ -13,14 +13,18 @@ same code runs in this process (``emit`` writes to the store at once) and in
 worker processes or Ray tasks (``emit`` sends the record to the parent, which
 is the only writer; see :mod:`unlearnbench.execution.executors`).
 
-Time limits live in :mod:`unlearnbench.execution.limits`; one cell's work (fit,
-unlearn, evaluate) in :mod:`unlearnbench.execution.cell`.
+Time limits live in :mod:`unlearnbench.execution.limits` (a cell that ends past
+its limit, because its plugin kept the alarm out, is recorded ``timeout``); one
+cell's work (fit, unlearn, evaluate) in :mod:`unlearnbench.execution.cell`. Tasks
+get a copy of the loaded data; a plugin that writes into it fails its cell
+(:mod:`unlearnbench.execution.isolation`) and the next cells get a fresh copy.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import time
 import traceback
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -38,9 +42,11 @@ from unlearnbench.execution.cell import (
     evaluate_cell,
     run_method,
 )
+from unlearnbench.execution.isolation import TaskDataChanged
 from unlearnbench.execution.limits import (
     SETUP_LIMIT,
     CellTimeout,
+    overrun_message,
     setup_limit,
     setup_timeout_message,
     time_limit,
@@ -122,6 +128,7 @@ class Runner:
         self.cell_timeout = cell_timeout
         self.setup_timeout = setup_timeout if setup_timeout else setup_limit(cell_timeout)
         self._datasets: dict[str, DatasetArrays] = {}
+        self._task_data: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
         self._provenance = {
             **provenance(device),
             "executor": "local",
@@ -137,15 +144,32 @@ class Runner:
             self._datasets[key] = spec.load(component.params)
         return self._datasets[key]
 
+    def task_data(self, component: Component) -> tuple[torch.Tensor, torch.Tensor]:
+        """The data set's features and labels on this runner's device, as the tasks
+        get them: a copy, so the loaded data (and a loader's own cache) stays as it was
+        loaded, and :meth:`refresh_task_data` can replace a copy a plugin wrote into."""
+        key = content_key(component.ident())
+        if key not in self._task_data:
+            data = self.load_dataset(component)
+            x, y = data.x.to(self.device, copy=True), data.y.to(self.device, copy=True)
+            self._task_data[key] = (x, y)
+        return self._task_data[key]
+
+    def refresh_task_data(self, component: Component) -> None:
+        """Drop the tasks' copy of a data set (a plugin changed it): the next task
+        built on it gets a fresh copy of the loaded data."""
+        self._task_data.pop(content_key(component.ident()), None)
+
     def build_task(self, plan: TaskPlan) -> Task:
         data = self.load_dataset(plan.dataset)
+        x, y = self.task_data(plan.dataset)
         arch: ArchitectureSpec = self.registry.get("architecture", plan.architecture.name)  # type: ignore[assignment]
         params = plan.architecture.params
         return build_task(
             dataset=plan.dataset.label,
             architecture=plan.architecture.label,
-            x=data.x,
-            y=data.y,
+            x=x,
+            y=y,
             num_classes=data.num_classes,
             input_shape=data.input_shape,
             build_model=lambda: arch.build(data.input_shape, data.num_classes, params),
@@ -208,6 +232,7 @@ class Runner:
             return
         for cell in cells:
             yield cell
+            started = time.monotonic()
             try:
                 with time_limit(self.cell_timeout):
                     if cell.method.ident() == plan.reference.ident():
@@ -220,6 +245,7 @@ class Runner:
                         self.cache,
                         method,
                         (self._method_spec(plan.reference), plan.reference),
+                        ctx.guard,
                     )
                     metrics, series = evaluate_cell(
                         self.registry,
@@ -234,10 +260,20 @@ class Runner:
                     )
             except CellTimeout as exc:
                 record = self._failure(plan, cell, f"the cell {exc}", status="timeout")
+            except TaskDataChanged as exc:
+                record = self._failure(plan, cell, self._changed_message(exc))
+                self.refresh_task_data(plan.dataset)  # a fresh copy for the next cells
+                task = self.build_task(plan)
+                ctx = TaskContext(task, self.cache)
             except Exception:
                 record = self._failure(plan, cell, traceback.format_exc())
             else:
-                record = self._record(plan, cell, "ok", metrics=metrics, series=series)
+                elapsed = time.monotonic() - started
+                if self.cell_timeout and elapsed > self.cell_timeout:  # the alarm was kept out
+                    message = overrun_message(elapsed, self.cell_timeout)
+                    record = self._failure(plan, cell, message, status="timeout")
+                else:
+                    record = self._record(plan, cell, "ok", metrics=metrics, series=series)
             yield record
 
     def _set_up(self, plan: TaskPlan) -> tuple[Task, TaskContext, nn.Module, Outcome]:
@@ -253,6 +289,14 @@ class Runner:
         except StaleArtifactError as exc:
             log.warning("%s; building it again", exc)
             return task, ctx, ctx.original(), self._reference(task, ctx, plan.reference)
+
+    def _changed_message(self, exc: TaskDataChanged) -> str:
+        """The cell's error for a plugin that wrote into the task: the plugin named."""
+        try:
+            origin = str(self.registry.entry(exc.kind, exc.name).origin)  # type: ignore[arg-type]
+        except Exception:  # not in this registry: the message names the component anyway
+            origin = "an unknown plugin"
+        return f"{traceback.format_exc()}{exc} [{exc.kind} {exc.name!r} is from {origin}]"
 
     def _method_spec(self, component: Component) -> MethodSpec:
         return self.registry.get("method", component.name)  # type: ignore[return-value]

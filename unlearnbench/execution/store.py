@@ -82,6 +82,40 @@ class StoreError(UnlearnbenchError):
     """A results file that cannot be used: damaged, foreign or unreadable."""
 
 
+class NoSpaceError(StoreError):
+    """The disk is full: a cell cannot be recorded (the store stays intact)."""
+
+
+def no_space(exc: BaseException) -> bool:
+    """Whether ``exc`` says the disk (or the user's quota) is full."""
+    import errno
+
+    if isinstance(exc, NoSpaceError):
+        return True
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if isinstance(exc, sqlite3.Error):
+        return getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL" or "disk is full" in str(
+            exc
+        )
+    return False
+
+
+def to_rollback_journal(path: Path | str) -> None:
+    """Checkpoint a store's WAL into its file and switch it to rollback-journal mode,
+    so that it is one self-contained file: what to commit or publish (a reader of a
+    WAL-mode file leaves ``-wal``/``-shm`` files beside it). A run switches it back
+    to WAL when it next writes. Needs no other process to have it open."""
+    conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None)
+    try:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        mode = conn.execute("PRAGMA journal_mode=DELETE").fetchone()[0]
+        if str(mode).lower() != "delete":
+            raise StoreError(f"{path} could not leave WAL mode (another process has it open)")
+    finally:
+        conn.close()
+
+
 @dataclass(frozen=True)
 class MetricValue:
     name: str
@@ -257,6 +291,24 @@ class ResultStore:
                 counts[threads] = counts.get(threads, 0) + 1
         return counts
 
+    def device_types(self, cell_ids: Collection[str]) -> dict[str, int]:
+        """How many ``ok`` cells among ``cell_ids`` ran on each device type (``cpu``,
+        ``cuda``), from their provenance: results differ across device types, so a
+        resumed run must match it."""
+        wanted = set(cell_ids)
+        counts: dict[str, int] = {}
+        rows = self._conn.execute("SELECT cell_id, provenance FROM cells WHERE status = 'ok'")
+        for cell_id, raw in rows:
+            if cell_id not in wanted:
+                continue
+            try:
+                device = str(json.loads(raw or "{}").get("device", "")).split(":")[0]
+            except (TypeError, ValueError, AttributeError):
+                continue
+            if device:
+                counts[device] = counts.get(device, 0) + 1
+        return counts
+
     def write(self, record: CellRecord) -> bool:
         """Record one cell atomically, replacing an earlier failed or timed-out attempt.
 
@@ -315,8 +367,17 @@ class ResultStore:
                 ],
             )
             conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
+        except BaseException as exc:
+            if conn.in_transaction:  # SQLite has already rolled back after a full disk
+                conn.execute("ROLLBACK")
+            if no_space(exc):
+                raise NoSpaceError(
+                    f"No space left on device: the results store {self.path} cannot record "
+                    f"the cell {record.method}/{record.request}/seed {record.seed}. Every "
+                    "cell recorded before is intact: free some space (or delete the artifact "
+                    f"cache, {self.path.parent / 'cache'}, which is rebuilt) and run the same "
+                    "command again; it resumes where it stopped"
+                ) from exc
             raise
         return True
 

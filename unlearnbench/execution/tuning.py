@@ -104,6 +104,7 @@ import dataclasses
 import json
 import logging
 import math
+import time
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -117,6 +118,8 @@ from tqdm import tqdm
 from unlearnbench.execution.cache import ArtifactCache, FileLock, content_key
 from unlearnbench.execution.cell import TaskContext, run_method
 from unlearnbench.execution.executors.base import LOCKS_DIR, JobOutcome, JobPool
+from unlearnbench.execution.isolation import TaskDataChanged
+from unlearnbench.execution.limits import CellTimeout, time_limit
 from unlearnbench.execution.plan import CellPlan, Component, Plan, TaskPlan
 from unlearnbench.execution.runner import Runner
 from unlearnbench.execution.suite import Suite, SuiteError, TuningConfig
@@ -547,20 +550,37 @@ def run_reference(runner: Runner, job: ReferenceJob) -> Reference:
     return Reference(measure(outcome.model, data), data.task.splits.sizes())
 
 
+TRIAL_LIMIT = "the per-trial time limit"
+
+
 def run_trial(runner: Runner, job: TrialJob) -> TrialOutcome:
     """One trial in whichever process runs it: over the cap it is pruned, an
     exception (a diverged loss) or a non-finite objective fails it."""
     spec: MethodSpec = runner.registry.get("method", job.method.name)  # type: ignore[assignment]
+    limit = runner.cell_timeout  # tune --trial-timeout
     try:
         data = _validation(runner, job.task, job.tuning.seed)
         seed_torch(job.seed, runner.device)
-        value, gaps, work = evaluate_params(
-            spec, job.method, job.params, data, job.reference, runner.cache, job.tuning
-        )
+        started = time.monotonic()
+        with time_limit(limit, TRIAL_LIMIT, "--trial-timeout"):
+            value, gaps, work = evaluate_params(
+                spec, job.method, job.params, data, job.reference, runner.cache, job.tuning
+            )
+    except CellTimeout as exc:  # too slow: the trial fails (and counts), the study goes on
+        return TrialOutcome("failed", reason=f"the trial {exc}")
+    except TaskDataChanged as exc:  # the trial fails; the next ones get fresh data
+        runner.refresh_task_data(job.task.dataset)
+        _VALIDATION.pop(runner, None)
+        return TrialOutcome("failed", reason=str(exc))
     except WorkCapExceeded as exc:
         return TrialOutcome("pruned", reason=str(exc))
     except Exception as exc:  # a diverged trial fails (and counts), the study goes on
         return TrialOutcome("failed", reason=f"{type(exc).__name__}: {exc}")
+    elapsed = time.monotonic() - started
+    if limit and elapsed > limit:  # its plugin kept the alarm out
+        return TrialOutcome(
+            "failed", reason=f"the trial ran {elapsed:.1f} s, past {TRIAL_LIMIT} of {limit:g} s"
+        )
     if not math.isfinite(value):
         return TrialOutcome("failed", reason=f"the objective is {value}")
     return TrialOutcome("complete", value, gaps, work)
@@ -949,10 +969,27 @@ def best_params(out: Path, names: Sequence[str]) -> dict[str, dict[str, Any] | N
     return found
 
 
+def finished_trials(out: Path, names: Sequence[str]) -> dict[str, int]:
+    """How many trials of each named study finished (:func:`_finished`; 0: no study)."""
+    import optuna
+
+    storage = _storage(out, create=False)
+    counts = dict.fromkeys(names, 0)
+    if storage is None:
+        return counts
+    existing = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    for name in names:
+        if name in existing:
+            counts[name] = len(_finished(optuna.load_study(study_name=name, storage=storage)))
+    return counts
+
+
 def add_tuned_cells(plan: Plan, registry: Registry, out: Path) -> None:
     """Add a ``<label>[tuned]`` cell beside each tuned method's cell of every task.
 
-    Raises :class:`SuiteError` (``tuning.tuned``) when a study is missing.
+    Raises :class:`SuiteError` (``tuning.tuned``) when a study is missing, or has
+    not run all of ``[tuning] trials`` (a ``tune`` stopped part-way: its best-so-far
+    parameters are not the tuned ones the board would call them).
     """
     studies = plan_studies(plan, registry)
     found = best_params(out, [s.name for s in studies])
@@ -963,6 +1000,20 @@ def add_tuned_cells(plan: Plan, registry: Registry, out: Path) -> None:
             f"no finished tuning study for {missing[0]!r}"
             + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
             + f" in {Path(out) / STORAGE_FILE}; run `unlearnbench tune SUITE --out {out}` first",
+        )
+    assert plan.suite.tuning is not None  # plan_studies checked it
+    wanted = plan.suite.tuning.trials
+    done = finished_trials(out, [s.name for s in studies])
+    short = [name for name, n in done.items() if n < wanted]
+    if short:
+        raise SuiteError(
+            "tuning.tuned",
+            f"the tuning study {short[0]!r} has finished {done[short[0]]} of its {wanted} "
+            "trials"
+            + (f" (and {len(short) - 1} more studies are unfinished)" if len(short) > 1 else "")
+            + f" in {Path(out) / STORAGE_FILE}: `tune` stopped part-way, so its best-so-far "
+            f"parameters are not tuned ones. Finish it with `unlearnbench tune SUITE --out "
+            f"{out}` (it resumes), or lower [tuning] trials to what ran",
         )
     for study in studies:
         spec: MethodSpec = registry.get("method", study.method.name)  # type: ignore[assignment]

@@ -92,13 +92,22 @@ def local_plugins_from_env(environ: os._Environ[str] | dict[str, str] | None = N
     return _env_list(LOCAL_PLUGINS_ENV, environ)
 
 
+def _dotted(text: str) -> bool:
+    return bool(text) and all(part.isidentifier() for part in text.split("."))
+
+
 def load_local_plugin(name: str) -> Any:
     """``module`` or ``module:attribute`` -> the plugin object (a class is instantiated)."""
-    module_name, _, attr = name.partition(":")
+    module_name, colon, attr = name.partition(":")
+    if not _dotted(module_name) or (colon and not _dotted(attr)):
+        raise PluginLoadError(
+            f"local plugin {name!r} in {LOCAL_PLUGINS_ENV} is not a module or module:object "
+            "name (dotted Python names, as in mypackage.plugin:MyPlugin)"
+        )
     try:
         obj: Any = importlib.import_module(module_name)
-        if attr:
-            obj = getattr(obj, attr)
+        for part in attr.split(".") if attr else ():
+            obj = getattr(obj, part)
     except (ImportError, AttributeError) as exc:
         raise PluginLoadError(
             f"local plugin {name!r} cannot be loaded: {type(exc).__name__}: {exc}. "
@@ -122,8 +131,9 @@ def make_plugin_manager(
     """Build a plugin manager with specs, built-ins, entry points, local plugins
     (``local_plugins``, default: :data:`LOCAL_PLUGINS_ENV`) and the block list."""
     block = set(blocked) if blocked is not None else blocked_from_env()
-    names = local_plugins if local_plugins is not None else local_plugins_from_env()
-    extra_plugins = [*extra_plugins, *(load_local_plugin(name) for name in names)]
+    names = list(local_plugins if local_plugins is not None else local_plugins_from_env())
+    given = list(extra_plugins)
+    extra_plugins = [*given, *(load_local_plugin(name) for name in names)]
     pm = pluggy.PluginManager(PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     for name in block:
@@ -139,14 +149,49 @@ def make_plugin_manager(
         infos.append(PluginInfo(name, "unlearnbench", version, module_name))
     if load_entry_points:
         infos.extend(_load_entry_points(pm, block))
-    for plugin in extra_plugins:
+    listed = [*(None for _ in given), *names]  # the UNLEARNBENCH_PLUGINS entry of each
+    for plugin, entry in zip(extra_plugins, listed, strict=True):
         name = getattr(plugin, "__name__", None) or type(plugin).__name__
         if name in block:
             continue
-        pm.register(plugin, name=name)
+        _register_local(pm, plugin, name, entry, infos)
         infos.append(PluginInfo(name, "(in-process)", "", getattr(plugin, "__name__", name)))
     pm.check_pending()
     return pm, infos
+
+
+def _register_local(
+    pm: pluggy.PluginManager,
+    plugin: object,
+    name: str,
+    entry: str | None,
+    infos: list[PluginInfo],
+) -> None:
+    """Register one in-process plugin; a clash or a plugin with no hook is a
+    :class:`PluginLoadError` of one line (pluggy's own says it with a dump of every
+    registered plugin)."""
+    what = f"local plugin {entry!r} ({LOCAL_PLUGINS_ENV})" if entry else f"plugin {name!r}"
+    holder = next((info for info in infos if info.name == name), None)
+    if pm.is_registered(plugin) or holder is not None:
+        if holder is not None and holder.distribution != "(in-process)":
+            clash = f"the {holder.distribution} plugin {name!r} ({holder.module})"
+            fix = "rename its module, or give module:object with an object of another __name__"
+        else:
+            clash = "a plugin listed before it"
+            fix = f"list it once in {LOCAL_PLUGINS_ENV}"
+        raise PluginLoadError(f"{what} is named {name!r}, like {clash}: {fix}")
+    try:
+        pm.register(plugin, name=name)
+    except ValueError as exc:  # any other refusal by pluggy: its first line only
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise PluginLoadError(f"{what} cannot be registered: {first}") from None
+    if not pm.get_hookcallers(plugin):
+        pm.unregister(plugin)
+        hooks = ", ".join(_HOOKS.values())
+        raise PluginLoadError(
+            f"{what} implements no unlearnbench hook ({hooks}, marked with "
+            "@unlearnbench.hookimpl): it would register nothing; check the name"
+        )
 
 
 def _own_version() -> str:

@@ -119,6 +119,8 @@ class Leaderboard:
     parameters: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
     # (dataset, architecture, method, request, seed) -> the ``ok`` cell's recorded config
     configs: dict[tuple[Any, ...], dict[str, Any]] = field(default_factory=dict)
+    # KEYS + seed, metric and value of each metric an evaluator returned as NaN or infinite
+    non_finite: list[dict[str, Any]] = field(default_factory=list)
 
     def role(self, metric: str) -> str:
         return str(self.about.get(metric, {}).get("role", ""))
@@ -323,10 +325,23 @@ def build_leaderboard(
     )
     board.parameters = method_parameters(configs)
     board.configs = configs
+    board.non_finite = non_finite_values(rows)
     _flag_collapsed(board)
     _flag_no_effect(board)
     board.uninformative = find_uninformative(board)
     return board
+
+
+def non_finite_values(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    """The metric values an evaluator returned as NaN or infinite (stored as missing,
+    their ``meta`` saying what they were): a board footnotes them."""
+    found = []
+    for row in rows[rows["value"].isna()].to_dict("records"):
+        meta = json.loads(row.get("meta") or "{}")
+        if "not_finite" in meta:
+            where = {k: row[k] for k in (*KEYS, "seed")}
+            found.append({**where, "metric": row["name"], "value": meta["not_finite"]})
+    return found
 
 
 def method_parameters(

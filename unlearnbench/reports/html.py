@@ -42,6 +42,7 @@ from unlearnbench.reports.headline import (
     row_label,
 )
 from unlearnbench.reports.plots import caption
+from unlearnbench.reports.text import non_finite_lines
 
 TRADEOFF = "tradeoff"
 
@@ -238,6 +239,13 @@ def to_html(
     if others:
         parts.append("<h2>Plots</h2>")
         parts += [_figure(name, png, captions) for name, png in others.items()]
+    if board.non_finite:
+        parts.append(
+            "<h2>Values that were not finite</h2><p>Shown as – above (and left out of "
+            "every mean): the evaluator returned NaN or an infinity.</p><ul>"
+        )
+        parts += [f"<li>{escape(line)}</li>" for line in non_finite_lines(board)]
+        parts.append("</ul>")
     if board.failures:
         parts.append(f"<h2>Failed cells ({len(board.failures)})</h2><ul>")
         for failure in board.failures:

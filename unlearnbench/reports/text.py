@@ -2,11 +2,18 @@
 
 Everything here is presentation of a :class:`~unlearnbench.reports.board.Leaderboard`
 built by :mod:`unlearnbench.reports.board`; nothing is computed again.
+
+Labels, parameters and metric names come from suites and plugins, so every one
+is escaped for where it goes: :func:`md_escape` in Markdown (no HTML, no
+emphasis, links or code, and a ``|`` cannot open a new column),
+:func:`csv_safe` in CSV (no spreadsheet formulas), :func:`plain_text` in the
+terminal (no control characters or escape sequences).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -36,9 +43,41 @@ from unlearnbench.reports.headline import (
 )
 from unlearnbench.reports.plots import TRADEOFF_CAPTION
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_MD_SPECIAL = re.compile(r"[\\`*~|]|\](?=[(\[])|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
+_MD_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+def md_escape(value: Any) -> str:
+    """``value`` as Markdown text that renders as itself: HTML characters become
+    entities, and backslash, backtick, ``*``, ``~``, ``|``, a ``]`` that would
+    close a link (before ``(`` or ``[``) and word-edge underscores are
+    backslash-escaped (an underscore inside a word, as in ``test_accuracy``, is
+    never emphasis, and ``ft[tuned]`` no link: they stay as they are). Control
+    characters, newlines included, become spaces, so a cell stays one cell."""
+    text = _CONTROL.sub(" ", str(value))
+    text = _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), text)
+    return "".join(_MD_HTML.get(c, c) for c in text)
+
+
+def plain_text(value: Any) -> str:
+    """``value`` for a terminal: control characters (escape sequences' ESC
+    included) removed, newlines and tabs made spaces."""
+    return _CONTROL.sub("", re.sub(r"[\n\r\t]", " ", str(value)))
+
+
+def csv_safe(value: Any) -> Any:
+    """A text cell that a spreadsheet would run as a formula (starting with
+    ``= + - @``, a tab or a carriage return) gets a leading ``'``, as
+    spreadsheet exports do (OWASP's CSV injection advice); numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
 
 def _row_key(row: pd.Series) -> list[Any]:
-    return [row[k] for k in KEYS] + [row["seeds"], row[FLAGS]]
+    return [md_escape(row[k]) for k in KEYS] + [row["seeds"], md_escape(row[FLAGS])]
 
 
 def cell_text(
@@ -49,7 +88,7 @@ def cell_text(
     hidden: set[tuple[int, str]],
 ) -> str:
     """One formatted value: bold when best, a dagger when uninformative."""
-    text = format_cell(board, board.table.loc[index], column)
+    text = md_escape(format_cell(board, board.table.loc[index], column))
     if (index, column) in hidden and text != "–":
         return f"{text} {DAGGER}"
     return f"**{text}**" if (index, column) in marks else text
@@ -58,7 +97,7 @@ def cell_text(
 def markdown_tables(board: Leaderboard) -> tuple[list[str], list[list[str]]]:
     """Headers and formatted cells of the main table (best values in bold)."""
     marks, hidden = best_cells(board), board.hidden_cells()
-    headers = [*KEYS, "seeds", FLAGS] + [raw_header(board, m) for m in board.metrics]
+    headers = [*KEYS, "seeds", FLAGS] + [md_escape(raw_header(board, m)) for m in board.metrics]
     body = []
     for index, row in board.table.iterrows():
         cells = [str(v) for v in _row_key(row)]
@@ -75,15 +114,15 @@ def to_markdown(
     plots: Mapping[str, str] | None = None,
 ) -> str:
     """The leaderboard as GitHub Markdown; ``plots`` maps captions to image paths."""
-    lines = [f"# {title}", ""]
+    lines = [f"# {md_escape(title)}", ""]
     if not board.table.empty:
         lines += headline_markdown(board)
     if board.uninformative:
-        lines += [*notes(board), ""]
+        lines += [*(md_escape(note) for note in notes(board)), ""]
     if plots and TRADEOFF_CAPTION in plots:
         lines += [f"![{TRADEOFF_CAPTION}]({plots[TRADEOFF_CAPTION]})", ""]
     headers, body = markdown_tables(board)
-    lines += ["## Details: every metric", "", legend(board), ""]
+    lines += ["## Details: every metric", "", md_escape(legend(board)), ""]
     lines += [tabulate(body, headers=headers, tablefmt="github", disable_numparse=True), ""]
     columns = gap_columns(board)
     if gaps and columns and not board.table.empty:
@@ -93,11 +132,21 @@ def to_markdown(
             cells = [str(v) for v in _row_key(row)]
             cells += [cell_text(board, index, c, marks, hidden) for c in columns]
             gap_body.append(cells)
-        lines += [f"## Details: gap to {board.reference}", "", gap_legend(board), ""]
+        lines += [
+            f"## Details: gap to {md_escape(board.reference)}",
+            "",
+            md_escape(gap_legend(board)),
+            "",
+        ]
         lines += [
             tabulate(
                 gap_body,
-                headers=[*KEYS, "seeds", FLAGS, *(raw_header(board, c) for c in columns)],
+                headers=[
+                    *KEYS,
+                    "seeds",
+                    FLAGS,
+                    *(md_escape(raw_header(board, c)) for c in columns),
+                ],
                 tablefmt="github",
                 disable_numparse=True,
             ),
@@ -112,21 +161,42 @@ def to_markdown(
             "",
         ]
         body = [
-            [label, str(seed), ", ".join(f"{k} = {_short(v)}" for k, v in changed.items()) or "–"]
+            [
+                md_escape(label),
+                str(seed),
+                md_escape(", ".join(f"{k} = {_short(v)}" for k, v in changed.items()) or "–"),
+            ]
             for label, seed, changed in variants
         ]
-        lines += [tabulate(body, headers=["method", "seed", "parameters"], tablefmt="github"), ""]
+        lines += [
+            tabulate(
+                body,
+                headers=["method", "seed", "parameters"],
+                tablefmt="github",
+                disable_numparse=True,
+            ),
+            "",
+        ]
     others = {c: p for c, p in (plots or {}).items() if c != TRADEOFF_CAPTION}
     if others:
         lines += ["## Plots", ""]
         for caption, path in others.items():
-            lines += [f"![{caption}]({path})", ""]
+            lines += [f"![{md_escape(caption)}]({_md_url(path)})", ""]
+    if board.non_finite:
+        lines += [
+            "## Values that were not finite",
+            "",
+            "Shown as – above (and left out of every mean): the evaluator returned NaN or "
+            "an infinity.",
+            "",
+        ]
+        lines += [md_escape(f"- {line}") for line in non_finite_lines(board)] + [""]
     if board.failures:
         lines += [f"## Failed cells ({len(board.failures)})", ""]
         for failure in board.failures:
             last = str(failure["error"] or "").strip().splitlines()[-1:] or [""]
             where = "/".join(str(failure[k]) for k in KEYS)
-            lines.append(f"- {where} seed {failure['seed']}: {last[0]}")
+            lines.append(md_escape(f"- {where} seed {failure['seed']}: {last[0]}"))
         lines.append("")
     return "\n".join(lines)
 
@@ -134,16 +204,48 @@ def to_markdown(
 def headline_rows(
     board: Leaderboard, rows: pd.DataFrame, columns: list[Any], *, bold: bool = True
 ) -> tuple[list[str], list[list[str]]]:
-    """Headers and cells of one group's headline table."""
+    """Headers and cells of one group's headline table (Markdown-escaped)."""
     marks = best_cells(board) if bold else set()
     hidden = board.hidden_cells()
-    headers = ["method", "seeds", FLAGS, *(c.label for c in columns)]
+    headers = ["method", "seeds", FLAGS, *(md_escape(c.label) for c in columns)]
     body = []
     for index, row in rows.iterrows():
-        cells = [row_label(board, row), str(row["seeds"]), str(row[FLAGS])]
+        cells = [md_escape(row_label(board, row)), str(row["seeds"]), md_escape(row[FLAGS])]
         cells += [cell_text(board, index, c.key, marks, hidden) for c in columns]
         body.append(cells)
     return headers, body
+
+
+def _plain_rows(
+    board: Leaderboard, rows: pd.DataFrame, columns: list[Any]
+) -> tuple[list[str], list[list[str]]]:
+    """:func:`headline_rows` for a terminal: raw text, control characters removed."""
+    hidden = board.hidden_cells()
+    headers = ["method", "seeds", FLAGS, *(plain_text(c.label) for c in columns)]
+    body = []
+    for index, row in rows.iterrows():
+        cells = [plain_text(row_label(board, row)), str(row["seeds"]), plain_text(row[FLAGS])]
+        for c in columns:
+            text = plain_text(format_cell(board, row, c.key))
+            cells.append(f"{text} {DAGGER}" if (index, c.key) in hidden and text != "–" else text)
+        body.append(cells)
+    return headers, body
+
+
+def non_finite_lines(board: Leaderboard) -> list[str]:
+    """One line per metric value an evaluator returned as NaN or infinite."""
+    return [
+        f"{'/'.join(str(item[k]) for k in KEYS)} seed {item['seed']}: {item['metric']} "
+        f"was {item['value']}"
+        for item in board.non_finite
+    ]
+
+
+def _md_url(path: str) -> str:
+    """A link target that cannot end the link early (spaces and parentheses encoded)."""
+    return "".join(
+        {" ": "%20", "(": "%28", ")": "%29", "<": "%3C", ">": "%3E"}.get(c, c) for c in str(path)
+    )
 
 
 def headline_markdown(board: Leaderboard) -> list[str]:
@@ -151,9 +253,9 @@ def headline_markdown(board: Leaderboard) -> list[str]:
     lines = []
     for key, rows, columns in headline_groups(board):
         headers, body = headline_rows(board, rows, columns)
-        lines += [f"## {group_title(key)}", ""]
+        lines += [f"## {md_escape(group_title(key))}", ""]
         lines += [tabulate(body, headers=headers, tablefmt="github", disable_numparse=True), ""]
-        lines += [headline_legend(board), ""]
+        lines += [md_escape(headline_legend(board)), ""]
     return lines
 
 
@@ -169,8 +271,8 @@ def terminal_summary(board: Leaderboard, max_rows: int = 20, best: int = 5) -> s
     parts = []
     for key, rows, columns in headline_groups(board):
         shown = rows if whole else rows.head(best + 2)
-        headers, body = headline_rows(board, shown, columns, bold=False)
-        title = group_title(key)
+        headers, body = _plain_rows(board, shown, columns)
+        title = plain_text(group_title(key))
         seeds = set(shown["seeds"])
         drop = {1} if len(seeds) == 1 else set()  # one seed count: said in the title
         if len(seeds) == 1:
@@ -183,11 +285,20 @@ def terminal_summary(board: Leaderboard, max_rows: int = 20, best: int = 5) -> s
         if len(shown) < len(rows):
             parts.append(f"({len(rows) - len(shown)} more rows: see the leaderboard)")
         parts.append("")
+    if board.non_finite:
+        parts.append("not finite (shown as –):")
+        parts += [f"  {plain_text(line)}" for line in non_finite_lines(board)]
     return "\n".join(parts)
 
 
 def to_csv(board: Leaderboard) -> str:
-    return board.table.to_csv(index=False)
+    """The table as CSV, text cells made safe for spreadsheets (:func:`csv_safe`)."""
+    table = board.table.copy()
+    for column in table.columns:
+        if not pd.api.types.is_numeric_dtype(table[column]):
+            table[column] = table[column].map(csv_safe)
+    table.columns = [csv_safe(str(c)) for c in table.columns]
+    return table.to_csv(index=False)
 
 
 def _short(value: Any) -> str:
@@ -230,6 +341,7 @@ def to_json(board: Leaderboard) -> str:
                 for label, seed, changed in variant_parameters(board)
             ],
             "failures": board.failures,
+            "non_finite": board.non_finite,
         },
         indent=2,
         default=str,

@@ -22,6 +22,7 @@ from unlearnbench.reports.board import (
     infer_reference,
     notes,
 )
+from unlearnbench.reports.devices import by_device
 from unlearnbench.reports.html import to_html
 from unlearnbench.reports.plots import caption, make_plots
 from unlearnbench.reports.sweeps import make_sweeps
@@ -120,7 +121,7 @@ def write_board(
     ``sweeps``: the suite's ``[[plots]]``, drawn after the built-in plots."""
     if reference is None:
         reference = infer_reference(store)
-    board = build_leaderboard(store, reference, original, cells)
+    board = build_leaderboard(by_device(store, cells), reference, original, cells)
     for line in notes(board):
         log.warning("%s", line)
     paths, images = write_plots(board, out_dir, sweeps)
