@@ -201,6 +201,20 @@ def test_anchor_names_are_parameters(tmp_path: Path) -> None:
     assert row(board, "sisa")["test_accuracy_gap"] == pytest.approx(0.1)
 
 
+def test_the_original_as_reference_is_one_row(tmp_path: Path) -> None:
+    """A suite whose reference is ``original`` renders (it failed with 'cannot handle a
+    non-unique multi-index': the anchor row was listed twice)."""
+    config = {"reference": {"name": "original", "params": {}}}
+    records = [
+        record("original", 0, {"test_accuracy": 0.9}, config=config),
+        record("sisa", 0, {"test_accuracy": 0.8}, config=config),
+    ]
+    with make_store(tmp_path, records) as store:
+        board = build_leaderboard(store, reference="original")
+    assert list(board.table["method"]) == ["original", "sisa"]
+    assert row(board, "sisa")["test_accuracy_gap"] == pytest.approx(0.1)
+
+
 def test_gaps_to_reference_and_avg_gap(demo_store: ResultStore) -> None:
     board = build_leaderboard(demo_store)
     sisa, retrain = row(board, "sisa"), row(board, "retrain")

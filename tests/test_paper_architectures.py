@@ -150,3 +150,15 @@ def test_lenet5_1d_has_lenet5s_layers_in_one_dimension() -> None:
         build_lenet5_1d((1, 28, 28), 10, {})
     with pytest.raises(ValueError, match="at least 16 steps"):
         build_lenet5_1d((1, 8), 10, {})
+
+
+def test_mlp_without_hidden_layers_is_logistic_regression() -> None:
+    """``mlp`` with ``widths = []`` is one linear layer: softmax regression, a convex
+    model (the DeepObliviate Fig. 2 regime suite uses it as such)."""
+    model = build("mlp", (1, 40), classes=10, widths=[])
+    linear = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert len(linear) == 1 and linear[0].in_features == 40 and linear[0].out_features == 10
+    assert not any(isinstance(m, torch.nn.ReLU) for m in model.modules())
+    x = torch.randn(5, 1, 40)
+    expected = x.flatten(1) @ linear[0].weight.T + linear[0].bias
+    assert torch.allclose(model(x), expected, atol=1e-6)

@@ -528,12 +528,17 @@ def _plot_series(name: str) -> bool:
 
 
 def _with_anchor_rows(table: pd.DataFrame, reference: str, original: str) -> pd.DataFrame:
-    """Reorder each group as reference, original, the rest; add missing anchors empty."""
+    """Reorder each group as reference, original, the rest; add missing anchors empty.
+
+    A suite may name the original as its reference (a method compared with its own
+    naive procedure needs no retrain): the row is then shown once.
+    """
     ordered = []
+    anchors = list(dict.fromkeys((reference, original)))
     for key, group in table.groupby(GROUP_KEYS, sort=False):
         base = dict(zip(GROUP_KEYS, key, strict=True))
         parts = []
-        for name in (reference, original):
+        for name in anchors:
             found = group[group["method"] == name]
             if found.empty:
                 found = pd.DataFrame([{**base, "method": name, "seeds": 0}])

@@ -113,7 +113,13 @@ def unlearnbench_architectures() -> list[ArchitectureSpec]:
             name="mlp",
             build=build_mlp,
             params=(
-                Param("widths", [128, 64], "hidden layer widths", type=list, minimum=1),
+                Param(
+                    "widths",
+                    [128, 64],
+                    "hidden layer widths ([]: no hidden layer, multinomial logistic regression)",
+                    type=list,
+                    minimum=1,
+                ),
                 Param(
                     "dropout",
                     0.0,
