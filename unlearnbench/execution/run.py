@@ -87,9 +87,9 @@ def prepare_run(
 
     ``registry_factory`` builds the registry in worker processes and Ray tasks
     (it must be picklable there: :class:`unlearnbench.host.manager.RegistryFactory`);
-    the local executor needs none. A data set that cannot be loaded is a
-    :class:`SuiteError` naming it. Nothing is written: the artifact cache under
-    ``out`` is created when the first artifact is.
+    the local executor needs none. A data set that cannot be loaded (files or an
+    optional package missing) is a :class:`SuiteError` naming it. Nothing is
+    written: the artifact cache under ``out`` is created when the first artifact is.
     """
     if executor not in EXECUTORS:
         raise ValueError(f"unknown executor {executor!r}; choose from {sorted(EXECUTORS)}")
@@ -124,7 +124,7 @@ def prepare_run(
     def load(component: Component) -> DatasetArrays:
         try:
             data = runner.load_dataset(component)
-        except OSError as exc:
+        except (OSError, ImportError) as exc:  # missing files, a missing optional package
             raise SuiteError(
                 "", f"data set {component.label!r} could not be loaded: {exc}"
             ) from None
