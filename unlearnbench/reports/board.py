@@ -563,25 +563,20 @@ def _with_gaps(
     (an evaluator's own ``X_gap`` metric is already that mean of per-seed gaps)."""
     seeds = per_seed_gaps(per_seed, gap_metrics, avg_metrics, reference)
     columns = [c for c in seeds.columns if c not in (*KEYS, "seed")]
+    with_ci = any(c.endswith("_ci95") for c in table.columns)  # as the means: 2+ seeds
     records = []
     for key, group in seeds.groupby(KEYS, sort=False):
         record: dict[str, Any] = dict(zip(KEYS, key, strict=True))
         for column in columns:
             record[column] = _mean(group[column])
-            if group["seed"].nunique() >= 2:
+            if with_ci and group["seed"].nunique() >= 2:
                 record[f"{column}_ci95"] = ci95(group[column])
         records.append(record)
-    wanted = [c for column in columns for c in (column, f"{column}_ci95")]
-    frame = pd.DataFrame(records).reindex(columns=[*KEYS, *wanted]) if records else None
-    if frame is None:
-        frame = pd.DataFrame(columns=[*KEYS, *wanted])
-    out = table.merge(frame, on=KEYS, how="left")
+    wanted = [f"{c}{suffix}" for c in columns for suffix in ("", "_ci95")[: 1 + with_ci]]
+    out = table.merge(pd.DataFrame(records, columns=[*KEYS, *wanted]), on=KEYS, how="left")
     out.index = table.index
-    if AVG_GAP in out:
-        out.loc[out["seeds"] == 0, [AVG_GAP, f"{AVG_GAP}_ci95"]] = float("nan")
-    if not any(c.endswith("_ci95") for c in table.columns):  # one seed: no interval columns
-        out = out.drop(columns=[c for c in out.columns if c.endswith("_gap_ci95")], errors="ignore")
-        out = out.drop(columns=[f"{AVG_GAP}_ci95"], errors="ignore")
+    if AVG_GAP in out:  # a placeholder anchor row (0 seeds) has no Avg. Gap
+        out.loc[out["seeds"] == 0, [c for c in (AVG_GAP, f"{AVG_GAP}_ci95") if c in out]] = math.nan
     return out
 
 

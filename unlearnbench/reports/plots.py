@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from unlearnbench.reports.board import AVG_GAP_METRICS, GROUP_KEYS, KEYS, ci95
+from unlearnbench.reports.board import AVG_GAP_METRICS, GROUP_KEYS, KEYS, ci95, per_seed_gaps
 from unlearnbench.reports.headline import speed_metrics
 
 if TYPE_CHECKING:
@@ -118,18 +118,15 @@ def _limited(items: list[Any], what: str) -> tuple[list[Any], str]:
 
 
 def paired_gaps(board: Leaderboard, metrics: list[str]) -> pd.DataFrame:
-    """Per cell: the mean over ``metrics`` of |value - reference's value on the same seed|."""
-    wide = board.per_seed
-    present = [m for m in metrics if m in wide]
-    if wide.empty or not present:
+    """Per cell: the mean over ``metrics`` of |value - reference's value on the same seed|
+    (the board's own per-seed gaps, :func:`~unlearnbench.reports.board.per_seed_gaps`)."""
+    present = [m for m in metrics if m in board.per_seed]
+    if board.per_seed.empty or not present:
         return pd.DataFrame(columns=[*KEYS, "seed", "gap"])
-    ref = wide[wide["method"] == board.reference][[*GROUP_KEYS, "seed", *present]]
-    merged = wide[[*KEYS, "seed", *present]].merge(
-        ref, on=[*GROUP_KEYS, "seed"], suffixes=("", "_ref")
-    )
-    diffs = pd.concat([(merged[m] - merged[f"{m}_ref"]).abs() for m in present], axis=1)
-    merged["gap"] = diffs.mean(axis=1)
-    return merged[[*KEYS, "seed", "gap"]]
+    gaps = per_seed_gaps(board.per_seed, present, [], board.reference)
+    out = gaps[[*KEYS, "seed"]].copy()
+    out["gap"] = gaps[[f"{m}_gap" for m in present]].mean(axis=1)
+    return out.dropna(subset=["gap"])
 
 
 def _accuracy_metrics(board: Leaderboard) -> list[str]:
