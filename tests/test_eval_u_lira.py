@@ -7,6 +7,7 @@ import logging
 import pytest
 import torch
 
+from tests.replicate_source import Recording
 from unlearnbench.builtin.evaluators import model_count, u_lira
 from unlearnbench.builtin.evaluators.replicate_sides import INDEPENDENT, LABEL
 from unlearnbench.specs import EvaluationInputs, resolve_params
@@ -36,19 +37,6 @@ def test_gaussians_pooled_and_per_point():
     assert mean.tolist() == [2.0, 2.0] and sd.tolist() == pytest.approx([2**0.5, 8**0.5])
     _, pooled = u_lira.gaussian(phi, fixed_variance=True)
     assert pooled.tolist() == pytest.approx([5**0.5] * 2)
-
-
-class Recording:
-    """A replicate source that records what it was asked for and what it gave."""
-
-    def __init__(self, source):
-        self.source, self.calls, self.given = source, [], []
-
-    def __call__(self, n, label, *, naive=False):
-        self.calls.append((n, label, naive))
-        replicates = self.source(n, label, naive=naive)
-        self.given.append(replicates)
-        return replicates
 
 
 def _evaluate(

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.replicate_source import Recording
 from unlearnbench.builtin.evaluators import model_count
 from unlearnbench.builtin.evaluators import unlearning_score as us
 from unlearnbench.builtin.evaluators.replicate_sides import INDEPENDENT, LABEL
@@ -97,19 +98,6 @@ def test_few_models_warn(caplog, monkeypatch):
     with caplog.at_level(logging.WARNING):
         us.create(resolve_params(us.PARAMS, {"models": 8}))
     assert caplog.text == ""
-
-
-class Recording:
-    """A replicate source that records what it was asked for and what it gave."""
-
-    def __init__(self, source):
-        self.source, self.calls, self.given = source, [], []
-
-    def __call__(self, n, label, *, naive=False):
-        self.calls.append((n, label, naive))
-        replicates = self.source(n, label, naive=naive)
-        self.given.append(replicates)
-        return replicates
 
 
 def _score(task, ctx, method: str, models: int, naive=None, source=None) -> dict[str, float]:
