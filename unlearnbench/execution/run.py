@@ -23,7 +23,7 @@ from unlearnbench.execution.cache import ArtifactCache
 from unlearnbench.execution.devices import resolve_device
 from unlearnbench.execution.executors import EXECUTORS, Executor, ExecutorOptions, run_plan
 from unlearnbench.execution.plan import Component, Plan, build_plan, check_feasible
-from unlearnbench.execution.runner import Runner, RunSummary
+from unlearnbench.execution.task_runner import Runner, RunSummary
 from unlearnbench.execution.store import STORE_FILE, ResultStore
 from unlearnbench.execution.suite import Suite, SuiteError, load_suite
 from unlearnbench.execution.tuning import add_tuned_cells, check_tuning

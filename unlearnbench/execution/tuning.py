@@ -116,12 +116,13 @@ from torch import nn
 from tqdm import tqdm
 
 from unlearnbench.execution.cache import ArtifactCache, FileLock, content_key
-from unlearnbench.execution.cell import TaskContext, run_method
+from unlearnbench.execution.cell import run_method
+from unlearnbench.execution.context import TaskContext
 from unlearnbench.execution.executors.base import LOCKS_DIR, JobOutcome, JobPool
 from unlearnbench.execution.isolation import TaskDataChanged
 from unlearnbench.execution.limits import CellTimeout, time_limit
 from unlearnbench.execution.plan import CellPlan, Component, Plan, TaskPlan
-from unlearnbench.execution.runner import Runner
+from unlearnbench.execution.task_runner import Runner
 from unlearnbench.execution.suite import Suite, SuiteError, TuningConfig
 from unlearnbench.host.registry import Registry
 from unlearnbench.seeding import derive_seed, generator, seed_torch

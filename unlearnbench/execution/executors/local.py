@@ -22,7 +22,7 @@ from unlearnbench.execution.executors.base import (
     JobPool,
     call_job,
 )
-from unlearnbench.execution.runner import Runner, Work
+from unlearnbench.execution.task_runner import Runner, Work
 from unlearnbench.execution.store import CellRecord
 
 

@@ -46,7 +46,7 @@ from unlearnbench.execution.executors.base import (
 )
 from unlearnbench.execution.limits import setup_timeout_message
 from unlearnbench.execution.plan import CellPlan, TaskPlan
-from unlearnbench.execution.runner import Runner, Work
+from unlearnbench.execution.task_runner import Runner, Work
 from unlearnbench.execution.store import CellRecord
 from unlearnbench.host.registry import Registry
 
