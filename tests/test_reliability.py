@@ -516,9 +516,9 @@ def test_a_stuck_set_up_loses_its_worker_on_the_processes_executor(tmp_path) -> 
     from unlearnbench.execution.context import TaskContext
     from unlearnbench.execution.executors import ProcessExecutor, run_plan
     from unlearnbench.execution.plan import build_plan
-    from unlearnbench.execution.task_runner import Runner
     from unlearnbench.execution.store import ResultStore
     from unlearnbench.execution.suite import load_suite
+    from unlearnbench.execution.task_runner import Runner
     from unlearnbench.host.manager import RegistryFactory, load_registry
 
     text = one_seed(SUITE).replace(

@@ -122,8 +122,8 @@ from unlearnbench.execution.executors.base import LOCKS_DIR, JobOutcome, JobPool
 from unlearnbench.execution.isolation import TaskDataChanged
 from unlearnbench.execution.limits import CellTimeout, time_limit
 from unlearnbench.execution.plan import CellPlan, Component, Plan, TaskPlan
-from unlearnbench.execution.task_runner import Runner
 from unlearnbench.execution.suite import Suite, SuiteError, TuningConfig
+from unlearnbench.execution.task_runner import Runner
 from unlearnbench.host.registry import Registry
 from unlearnbench.seeding import derive_seed, generator, seed_torch
 from unlearnbench.specs import MethodSpec, Param, ParamError, UnlearnbenchError, resolve_params

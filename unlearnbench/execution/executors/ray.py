@@ -37,8 +37,8 @@ from unlearnbench.execution.executors.base import (
 )
 from unlearnbench.execution.limits import SETUP_LIMIT, CellTimeout, time_limit
 from unlearnbench.execution.plan import CellPlan, TaskPlan
-from unlearnbench.execution.task_runner import Runner, Work
 from unlearnbench.execution.store import CellRecord
+from unlearnbench.execution.task_runner import Runner, Work
 from unlearnbench.host.registry import Registry
 
 _RAY_RUNNERS: dict[WorkerConfig, Runner] = {}
