@@ -321,7 +321,6 @@ class Runner:
             ) from exc
         return outcome
 
-
     def record(self, plan: TaskPlan, cell: CellPlan, status: str, **extra: Any) -> CellRecord:
         """A cell's record with its full configuration and provenance."""
         return self._record(plan, cell, status, **extra)
