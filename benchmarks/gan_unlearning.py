@@ -26,7 +26,7 @@ import torch
 from unlearnbench.builtin.methods.gan import PARAMS, create
 from unlearnbench.config import ForgetRequest, SplitSizes, TrainRecipe
 from unlearnbench.execution.cache import ArtifactCache, content_key
-from unlearnbench.execution.cell import TaskContext
+from unlearnbench.execution.context import TaskContext
 from unlearnbench.specs import resolve_params
 from unlearnbench.task import Task, build_task
 from unlearnbench.testing import registry

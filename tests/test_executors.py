@@ -19,9 +19,9 @@ from unlearnbench.execution.devices import plan_workers
 from unlearnbench.execution.executors import ProcessExecutor, run_plan
 from unlearnbench.execution.plan import build_plan
 from unlearnbench.execution.run import prepare_run
-from unlearnbench.execution.runner import Runner
 from unlearnbench.execution.store import ResultStore
 from unlearnbench.execution.suite import load_suite
+from unlearnbench.execution.task_runner import Runner
 from unlearnbench.host.manager import RegistryFactory, load_registry
 
 # two tasks (random and class requests) that share one trained original

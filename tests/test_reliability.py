@@ -479,7 +479,7 @@ def test_the_cache_checks_each_artifacts_description(tmp_path) -> None:
 
 def test_the_set_up_limit_is_twice_the_cell_limit_and_at_least_a_minute() -> None:
     from unlearnbench.execution.limits import setup_limit
-    from unlearnbench.execution.runner import Runner
+    from unlearnbench.execution.task_runner import Runner
 
     assert setup_limit(None) is None
     assert setup_limit(1.0) == 60.0 and setup_limit(100.0) == 200.0
@@ -513,12 +513,12 @@ def test_a_set_up_past_its_limit_times_out_the_tasks_cells(tmp_path, capsys, mon
 @pytest.mark.slow
 def test_a_stuck_set_up_loses_its_worker_on_the_processes_executor(tmp_path) -> None:
     """A reference run stuck in C (deaf to SIGALRM): only killing the worker stops it."""
-    from unlearnbench.execution.cell import TaskContext
+    from unlearnbench.execution.context import TaskContext
     from unlearnbench.execution.executors import ProcessExecutor, run_plan
     from unlearnbench.execution.plan import build_plan
-    from unlearnbench.execution.runner import Runner
     from unlearnbench.execution.store import ResultStore
     from unlearnbench.execution.suite import load_suite
+    from unlearnbench.execution.task_runner import Runner
     from unlearnbench.host.manager import RegistryFactory, load_registry
 
     text = one_seed(SUITE).replace(

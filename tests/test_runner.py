@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import re
 import sqlite3
 from pathlib import Path
 
@@ -166,3 +167,60 @@ def test_run_suite_is_the_library_path_and_resumes(tmp_path: Path) -> None:
         assert {c["status"] for c in cells} == {"ok"}
     again = run_suite(suite, tmp_path / "out", registry(), device="cpu")
     assert (again.summary.ok, again.summary.skipped) == (0, 2)
+
+
+def _record_in_store(store: Path, **provenance: object) -> None:
+    """Make every cell of ``store`` say it was computed with ``provenance``'s values."""
+    import json
+    from contextlib import closing
+
+    with closing(sqlite3.connect(store)) as conn, conn:
+        for cell_id, raw in conn.execute("SELECT cell_id, provenance FROM cells").fetchall():
+            changed = json.dumps({**json.loads(raw), **provenance})
+            conn.execute("UPDATE cells SET provenance = ? WHERE cell_id = ?", (changed, cell_id))
+
+
+@pytest.mark.parametrize(
+    ("recorded", "refusal", "escape"),
+    [
+        ({"torch_threads": 7}, "2 with 7 threads); this run would use 1", "allow_mixed_threads"),
+        ({"device": "cuda:0"}, "(2 on cuda); this run would use cpu", "allow_mixed_devices"),
+    ],
+)
+def test_run_suite_refuses_to_resume_what_it_would_mix(
+    tmp_path: Path, recorded, refusal, escape
+) -> None:
+    """``run_suite`` keeps the CLI's resume rules: finished CPU cells of another torch
+    thread count, or cells of another device type, are not mixed with new ones
+    (it used to resume them silently) unless asked."""
+    from tests.suites import suite_toml
+    from unlearnbench.execution import run_suite
+    from unlearnbench.execution.run import RunRefused
+    from unlearnbench.testing import registry
+
+    suite, out = tmp_path / "suite.toml", tmp_path / "out"
+    write(suite, suite_toml("lib", seeds=[0]))
+    assert run_suite(suite, out, registry(), device="cpu", threads=1).summary.ok == 2
+    _record_in_store(out / "results.sqlite", **recorded)
+    write(suite, suite_toml("lib", seeds=[0, 1]))
+    before = (out / "results.sqlite").read_bytes()
+    with pytest.raises(RunRefused, match=re.escape(refusal)):
+        run_suite(suite, out, registry(), device="cpu", threads=1)
+    assert (out / "results.sqlite").read_bytes() == before, "the refused run wrote cells"
+    mixed = run_suite(suite, out, registry(), device="cpu", threads=1, **{escape: True})
+    assert (mixed.summary.ok, mixed.summary.skipped) == (2, 2)
+
+
+def test_run_suite_chooses_the_executor_as_the_cli_does(tmp_path: Path) -> None:
+    """``executor="auto"`` is the library's too: one task stays in this process, at
+    one torch thread on the CPU."""
+    from tests.suites import suite_toml
+    from unlearnbench.execution import run_suite
+    from unlearnbench.testing import registry
+
+    suite = write(tmp_path / "suite.toml", suite_toml("lib", seeds=[0]))
+    result = run_suite(suite, tmp_path / "out", registry(), device="cpu", executor="auto")
+    choice = result.prepared.choice
+    assert choice is not None and choice.executor == "local" and choice.threads == 1
+    assert choice.why.startswith("1 tasks pending on ")
+    assert result.prepared.executor.threads == 1 and result.summary.ok == 2

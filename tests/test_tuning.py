@@ -14,10 +14,11 @@ import torch
 from tests.conftest import write
 from tests.plugins import tuning_plugin
 from tests.suites import suite_toml
-from unlearnbench import cli
 from unlearnbench.cli import main
 from unlearnbench.execution import devices as device_module
+from unlearnbench.execution import run as run_module
 from unlearnbench.execution.cache import FileLock
+from unlearnbench.execution.executor_choice import choose_tune_executor
 from unlearnbench.execution.executors.base import LOCKS_DIR
 from unlearnbench.execution.run import prepare_run, prepare_tuning, run_suite
 from unlearnbench.execution.store import STORE_FILE, ResultStore
@@ -437,10 +438,10 @@ def test_auto_tunes_in_worker_processes_only_when_they_pay(
     """A study's trials run one after another: processes need several studies."""
     monkeypatch.setattr(device_module, "available_cores", lambda: cores)
     suite = tuning_suite(tmp_path, budget(trials), seeds=seeds)
-    args = cli.build_parser().parse_args(["tune", str(suite), "--device", "cpu"])
     out = tmp_path / "out"
-    executor, threads, why = cli._auto_tune_executor(load_suite(suite), registry, out, args)
-    assert f"{executor} ({why}".startswith(expected) and threads == 1
+    studied = run_module.tuning_suite(load_suite(suite))
+    choice = choose_tune_executor(studied, registry, out, device="cpu")
+    assert f"{choice.executor} ({choice.why}".startswith(expected) and choice.threads == 1
     assert not out.exists()
 
 

@@ -2,11 +2,12 @@
 
 :func:`run_suite` (in :mod:`.run`) is the one path the CLI, the tests and the
 benchmarks take. Under it, :mod:`.suite` reads a suite file; :mod:`.plan`
-resolves it against a registry into tasks and cells; :mod:`.runner` runs a
+resolves it against a registry into tasks and cells; :mod:`.task_runner` runs a
 task's cells and keeps the run's bookkeeping, :mod:`.cell` computes one cell
-(``fit``, the timed ``unlearn``, the evaluators), :mod:`.limits` bounds their
-time and :mod:`.devices` picks devices and worker sizes; :mod:`.executors`
-decides where cells run (this process, worker processes, Ray); :mod:`.store`
+(``fit``, the timed ``unlearn``, the evaluators) with the :mod:`.context` every
+plugin receives, :mod:`.limits` bounds their time and :mod:`.devices` picks
+devices and worker sizes; :mod:`.executors` decides where cells run (this
+process, worker processes, Ray; ``auto``: :mod:`.executor_choice`); :mod:`.store`
 is the results store, :mod:`.cache` the artifact cache, :mod:`.provenance`
 what every record says about the machine. It imports no pluggy and no plugin:
 it is given a registry (or, for workers, a picklable factory of one).

@@ -9,6 +9,8 @@ Local plugins need no packaging (tox's inline plugins play this part):
 ``UNLEARNBENCH_PLUGINS=module:object,other_module`` registers each importable
 ``module`` (or its attribute ``object``; a class is instantiated), in this
 process and, since workers inherit the environment, in worker processes too.
+The command line's ``--plugin module:object`` (``option_plugins``) loads the
+same way, after them.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from unlearnbench.specs import UnlearnbenchError
 ENTRY_POINT_GROUP = "unlearnbench"
 BLOCK_ENV = "UNLEARNBENCH_BLOCK_PLUGINS"
 LOCAL_PLUGINS_ENV = "UNLEARNBENCH_PLUGINS"
+PLUGIN_OPTION = "--plugin"  # where ``option_plugins`` come from, for error messages
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "unlearnbench.builtin.datasets.embedded",
@@ -96,12 +99,13 @@ def _dotted(text: str) -> bool:
     return bool(text) and all(part.isidentifier() for part in text.split("."))
 
 
-def load_local_plugin(name: str) -> Any:
-    """``module`` or ``module:attribute`` -> the plugin object (a class is instantiated)."""
+def load_local_plugin(name: str, source: str = LOCAL_PLUGINS_ENV) -> Any:
+    """``module`` or ``module:attribute`` -> the plugin object (a class is instantiated);
+    errors name ``source``, where ``name`` was given."""
     module_name, colon, attr = name.partition(":")
     if not _dotted(module_name) or (colon and not _dotted(attr)):
         raise PluginLoadError(
-            f"local plugin {name!r} in {LOCAL_PLUGINS_ENV} is not a module or module:object "
+            f"local plugin {name!r} in {source} is not a module or module:object "
             "name (dotted Python names, as in mypackage.plugin:MyPlugin)"
         )
     try:
@@ -111,7 +115,7 @@ def load_local_plugin(name: str) -> Any:
     except (ImportError, AttributeError) as exc:
         raise PluginLoadError(
             f"local plugin {name!r} cannot be loaded: {type(exc).__name__}: {exc}. "
-            f"Give importable module:object names in {LOCAL_PLUGINS_ENV}"
+            f"Give importable module:object names in {source}"
         ) from exc
     return obj() if isinstance(obj, type) else obj
 
@@ -127,13 +131,19 @@ def make_plugin_manager(
     load_entry_points: bool = True,
     extra_plugins: Iterable[ModuleType | object] = (),
     local_plugins: Iterable[str] | None = None,
+    option_plugins: Iterable[str] = (),
 ) -> tuple[pluggy.PluginManager, list[PluginInfo]]:
     """Build a plugin manager with specs, built-ins, entry points, local plugins
-    (``local_plugins``, default: :data:`LOCAL_PLUGINS_ENV`) and the block list."""
+    (``local_plugins``, default: :data:`LOCAL_PLUGINS_ENV`; then ``option_plugins``,
+    the CLI's :data:`PLUGIN_OPTION`) and the block list."""
     block = set(blocked) if blocked is not None else blocked_from_env()
     names = list(local_plugins if local_plugins is not None else local_plugins_from_env())
+    sources = [
+        *((n, LOCAL_PLUGINS_ENV) for n in names),
+        *((n, PLUGIN_OPTION) for n in option_plugins),
+    ]
     given = list(extra_plugins)
-    extra_plugins = [*given, *(load_local_plugin(name) for name in names)]
+    extra_plugins = [*given, *(load_local_plugin(name, source) for name, source in sources)]
     pm = pluggy.PluginManager(PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     for name in block:
@@ -149,7 +159,7 @@ def make_plugin_manager(
         infos.append(PluginInfo(name, "unlearnbench", version, module_name))
     if load_entry_points:
         infos.extend(_load_entry_points(pm, block))
-    listed = [*(None for _ in given), *names]  # the UNLEARNBENCH_PLUGINS entry of each
+    listed = [*(None for _ in given), *sources]  # the (entry, where given) of each
     for plugin, entry in zip(extra_plugins, listed, strict=True):
         name = getattr(plugin, "__name__", None) or type(plugin).__name__
         if name in block:
@@ -164,13 +174,13 @@ def _register_local(
     pm: pluggy.PluginManager,
     plugin: object,
     name: str,
-    entry: str | None,
+    entry: tuple[str, str] | None,
     infos: list[PluginInfo],
 ) -> None:
-    """Register one in-process plugin; a clash or a plugin with no hook is a
-    :class:`PluginLoadError` of one line (pluggy's own says it with a dump of every
-    registered plugin)."""
-    what = f"local plugin {entry!r} ({LOCAL_PLUGINS_ENV})" if entry else f"plugin {name!r}"
+    """Register one in-process plugin (``entry``: its name and where it was given);
+    a clash or a plugin with no hook is a :class:`PluginLoadError` of one line
+    (pluggy's own says it with a dump of every registered plugin)."""
+    what = f"local plugin {entry[0]!r} ({entry[1]})" if entry else f"plugin {name!r}"
     holder = next((info for info in infos if info.name == name), None)
     if pm.is_registered(plugin) or holder is not None:
         if holder is not None and holder.distribution != "(in-process)":
@@ -178,7 +188,7 @@ def _register_local(
             fix = "rename its module, or give module:object with an object of another __name__"
         else:
             clash = "a plugin listed before it"
-            fix = f"list it once in {LOCAL_PLUGINS_ENV}"
+            fix = f"list it once in {entry[1] if entry else LOCAL_PLUGINS_ENV}"
         raise PluginLoadError(f"{what} is named {name!r}, like {clash}: {fix}")
     try:
         pm.register(plugin, name=name)
@@ -260,6 +270,7 @@ def load_registry(
     load_entry_points: bool = True,
     extra_plugins: Iterable[ModuleType | object] = (),
     local_plugins: Iterable[str] | None = None,
+    option_plugins: Iterable[str] = (),
 ) -> tuple[Registry, list[PluginInfo]]:
     """Plugin manager + registry in one call: what the CLI and tests use."""
     pm, infos = make_plugin_manager(
@@ -267,6 +278,7 @@ def load_registry(
         load_entry_points=load_entry_points,
         extra_plugins=extra_plugins,
         local_plugins=local_plugins,
+        option_plugins=option_plugins,
     )
     return collect_registry(pm, infos), infos
 
@@ -276,12 +288,14 @@ class RegistryFactory:
     """Builds the plugin registry in a worker: picklable, unlike a registry.
 
     ``extra_plugins`` are ``"module:attribute"`` names of in-process plugins
-    (an attribute that is a class is instantiated), importable in the worker.
+    (an attribute that is a class is instantiated), importable in the worker;
+    ``option_plugins`` those the CLI's ``--plugin`` gave, registered as in the parent.
     """
 
     load_entry_points: bool = True
     extra_plugins: tuple[str, ...] = ()
     blocked: tuple[str, ...] | None = None
+    option_plugins: tuple[str, ...] = ()
 
     def __call__(self) -> Registry:
         extra = [load_local_plugin(name) for name in self.extra_plugins]
@@ -289,5 +303,6 @@ class RegistryFactory:
             blocked=self.blocked,
             load_entry_points=self.load_entry_points,
             extra_plugins=extra,
+            option_plugins=self.option_plugins,
         )
         return registry

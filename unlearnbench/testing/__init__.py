@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
-    from unlearnbench.execution.cell import TaskContext
+    from unlearnbench.execution.context import TaskContext
     from unlearnbench.task import Task
     from unlearnbench.testing.contracts import (
         TINY_RECIPE,

@@ -15,7 +15,8 @@ import torch
 
 from unlearnbench.config import ForgetRequest, SplitSizes, TrainRecipe
 from unlearnbench.execution.cache import ArtifactCache, content_key
-from unlearnbench.execution.cell import Replicates, TaskContext
+from unlearnbench.execution.cell import Replicates
+from unlearnbench.execution.context import TaskContext
 from unlearnbench.execution.plan import Component
 from unlearnbench.host.registry import Registry
 from unlearnbench.specs import (

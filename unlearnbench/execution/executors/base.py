@@ -52,8 +52,8 @@ from tqdm import tqdm
 
 from unlearnbench.execution.cache import ArtifactCache, FileLock, remove_stale_temporaries
 from unlearnbench.execution.plan import CellPlan, Plan, TaskPlan
-from unlearnbench.execution.runner import Runner, RunSummary, Work, pending_work
 from unlearnbench.execution.store import CellRecord, ResultStore
+from unlearnbench.execution.task_runner import Runner, RunSummary, Work, pending_work
 from unlearnbench.host.registry import Registry
 from unlearnbench.specs import UnlearnbenchError
 

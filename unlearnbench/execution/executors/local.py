@@ -22,8 +22,8 @@ from unlearnbench.execution.executors.base import (
     JobPool,
     call_job,
 )
-from unlearnbench.execution.runner import Runner, Work
 from unlearnbench.execution.store import CellRecord
+from unlearnbench.execution.task_runner import Runner, Work
 
 
 @dataclass

@@ -46,8 +46,8 @@ from unlearnbench.execution.executors.base import (
 )
 from unlearnbench.execution.limits import setup_timeout_message
 from unlearnbench.execution.plan import CellPlan, TaskPlan
-from unlearnbench.execution.runner import Runner, Work
 from unlearnbench.execution.store import CellRecord
+from unlearnbench.execution.task_runner import Runner, Work
 from unlearnbench.host.registry import Registry
 
 log = logging.getLogger(__name__)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearnbench.execution.cache import content_key
-from unlearnbench.execution.cell import TaskContext
+from unlearnbench.execution.context import TaskContext
 from unlearnbench.execution.devices import available_cores
 from unlearnbench.execution.executors.base import (
     HARD_KILL_GRACE_S,
@@ -37,8 +37,8 @@ from unlearnbench.execution.executors.base import (
 )
 from unlearnbench.execution.limits import SETUP_LIMIT, CellTimeout, time_limit
 from unlearnbench.execution.plan import CellPlan, TaskPlan
-from unlearnbench.execution.runner import Runner, Work
 from unlearnbench.execution.store import CellRecord
+from unlearnbench.execution.task_runner import Runner, Work
 from unlearnbench.host.registry import Registry
 
 _RAY_RUNNERS: dict[WorkerConfig, Runner] = {}

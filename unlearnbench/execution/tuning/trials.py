@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from unlearnbench.execution.cache import ArtifactCache
-from unlearnbench.execution.cell import TaskContext, run_method
+from unlearnbench.execution.cell import run_method
+from unlearnbench.execution.context import TaskContext
 from unlearnbench.execution.isolation import TaskDataChanged
 from unlearnbench.execution.limits import CellTimeout, time_limit
 from unlearnbench.execution.plan import Component, TaskPlan
-from unlearnbench.execution.runner import Runner
 from unlearnbench.execution.suite import TuningConfig
+from unlearnbench.execution.task_runner import Runner
 from unlearnbench.execution.tuning.validation import (
     ValidationData,
     avg_gap,

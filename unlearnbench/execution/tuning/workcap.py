@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from unlearnbench.execution.cache import ArtifactCache
-from unlearnbench.execution.cell import TaskContext
+from unlearnbench.execution.context import TaskContext
 from unlearnbench.task import Task
 
 

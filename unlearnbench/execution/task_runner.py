@@ -1,4 +1,4 @@
-"""Executes a plan: builds each task once, runs its cells, writes each result.
+"""Runs a plan's tasks: builds each task once, runs its cells, records each result.
 
 The runner knows no plugin and no pluggy: it receives a registry of specs and
 calls their factories. Per task it trains the shared artifacts once (the
@@ -15,7 +15,8 @@ is the only writer; see :mod:`unlearnbench.execution.executors`).
 
 Time limits live in :mod:`unlearnbench.execution.limits` (a cell that ends past
 its limit, because its plugin kept the alarm out, is recorded ``timeout``); one
-cell's work (fit, unlearn, evaluate) in :mod:`unlearnbench.execution.cell`. Tasks
+cell's work (fit, unlearn, evaluate) in :mod:`unlearnbench.execution.cell`; the
+context plugins receive in :mod:`unlearnbench.execution.context`. Tasks
 get a copy of the loaded data; a plugin that writes into it fails its cell
 (:mod:`unlearnbench.execution.isolation`) and the next cells get a fresh copy.
 """
@@ -37,11 +38,11 @@ from unlearnbench.execution.cache import ArtifactCache, StaleArtifactError, cont
 from unlearnbench.execution.cell import (
     Outcome,
     Replicates,
-    TaskContext,
     TrainedOn,
     evaluate_cell,
     run_method,
 )
+from unlearnbench.execution.context import TaskContext
 from unlearnbench.execution.isolation import TaskDataChanged
 from unlearnbench.execution.limits import (
     SETUP_LIMIT,
@@ -319,7 +320,6 @@ class Runner:
                 f"architecture: {exc}"
             ) from exc
         return outcome
-
 
     def record(self, plan: TaskPlan, cell: CellPlan, status: str, **extra: Any) -> CellRecord:
         """A cell's record with its full configuration and provenance."""

@@ -1,0 +1,5 @@
+"""``python -m unlearnbench.cli``: the ``unlearnbench`` command."""
+
+from unlearnbench.cli import main
+
+raise SystemExit(main())
