@@ -27,25 +27,42 @@ import argparse
 import json
 import sqlite3
 from pathlib import Path
+from typing import Any
 
-from unlearnbench.builtin.methods.deepobliviate import residual_memory as rm
-from unlearnbench.host.manager import load_registry
-from unlearnbench.specs import resolve_params
+from unlearnbench.specs import MethodSpec, resolve_params
+from unlearnbench.testing import registry
 
 EPSILONS = (0.1, 0.08, 0.06, 0.04, 0.02)
-READINGS = {
-    "ours": ("first", {"min_points": 11, "dfa_min_points": 11}),
-    "literal": ("none", {"min_points": 11, "dfa_min_points": 11}),
-    "literal-4": ("none", {"min_points": 4, "dfa_min_points": 4}),
-    "from_one": ("first", {"min_points": 11, "dfa_min_points": 11, "power_law_x": "from_one"}),
-    "per_param": ("per_param", {"min_points": 11, "dfa_min_points": 11}),
+# each reading: how Δ is scaled, and the ``deepobliviate`` parameters of its rule
+READINGS: dict[str, tuple[str, dict[str, Any]]] = {
+    "ours": ("first", {"min_blocks": 11, "dfa_min_points": 11}),
+    "literal": ("none", {"min_blocks": 11, "dfa_min_points": 11}),
+    "literal-4": ("none", {"min_blocks": 4, "dfa_min_points": 4}),
+    "from_one": ("first", {"min_blocks": 11, "dfa_min_points": 11, "power_law_x": "from_one"}),
+    "per_param": ("per_param", {"min_blocks": 11, "dfa_min_points": 11}),
 }
 
 
-def first_stops(delta: list[float], first_block: int, options: dict) -> dict[float, int | None]:
-    """``StopRule(ε, guard="none").first_stop`` for every ε in one pass: the fitted
-    slope at each length does not depend on ε, so each prefix is tested once."""
-    rule = rm.StopRule(max(EPSILONS), guard="none", **options)
+def scaled(raw: list[float], mode: str, num_params: int) -> list[float]:
+    """Δ on the scale of the method's ``normalise`` parameter: ``first`` ÷ Δ_d,
+    ``per_param`` ÷ the trainable parameter count, ``none`` raw."""
+    if mode == "none":
+        return [float(v) for v in raw]
+    if mode == "per_param":
+        scale = float(max(num_params, 1))
+    else:
+        scale = float(raw[0]) if raw and raw[0] > 0 else 1.0
+    return [float(v) / scale for v in raw]
+
+
+def first_stops(
+    spec: MethodSpec, delta: list[float], first_block: int, options: dict[str, Any]
+) -> dict[float, int | None]:
+    """The first stop of the rule of ``deepobliviate`` (made from the registry with
+    ``stop_guard="none"`` and ``options``) for every ε in one pass: the fitted slope
+    at each length does not depend on ε, so each prefix is tested once."""
+    params = {"epsilon": max(EPSILONS), "stop_guard": "none", **options}
+    rule = spec.create(resolve_params(spec.params, params)).cfg.rule
     stops: dict[float, int | None] = dict.fromkeys(EPSILONS)
     for k in range(rule.min_points, len(delta) + 1):
         slope = abs(rule.test(delta[:k], first_block).slope)
@@ -63,7 +80,8 @@ def main() -> None:
     parser.add_argument("--markdown", type=Path, help="also write the tables here")
     args = parser.parse_args()
     con = sqlite3.connect(args.store)
-    reg, _ = load_registry()
+    reg = registry()
+    spec = reg.get("method", "deepobliviate")
     arch = reg.get("architecture", "lenet5_1d")
     model = arch.build((1, 40), 10, resolve_params(arch.params, {}))
     num_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -97,8 +115,8 @@ def main() -> None:
         first_block = int(json.loads(first)[0])
         blocks = json.loads(config)["method"]["params"]["blocks"]
         for reading, (mode, options) in READINGS.items():
-            delta = rm.normalise(raw, mode, num_params)
-            stops = first_stops(delta, first_block, options)
+            delta = scaled(raw, mode, num_params)
+            stops = first_stops(spec, delta, first_block, options)
             cells = []
             for epsilon in EPSILONS:
                 stop = stops[epsilon]

@@ -37,6 +37,7 @@ leaderboard's MNIST-1D regime is::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 import time
 from collections.abc import Callable
@@ -46,27 +47,36 @@ from typing import Any
 import torch
 from tabulate import tabulate
 
-from unlearnbench.builtin.methods import deepobliviate as do
-from unlearnbench.builtin.methods.deepobliviate import residual_memory as rm
 from unlearnbench.config import ForgetRequest, SplitSizes, TrainRecipe
-from unlearnbench.testing import make_task
+from unlearnbench.specs import MethodContext, MethodSpec, Unlearned, resolve_params
+from unlearnbench.task import Task
+from unlearnbench.testing import make_task, registry
 from unlearnbench.training import accuracy, predict_logits
 
 PROFILE_AT = (1, 2, 3, 5, 10, 20, 40)
-READINGS = {
+# the rule's readings as ``deepobliviate`` parameters; min_blocks 3: test from 3 blocks on
+READINGS: dict[str, dict[str, Any]] = {
     "block+guard": {},
     "from_one+guard": {"power_law_x": "from_one"},
-    "from_one (old)": {"power_law_x": "from_one", "guard": "none"},
+    "from_one (old)": {"power_law_x": "from_one", "stop_guard": "none"},
 }
 
 
-def replay(delta: list[float], first_block: int, shortest: int, epsilons: list[float]) -> list[str]:
+def method(spec: MethodSpec, **params: Any) -> Any:
+    """A ``deepobliviate`` method object, made from the registry as a suite makes it."""
+    return spec.create(resolve_params(spec.params, params))
+
+
+def replay(
+    spec: MethodSpec, delta: list[float], first_block: int, shortest: int, epsilons: list[float]
+) -> list[str]:
     """Blocks retrained under each reading and ε, from a recorded normalised Δ series
-    (never fewer than ``shortest``: up to the last block holding deleted points)."""
+    (never fewer than ``shortest``: up to the last block holding deleted points), by
+    the stopping rule of a method object made with those parameters."""
     out = []
     for options in READINGS.values():
         for epsilon in epsilons:
-            rule = rm.StopRule(epsilon, **options)
+            rule = method(spec, epsilon=epsilon, min_blocks=3, **options).cfg.rule
             stop = rule.first_stop(delta, first_block, shortest)
             out.append("-" if stop is None else str(stop))
     return out
@@ -77,6 +87,19 @@ def timed(fn: Callable[..., Any], *args: Any) -> tuple[Any, float, float]:
     cpu, wall = time.process_time(), time.perf_counter()
     out = fn(*args)
     return out, time.process_time() - cpu, time.perf_counter() - wall
+
+
+def naive_from_scratch(
+    deepobliviate: Any, state: Any, forget: torch.Tensor, task: Task, ctx: MethodContext
+) -> Unlearned:
+    """The paper's naive retrain: every block from P_0 without ``forget``.
+
+    ``naive`` retrains from the first block holding a deleted point (the checkpoints
+    before it do not change); the paper's baseline trains all B blocks, so its state
+    is given with every point in block 0. Same model, the whole cost.
+    """
+    from_zero = dataclasses.replace(state, block_of=torch.zeros_like(state.block_of))
+    return deepobliviate.naive(from_zero, forget, task, ctx)
 
 
 def labels(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -110,6 +133,7 @@ def main() -> None:
         test=args.samples - args.target - 300,
         shadow_in=100,
         shadow_out=100,
+        auxiliary=0,  # no evaluator here reads it
     )
     recipe = TrainRecipe(epochs=args.epochs_per_block, batch_size=64, lr=args.lr)
     requests = [
@@ -123,7 +147,7 @@ def main() -> None:
         ),
         ForgetRequest(kind="block", position=args.positions[0], blocks=blocks),
     ]
-    params = {"blocks": blocks}
+    spec = registry().get("method", "deepobliviate")
     rows = []
     profiles = []
     replays = []
@@ -142,7 +166,8 @@ def main() -> None:
             )
             x, y = task.x[task.splits.test], task.y[task.splits.test]
             forget = task.splits.forget
-            state, fit_cpu, _ = timed(do.create(params).fit, task, ctx)
+            deepobliviate = method(spec, blocks=blocks)
+            state, fit_cpu, _ = timed(deepobliviate.fit, task, ctx)
             if n == 0:
                 standard = ctx.original()
                 print(
@@ -153,21 +178,17 @@ def main() -> None:
                     f"standard training ({args.epochs_per_block} epochs on the whole target): "
                     f"accuracy {accuracy(standard, x, y):.4f}"
                 )
-            cfg = do.Config.from_params(params)
-            partition = do.create(params).partition(task)
             naive_value, naive_cpu, naive_wall = timed(
-                do.stored_training, task, ctx, cfg, partition, forget
+                naive_from_scratch, deepobliviate, state, forget, task, ctx
             )
-            naive = task.new_model("init")
-            naive.load_state_dict(naive_value["checkpoints"][-1])
-            before = task.new_model("init")
-            before.load_state_dict(state.checkpoints[-1])
+            naive = naive_value.model
+            before = deepobliviate.trained(state, task, ctx)  # P_B
             naive_labels = labels(naive, x)
             floor = float((labels(before, x) == naive_labels).float().mean())
             naive_acc = accuracy(naive, x, y)
             for epsilon in [*args.epsilons, 0.0]:
                 result, cpu, wall = timed(
-                    do.create({**params, "epsilon": epsilon}).unlearn, state, forget, task, ctx
+                    method(spec, blocks=blocks, epsilon=epsilon).unlearn, state, forget, task, ctx
                 )
                 if epsilon == 0:
                     delta = result.series["residual_memory_normalised"]
@@ -176,12 +197,15 @@ def main() -> None:
                     first_block = int(result.series["first_block"][0])
                     last_block = max(
                         j + 1
-                        for j, members in enumerate(partition)
+                        for j, members in enumerate(state.blocks)
                         if torch.isin(members, forget).any()
                     )
                     shortest = last_block - first_block + 1
                     replays.append(
-                        [request.label_text, *replay(delta, first_block, shortest, args.epsilons)]
+                        [
+                            request.label_text,
+                            *replay(spec, delta, first_block, shortest, args.epsilons),
+                        ]
                     )
                 rows.append(
                     {

@@ -23,16 +23,13 @@ from pathlib import Path
 
 import torch
 
-from unlearnbench.builtin.methods.gan import PARAMS, create
 from unlearnbench.config import ForgetRequest, SplitSizes, TrainRecipe
-from unlearnbench.execution.cache import ArtifactCache, content_key
-from unlearnbench.execution.context import TaskContext
-from unlearnbench.specs import resolve_params
-from unlearnbench.task import Task, build_task
-from unlearnbench.testing import registry
+from unlearnbench.specs import MethodContext, resolve_params
+from unlearnbench.task import Task
+from unlearnbench.testing import make_task, registry
 from unlearnbench.training import accuracy, predict_proba
 
-NONMEMBER, TEST = 500, 1000
+NONMEMBER, TEST, AUXILIARY = 500, 1000, 500  # auxiliary: the GAN's third-party data
 
 
 def parse_args() -> argparse.Namespace:
@@ -49,30 +46,27 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def make_task(
-    data, arch, args: argparse.Namespace, size: int, cache: Path
-) -> tuple[Task, TaskContext]:
-    arch_params = resolve_params(arch.params, {"widths": args.widths})
-    recipe = TrainRecipe(epochs=args.epochs, batch_size=64, lr=1e-3)
-    sizes = SplitSizes(target=size, nonmember=NONMEMBER, test=TEST, shadow_in=0, shadow_out=0)
-    train_key = content_key({"bench": "gan", "size": size, "args": vars(args)})
-    task = build_task(
+def gan_task(args: argparse.Namespace, size: int, cache: Path) -> tuple[Task, MethodContext]:
+    """The task of one target size, its splits drawn from one MNIST-1D pool (sized
+    for the largest of ``--sizes``) and built as a suite builds it."""
+    return make_task(
+        cache,
         dataset="mnist1d",
+        dataset_params={"samples": max(args.sizes) + NONMEMBER + TEST + AUXILIARY},
         architecture="mlp",
-        x=data.x,
-        y=data.y,
-        num_classes=data.num_classes,
-        input_shape=data.input_shape,
-        build_model=lambda: arch.build(data.input_shape, data.num_classes, arch_params),
-        sizes=sizes,
+        architecture_params={"widths": args.widths},
         request=ForgetRequest(kind="random", count=args.forget),
-        recipe=recipe,
+        splits=SplitSizes(
+            target=size,
+            nonmember=NONMEMBER,
+            test=TEST,
+            shadow_in=0,
+            shadow_out=0,
+            auxiliary=AUXILIARY,
+        ),
+        recipe=TrainRecipe(epochs=args.epochs, batch_size=64, lr=1e-3),
         seed=args.seed,
-        device=torch.device("cpu"),
-        key=train_key,
-        train_key=train_key,
     )
-    return task, TaskContext(task, ArtifactCache(cache))
 
 
 def timed(fn):
@@ -98,20 +92,20 @@ def describe(task: Task, model: torch.nn.Module) -> dict[str, float]:
 def main() -> None:
     args = parse_args()
     torch.set_num_threads(args.threads)
-    reg = registry()
-    ds, arch = reg.get("dataset", "mnist1d"), reg.get("architecture", "mlp")
-    pool = max(args.sizes) + NONMEMBER + TEST
-    data = ds.load(resolve_params(ds.params, {"samples": pool}))
+    gan_spec = registry().get("method", "gan")
     header = (
         f"{'target':>6} {'method':<12} {'test':>6} {'forget':>6} {'conf_f':>6} {'conf_nm':>7} "
         f"{'steps':>5} {'dist0':>6} {'dist':>6} {'wall_s':>7} {'cpu_s':>7} {'speedup':>7}"
     )
     print(f"MNIST-1D, MLP {args.widths}, {args.epochs} epochs, forget {args.forget} random points,")
-    print(f"{NONMEMBER} non-member points; conf_nm = the original model's top-1 confidence on them")
+    print(
+        f"{NONMEMBER} non-member points; conf_nm = the original model's top-1 confidence on them; "
+        f"the GAN's non-member posteriors from {AUXILIARY} auxiliary points"
+    )
     print(header)
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
-            task, ctx = make_task(data, arch, args, size, Path(tmp))
+            task, ctx = gan_task(args, size, Path(tmp))
             original, o_wall, o_cpu = timed(ctx.original)
             ref_nm = describe(task, original)["conf_nm"]
 
@@ -126,7 +120,7 @@ def main() -> None:
                 ("retrain", reference, {}, [], r_wall, r_cpu),
             ]
             for alpha in args.alphas:
-                gan = create(resolve_params(PARAMS, {"alpha": alpha}))
+                gan = gan_spec.create(resolve_params(gan_spec.params, {"alpha": alpha}))
                 state = gan.fit(task, ctx)
                 result, g_wall, g_cpu = timed(
                     lambda gan=gan, state=state, task=task, ctx=ctx: gan.unlearn(
@@ -158,7 +152,7 @@ def main() -> None:
     print("dist0 / dist = the critic's distance estimate after its warm-up / at the stop (< 0.03);")
     print("speedup = retrain CPU seconds / GAN deletion CPU seconds (same process, 1 thread);")
     print("original's time is its training; GAN times exclude fit (one forward pass of the")
-    print("frozen model over the non-member set).")
+    print("frozen model over the auxiliary set).")
 
 
 if __name__ == "__main__":

@@ -21,16 +21,17 @@ import argparse
 import copy
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnbench.builtin.architectures.paper_models import build_resnet18
-from unlearnbench.builtin.architectures.small import build_lenet5
 from unlearnbench.config import TrainRecipe
+from unlearnbench.specs import resolve_params
+from unlearnbench.testing import registry
 from unlearnbench.training import train_model
 
 
@@ -38,7 +39,8 @@ from unlearnbench.training import train_model
 class Case:
     name: str
     shape: tuple[int, int, int]
-    build: Callable[[], nn.Module]
+    architecture: str  # a registered architecture, built as a suite would build it
+    params: Mapping[str, Any]
     samples: dict[str, int]
     batch: dict[str, int]
 
@@ -47,18 +49,27 @@ CASES = (
     Case(
         "lenet5 / MNIST-shaped",
         (1, 28, 28),
-        lambda: build_lenet5((1, 28, 28), 10, {}),
+        "lenet5",
+        {},
         {"small": 2048, "full": 60000},
         {"small": 256, "full": 256},
     ),
     Case(
         "resnet18 / CIFAR-shaped",
         (3, 32, 32),
-        lambda: build_resnet18((3, 32, 32), 10, {"stem": "cifar"}),
+        "resnet18",
+        {"stem": "cifar"},
         {"small": 256, "full": 20000},
         {"small": 64, "full": 128},
     ),
 )
+
+
+def builder(case: Case) -> Callable[[], nn.Module]:
+    """Builds the case's model (10 classes) as a suite would: from the plugin registry."""
+    spec = registry().get("architecture", case.architecture)
+    params = resolve_params(spec.params, dict(case.params))
+    return lambda: spec.build(case.shape, 10, params)
 
 
 def sync(device: torch.device) -> None:
@@ -102,8 +113,9 @@ def measure(case: Case, size: str, device: torch.device, recipe: TrainRecipe, re
     x = torch.randn(n, *case.shape, generator=gen).to(device)
     y = torch.randint(0, 10, (n,), generator=gen).to(device)
     indices = torch.arange(n, device=device)
+    build = builder(case)
     torch.manual_seed(0)
-    init = case.build().to(device)
+    init = build().to(device)
     shared_model, bare_model = copy.deepcopy(init), copy.deepcopy(init)
     if recipe.channels_last:
         bare_model.to(memory_format=torch.channels_last)

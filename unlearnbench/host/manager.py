@@ -48,7 +48,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "unlearnbench.builtin.methods.gan",
     "unlearnbench.builtin.evaluators.accuracy",
     "unlearnbench.builtin.evaluators.consistency",
-    "unlearnbench.builtin.evaluators.time",
+    "unlearnbench.builtin.evaluators.timing",
     "unlearnbench.builtin.evaluators.mia",
     "unlearnbench.builtin.evaluators.attacks",
     "unlearnbench.builtin.evaluators.lira",

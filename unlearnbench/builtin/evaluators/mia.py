@@ -1,65 +1,15 @@
 """``mia``: membership inference with one shadow model (seed 000, Salem et al.'s adversary 1).
 
-The seed paper (GAN unlearning, sections 2.5 and 3.1) measures deletion with a
-membership-inference attack: a shadow model with the target's architecture is
-trained on ``D_in`` and its outputs on ``D_in`` (members) and ``D_out``
-(non-members) train a binary attack model; the attack is then applied to the
-unlearned model's outputs on the forget set. Its false-negative rate on the
-forget set, ``FNR = FN / (TP + FN)``, is the measure: a model that still
-remembers the forgotten points lets the attack call them members (low FNR);
-after a good deletion they look like non-members (high FNR, close to retrain).
-
-Choices where the paper is vague (all parameters):
-
-- Shadow model (``shadow``): ML-Leaks' premise is a shadow trained the way
-  the target was. ``"method"`` (default): for a method that owns its training
-  (defines ``trained``: SISA, DeepObliviate), the shadow is trained by the
-  method's own procedure on ``splits.shadow_in`` (``inputs.trained_on``: a
-  SISA ensemble, a stored training; cached with the method's artifacts), and
-  the attack is calibrated on it; every other method (post-hoc ones start
-  from the standard original) gets the standard shadow. ``"standard"``: always
-  ``task.new_model("shadow")`` trained with the task's own recipe on
-  ``splits.shadow_in`` (seed label ``"shadow"``), cached once per task
-  training identity. (Seen on the MNIST-1D board, issue 23: a standard shadow
-  calls 99.6% of SISA's retained training points non-members, since a shard
-  model trained on a fifth of the data is far less confident than one
-  trained on all of it.)
-- Attack features: the ``top_k`` (default 3) largest posteriors, sorted
-  descending (ML-Leaks adversary 1). ``features="log"`` uses their logarithms
-  instead, which separates saturated softmax outputs better; the default keeps
-  the paper's raw posteriors. (Seen on the digits task, where the shadow
-  barely overfits: the raw-posterior MLP called exactly one-hot outputs,
-  more confident than any shadow output, non-members; the log variant did
-  not. On MNIST-1D both call them members.) Features are standardised with the attack
-  training set's mean and deviation.
-- Attack model: a torch MLP with one hidden layer of ``hidden`` (64) ReLU
-  units, as in ML-Leaks, trained full-batch with Adam (``attack_steps`` steps,
-  ``attack_lr``), seeded from the task seed. The larger of shadow_in/out is
-  subsampled so members and non-members are balanced.
-- ``holdout`` (0.3) of the balanced shadow members and non-members is kept
-  out of attack training; ``mia_attack_accuracy`` is measured there, so a weak
-  attack is visible. ``holdout = 0`` trains on everything and reports the
-  training accuracy instead.
-- A point is called a member when the attack's member probability is > 0.5.
-
-Besides the FNR on the forget set, the evaluator reports the attack's TNR on
-``splits.nonmember`` and TPR on ``splits.retain`` for the evaluated model (so
-one can tell "forgot" from "attack calls everything non-member") and the gap
-between the evaluated model's FNR and the reference's (retrain's).
-
-``mia_strength``: the ROC AUC of the attack's member score on the *original*
-model, its members (``splits.target``) against non-members
-(``splits.nonmember``); with a method-procedure shadow, on the model that
-method unlearns from (``inputs.trained``) instead, since the attack is
-calibrated for it (a per-row strength: the board marks only such a row). With
-that shadow the reference's FNR (for ``mia_fnr_gap``) is read with the same
-attack, so the gap compares the two models under one attack. Below 0.6 the
-attack cannot tell members at all and its numbers measure nothing: leaderboards mark them so (see
-``unlearnbench.builtin.evaluators.strength``). ML-Leaks trains the shadow on as
-many points as the target: by default ``splits.shadow_in`` equals
-``splits.target``, and the suite check warns when a suite sets them apart.
-Posteriors are read through ``unlearnbench.training.predict_proba``, so an
-ensemble (SISA) is attacked on the mean of its members' softmax, not on votes.
+As the seed paper (GAN unlearning, sections 2.5 and 3.1) measures deletion: a
+shadow model trained on ``splits.shadow_in`` (by default the way the method
+trains, ``shadow="method"``) and its outputs on members and non-members train an
+attack MLP on the ``top_k`` largest posteriors; applied to the evaluated model,
+its false-negative rate on the forget set (``mia_fnr``) is the measure: high,
+close to retrain's, after a good deletion. It also reports the attack's TNR on
+non-members and TPR on the retain set (to tell "forgot" from "calls everything
+non-member"), the gap to the reference, and ``mia_strength`` (the attack's AUC
+on the model unlearned from; below 0.6 boards mark its numbers as measuring
+nothing). Every choice where the paper is vague, and why: docs/evaluators.md, ``mia``.
 """
 
 from __future__ import annotations

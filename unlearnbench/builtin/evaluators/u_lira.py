@@ -1,63 +1,16 @@
 """``u_lira``: U-LiRA, the likelihood-ratio attack adapted to unlearning.
 
-Source: Hayes, Shumailov, Triantafillou, Khalifa, Papernot, "Inexact
-unlearning needs more careful evaluations to avoid a false sense of privacy"
-(2024), Section 4 (U-LiRA). LiRA (``lira``, Carlini et al. 2022) asks "was
-this point trained on?"; after unlearning the right question is "was this
-point trained on *and then unlearned* by this method, or never trained on?".
-The shadow models must therefore be the method's own outputs.
-
-The attack. N replicates of the cell (``inputs.replicates``, each with its own
-training seed, shared with ``unlearning_score``): each trains an original on
-the target set, unlearns the forget set with the method under test
-(``unlearned``), and retrains without it (``retrained``). For each forget
-point the logit-scaled confidence φ = log(p_y / (1 - p_y)) (as in ``lira``)
-over the N unlearned replicates is the "in" Gaussian N(μ_in, σ_in²), over the
-N retrained replicates the "out" Gaussian; a model's φ on the point is
-scored by the log likelihood ratio log N(φ; μ_in, σ_in²) - log N(φ; μ_out,
-σ_out²) (higher: looks unlearned rather than never trained on). With few
-replicates the variances are pooled over the forget points per side
-(``fixed_variance``, default, as LiRA's paper advises below about 64 models).
-
-What is reported. Positives: the cell's unlearned model on each forget point;
-negatives: the cell's reference (retrain) on the same points. Neither model
-is a replicate (their seed is the task's), so the attack is tested on models
-it never saw. ``u_lira_auc`` (ROC AUC) and ``u_lira_tpr_at_1fpr``; the
-target is the value of a model compared with itself, AUC 0.5 and TPR at 1% FPR
-0, and the ``_gap`` metrics are the distances to it. A method whose outputs on
-the forget set cannot be told from retraining's scores near 0.5; one that
-leaves a trace, high.
-
-Retrain's own row. Its unlearned and retrained replicates would be the same
-models (both Gaussians one, every score 0) and its positives and negatives the
-same model: AUC exactly 0.5, whatever the noise of 20 forget points and N
-models. Instead its "out" Gaussian comes from retrain replicates of another
-label (``"replicate-independent"``, other training randomisations) and its
-positives from one more of those: the row shows the gap that a method exactly
-as good as retraining gets at this N (the floor), not 0. See
-``replicate_sides.py``.
-
-The method's own naive retraining. SISA and DeepObliviate (methods that define
-``naive``) are exact, or close, under their own training procedure, not
-against standard retraining. For them ``u_lira_naive_auc`` and
-``u_lira_naive_tpr_at_1fpr`` (and their gaps to 0.5 and 0) repeat the attack
-with the ``naive`` models of independent replicates as the "out" side and one
-more of them as the negatives (independent because SISA's unlearning gives
-its naive model bit for bit from the same ``fit``). Methods without ``naive``
-have no such metric. Role-less, like ``naive_consistency``, so boards do not
-rank them.
-``u_lira_strength``: the same attack with the replicates' *originals* as the
-"in" side, the task's original against its reference: how well U-LiRA tells
-"trained on" from "never trained on" at all on this task (below 0.6 the
-attack measures nothing and leaderboards say so).
-
-Cost and limits: the replicates (``models`` = 8 by default: N originals, N
-method runs, N retrainings per method, cached; see ``unlearning_score``);
-retrain's row adds N + 1 independent originals and retrainings, a method with
-``naive`` N + 1 independent replicates with their naive models.
-The forget set is small (20 points in the default suite), so the AUC moves in
-steps of 1/(20 x 20) and the TPR at 1% FPR is that at FPR 0; read them
-across seeds. Below 8 replicates the evaluator warns.
+Hayes et al. (2024), Section 4: after unlearning, the question is "was this point
+trained on and then unlearned by this method, or never trained on?", so the
+shadow models are the method's own outputs. Over N replicates of the cell
+(``inputs.replicates``, shared with ``unlearning_score``) a Gaussian of the
+logit-scaled confidence per forget point is fitted to the unlearned and to the
+retrained replicates; the cell's unlearned model (positives) and reference
+(negatives) are scored by the likelihood ratio: ``u_lira_auc`` and
+``u_lira_tpr_at_1fpr``, target 0.5 and 0 (their ``_gap`` metrics the distance).
+Retrain's row shows the floor at this N, methods with ``naive`` also get
+``u_lira_naive_*``, and ``u_lira_strength`` says whether the attack tells
+anything at all. The attack, these rows, cost and limits: docs/evaluators.md, ``u_lira``.
 """
 
 from __future__ import annotations

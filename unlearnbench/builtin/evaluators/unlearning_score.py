@@ -1,87 +1,16 @@
 """``unlearning_score``: the NeurIPS 2023 Machine Unlearning challenge's score.
 
-Source: Triantafillou, Kairouz, Pedregosa, Hayes, Kurmanji, Zhao, Dumoulin,
-Jacques Junior, Mitliagkas, Wan, Sun, Wang, Escalera, Guyon, "Are we making
-progress in unlearning? Findings from the first NeurIPS unlearning
-competition" (2024), Section 3, and its released evaluation code,
-``google-deepmind/unlearning_evaluation`` (``metric.py``: per-example ε and
-the forget score; ``main.py``: the utility adjustment), which reproduces the
-Kaggle evaluation.
-
-What it measures. N replicates of the cell (``inputs.replicates``): each
-trains an original with its own seed, runs the method under test on it
-(``unlearned``) and the reference (``retrained``). For each forget example
-the logit-scaled confidence φ = log(p_y / (1 - p_y)) of the N unlearned and
-the N retrained models are two samples; the challenge's attacks try to tell
-them apart with decision rules on φ, and each rule's false positive and false
-negative rates (FPR, FNR) give an (ε, δ) lower bound, δ = 1e-5::
-
-    ε(rule) = max(log(1 - δ - FPR) - log(FNR), log(1 - δ - FNR) - log(FPR)), clipped at 0
-
-as in ``metric.py``: a rule with FPR = FNR = 0 (the samples separate
-perfectly) gives ε = ∞, a rule with exactly one of them 0 is discarded (too
-few samples to trust it), and the example's ε is the largest over rules,
-capped at 50. When one sample's range is under 1% of the other's (the method
-produces nearly the same φ every time, "peaky"), ε = 50 outright. Each ε
-earns points by 0.5-wide bins from 0: 1, 1/2, 1/4, ... up to
-``ceil(ln(N - 1))`` (the largest ε N models can resolve), 0 beyond; the
-forget quality F (``unlearning_forget_quality``) is the mean over forget
-examples (1 = every example's ε below 0.5; see the ceiling below). The score is::
-
-    unlearning_score = F x (mean retain accuracy of the unlearned replicates
-                            / that of the retrained)
-                         x (the same ratio of test accuracies)
-
-The ceiling at N. F = 1 needs every example's ε below 0.5, and two samples of
-N models from the *same* distribution rarely give that: the best of many rules
-finds a chance difference. A method indistinguishable from retraining scores
-far below 1, and no higher with more models under these exhaustive rules:
-simulated with this code (per example, both sides N draws of one Gaussian, 100
-examples, 5 repeats), F = 0.173 / 0.121 / 0.092 / 0.073 at N = 8 / 16 / 32 /
-64 (issue 23's simulation: 0.172 at 8, 0.186 with the challenge's grid rules;
-single thresholds alone give about 0.3 from 8 to 512). Comparing retrain's
-replicates with themselves would give exactly 1 (every ε = 0), a number no
-other method can reach. So when the cell's
-method is the reference, its unlearned side (label ``"replicate"``) is scored
-against retrain replicates of another label (``"replicate-independent"``,
-other training randomisations): the reference's row shows the ceiling reachable
-at this N, and the other rows are read against it, not against 1. See
-``replicate_sides.py``.
-
-The method's own naive retraining. A method that changes the training
-procedure (SISA, DeepObliviate: it defines ``naive``) is exact, or close to
-it, under its own procedure, not against standard retraining, so it also gets
-``unlearning_score_naive`` and ``unlearning_forget_quality_naive``: the same
-score with its unlearned replicates against the ``naive`` models of
-independent replicates (its procedure retrained without the forget set),
-utility ratios against those too. Methods without ``naive`` have no such
-metric. Role-less, like ``naive_consistency``, so boards do not rank them.
-
-Rules. The challenge scans, on a 0.01 grid, single thresholds (φ >= t) and
-intervals around the peakier sample (widths within ±2 of its range). Here
-every single threshold and every interval [l, h] with ends at observed values
-(or ±∞), and their complements, are scanned exactly: the same families
-without the grid and the width limit, so ε is at least the challenge's (a
-slightly stronger attack) and needs no GPU.
-
-Deviation. The challenge unlearned N times from *one* original, the
-randomness coming from the unlearning run alone. Methods here are
-deterministic for a seed, so N runs from one original would be identical
-(ε = 50 for every method but retrain); each replicate therefore starts from
-its own original (the U-LiRA protocol of Hayes et al. 2024), which measures
-the method across training randomisations, as the retrained sample already is.
-
-Cost and N. ``models = 8`` by default: per task and method 8 originals, 8
-method runs and 8 retrainings (the retrainings and originals are shared by
-every method through the artifact cache, and everything by re-runs), reported
-as ``unlearning_score_sample_passes``; the reference's row adds 8 independent
-originals and retrainings, a method with ``naive`` 8 independent replicates
-with their naive models (their originals and retrainings shared with the
-reference's). With 8 models an example scores one of
-5 values (ε resolvable up to 2): coarse and noisy; the challenge used 512
-models per side. Below 8 the evaluator warns; it needs at least 3 (with 2,
-``ceil(ln 1) = 0`` leaves no bin). The evaluated cell's own model is not one
-of the samples: the score is the method's, over training randomisations.
+Triantafillou et al. (2024), Section 3, and the challenge's released evaluation
+code (``google-deepmind/unlearning_evaluation``). Over N replicates of the cell
+(``inputs.replicates``) each forget example's logit-scaled confidence under the
+N unlearned and the N retrained models are two samples; the largest (ε, δ) bound
+that decision rules separating them give earns the example points, their mean is
+the forget quality F, and the score is F times the retain- and test-accuracy
+ratios of the unlearned to the retrained replicates. Two samples of one
+distribution already score far below 1 at small N, so retrain's row shows that
+ceiling (against independent replicates), not 1; methods with ``naive`` also get
+``unlearning_score_naive``. The ε formula, the rules scanned, the deviation from
+the challenge (one original per replicate) and the cost: docs/evaluators.md.
 """
 
 from __future__ import annotations

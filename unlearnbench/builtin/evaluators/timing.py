@@ -13,7 +13,8 @@ procedure, ``naive_work_speedup`` = its work / the method's (DeepObliviate's
 block speed-up is the same idea in blocks). Methods that do (almost) nothing
 get huge speed-ups; times are floored at one microsecond and work at one
 sample-pass to stay finite, and leaderboards never mark the do-nothing
-``original`` best.
+``original`` best. (The module is ``timing``, not ``time``: it shadows no
+standard-library module.)
 """
 
 from __future__ import annotations
