@@ -9,6 +9,8 @@ import pytest
 import torch
 
 from unlearnbench.builtin.methods import deepobliviate as do
+from unlearnbench.builtin.methods.deepobliviate import blocks as do_blocks
+from unlearnbench.builtin.methods.deepobliviate import method as do_method
 from unlearnbench.builtin.methods.deepobliviate import residual_memory as rm
 from unlearnbench.config import ForgetRequest
 from unlearnbench.execution.cell import run_method
@@ -46,11 +48,11 @@ def naive_retraining(task, ctx, forget: torch.Tensor, **params: Any) -> dict[str
     blocks = method(**params).partition(task)
     model = task.new_model("init")
     for j, members in enumerate(blocks):
-        optimizer = do.make_block_optimizer(model, task, cfg)
+        optimizer = do_blocks.make_block_optimizer(model, task, cfg)
         ctx.train(
             model,
             members,
-            seed_label=do.block_seed_label(j),
+            seed_label=do_blocks.block_seed_label(j),
             epochs=cfg.epochs(task),
             exclude=forget,
             optimizer=optimizer,
@@ -131,7 +133,7 @@ def test_persisted_optimizer_state_is_exact_and_costs_storage(make_tiny_task) ->
     cfg = do.Config.from_params({**SMALL, "optimizer_state": "persist"})
     blocks = persist.partition(task)
     forget = task.splits.forget
-    naive = do.stored_training(task, ctx, cfg, blocks, exclude=forget)
+    naive = do_blocks.stored_training(task, ctx, cfg, blocks, exclude=forget)
     result = persist.unlearn(state, forget, task, ctx)
     assert_same(result.model.state_dict(), naive["checkpoints"][-1])
     # Adam keeps two moments per parameter: about three times the parameters alone
@@ -170,7 +172,7 @@ def test_two_deletions_in_sequence_equal_one_of_both(make_tiny_task) -> None:
     assert sorted(state.deleted.tolist()) == sorted(task.splits.forget.tolist())
     # the stored checkpoints are those of naive training without both sets
     cfg = do.Config.from_params(SMALL)
-    naive = do.stored_training(task, ctx, cfg, m.partition(task), exclude=task.splits.forget)
+    naive = do_blocks.stored_training(task, ctx, cfg, m.partition(task), exclude=task.splits.forget)
     for ours, theirs in zip(state.checkpoints, naive["checkpoints"], strict=True):
         assert_same(ours, theirs)
 
@@ -343,13 +345,13 @@ def test_naive_is_the_never_stopping_model_built_once_for_every_epsilon(
     task, ctx = make_tiny_task(request=at(0.4, 2))
     forget = task.splits.forget
     builds = []
-    real = do.retrain_to_end
+    real = do_method.retrain_to_end
 
     def counting(*args: Any, **kwargs: Any) -> dict[str, Any]:
         builds.append(args[1])
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(do, "retrain_to_end", counting)
+    monkeypatch.setattr(do_method, "retrain_to_end", counting)
     models, work = [], []
     for epsilon in (0.1, 0.02):
         m = method(epsilon=epsilon, optimizer_state=optimizer_state)
@@ -572,3 +574,15 @@ def test_batchnorm_statistics_are_stitched() -> None:
     out = rm.stitch(a, c, b)
     assert torch.allclose(out["running_mean"], a["running_mean"] + 2)
     assert int(out["num_batches_tracked"]) == int(a["num_batches_tracked"]) + 2
+
+
+def test_the_description_show_prints_is_the_one_in_the_docs() -> None:
+    """``unlearnbench show deepobliviate`` prints DESCRIPTION; docs/methods.md holds the
+    same text, so the two cannot drift apart."""
+    from pathlib import Path
+
+    from unlearnbench.builtin.methods.deepobliviate.description import DESCRIPTION
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "methods.md"
+    assert registry().get("method", "deepobliviate").description == DESCRIPTION
+    assert DESCRIPTION.strip() in docs.read_text(encoding="utf-8")

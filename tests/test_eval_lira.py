@@ -261,3 +261,15 @@ def test_retrains_auc_is_chance_on_average(make_tiny_task):
         metrics = lira.create({}).evaluate(_inputs(task, retrained, retrained, retrained), ctx)
         aucs.append(metrics.metrics["lira_auc"])
     assert abs(sum(aucs) / len(aucs) - 0.5) < 0.05, aucs
+
+
+def test_the_description_show_prints_is_the_one_in_the_docs() -> None:
+    """``unlearnbench show lira`` prints DESCRIPTION; docs/lira.md holds the same text."""
+    from pathlib import Path
+
+    from unlearnbench.builtin.evaluators.lira_description import DESCRIPTION
+    from unlearnbench.testing import registry
+
+    docs = Path(__file__).resolve().parents[1] / "docs" / "lira.md"
+    assert registry().get("evaluator", "lira").description == DESCRIPTION
+    assert DESCRIPTION.strip() in docs.read_text(encoding="utf-8")

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Generator
 from importlib import metadata
 from pathlib import Path
 
 import pytest
 
 from tests.plugins.fixture_plugins import DuplicateRetrain, FixturePlugin
-from unlearnbench import hookspecs
+from unlearnbench import DatasetSpec, MethodSpec, hookimpl, hookspecs
 from unlearnbench.host.manager import (
     BLOCK_ENV,
     DEFAULT_PLUGINS,
     PluginLoadError,
     blocked_from_env,
+    collect_registry,
     load_registry,
+    make_plugin_manager,
 )
 from unlearnbench.host.registry import RegistryError
 
@@ -166,3 +169,52 @@ def test_a_local_plugin_that_cannot_load_names_the_variable(monkeypatch, name: s
     monkeypatch.setenv("UNLEARNBENCH_PLUGINS", name)
     with pytest.raises(PluginLoadError, match=rf"local plugin '{name}'.*UNLEARNBENCH_PLUGINS"):
         load_registry(load_entry_points=False)
+
+
+class _WrappedMethods:
+    """Registers two methods and, with a hook wrapper of its own, keeps only one."""
+
+    __name__ = "wrapped"
+
+    @hookimpl
+    def unlearnbench_methods(self) -> list[MethodSpec]:
+        return [
+            MethodSpec(name=name, create=lambda params: None, description="fixture")
+            for name in ("kept", "dropped")
+        ]
+
+    @hookimpl(wrapper=True, specname="unlearnbench_methods")
+    def keep_one(self) -> Generator[None, list[list[MethodSpec]], list[list[MethodSpec]]]:
+        results = yield
+        return [[spec for spec in specs if spec.name == "kept"] for specs in results]
+
+
+class _RaisingDatasets:
+    __name__ = "raiser"
+
+    @hookimpl
+    def unlearnbench_datasets(self) -> list[DatasetSpec]:
+        raise RuntimeError("no data today")
+
+
+def test_registration_hooks_are_called_through_pluggy() -> None:
+    """Pluggy's hook-call monitoring sees every registration hook (collect_registry
+    once called the implementations by hand, past pluggy)."""
+    pm, infos = make_plugin_manager(load_entry_points=False, extra_plugins=[FixturePlugin()])
+    called: list[str] = []
+    pm.add_hookcall_monitoring(lambda name, impls, kwargs: called.append(name), lambda *a: None)
+    registry = collect_registry(pm, infos)
+    assert set(called) == set(HOOKS)
+    assert registry.entry("dataset", "blobs").origin.plugin == "fixture"
+    assert registry.entry("method", "retrain").origin.distribution == "unlearnbench"
+
+
+def test_a_plugins_own_hook_wrapper_runs_and_its_specs_keep_their_origin() -> None:
+    registry, _ = load_registry(load_entry_points=False, extra_plugins=[_WrappedMethods()])
+    assert "kept" in registry.names("method") and "dropped" not in registry.names("method")
+    assert registry.entry("method", "kept").origin.plugin == "wrapped"
+
+
+def test_a_hook_that_raises_names_its_plugin() -> None:
+    with pytest.raises(PluginLoadError, match=r"plugin 'raiser'.*unlearnbench_datasets.*no data"):
+        load_registry(load_entry_points=False, extra_plugins=[_RaisingDatasets()])

@@ -7,14 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from unlearnbench.builtin.methods.sisa import (
-    ShardEnsemble,
-    SisaConfig,
-    create,
-    make_layout,
-    slice_epochs,
-    train_shards,
-)
+from unlearnbench.builtin.methods.sisa import ShardEnsemble, SisaConfig, create
+from unlearnbench.builtin.methods.sisa.shards import make_layout, slice_epochs, train_shards
 from unlearnbench.config import ForgetRequest, TrainRecipe
 from unlearnbench.partition import block_of
 from unlearnbench.specs import ParamError

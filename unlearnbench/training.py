@@ -11,18 +11,24 @@ Two opt-in recipe switches speed up GPU training without touching the default
 float32 loop: ``recipe.amp`` (autocast float16 + ``GradScaler`` on CUDA,
 bfloat16 autocast on CPU) and ``recipe.channels_last`` (NHWC model and batches
 for image inputs). With both off the per-batch loop is exactly the plain one.
+
+:func:`train_stacked` trains K models of one architecture at once (SISA's
+shards, LiRA's reference models); docs/methods.md ("Stacked training") says
+what it reproduces of :func:`train_model` and where it differs.
 """
 
 from __future__ import annotations
 
+import copy
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import functional_call, grad_and_value, vmap
 
 from unlearnbench.config import TrainRecipe
 from unlearnbench.seeding import derive_seed, seed_torch
@@ -269,6 +275,148 @@ def stacking_pays(model: nn.Module, device: torch.device) -> bool:
         return True
     layers = [m for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
     return all(isinstance(m, nn.Linear) for m in layers)
+
+
+@dataclass(frozen=True)
+class StackedJob:
+    """One model's training data in :func:`train_stacked`: what
+    ``train_model(indices, seed=, exclude=)`` gets."""
+
+    indices: torch.Tensor
+    seed: object
+    exclude: torch.Tensor | None = None
+
+
+_BETAS = (0.9, 0.999)
+_ADAM_EPS = 1e-8
+
+
+class _StackedOptimizer:
+    """Adam or SGD over stacked parameters, stepping only the active models.
+
+    Per model, the formulas and the order of operations of ``torch.optim``'s
+    single-tensor path (bias corrections in float64 cast to float32, division by
+    them, then ``param + (-step_size * avg) / denom`` as ``addcdiv`` computes it),
+    so models stepped together get what ``torch.optim`` gives on the stacked
+    tensors; a masked-out model keeps its parameters, state and step count.
+    """
+
+    def __init__(self, params: dict[str, torch.Tensor], recipe: TrainRecipe) -> None:
+        self.recipe = recipe
+        first = next(iter(params.values()))
+        self.steps = torch.zeros(first.shape[0], dtype=torch.float64, device=first.device)
+        self.first = {n: torch.zeros_like(p) for n, p in params.items()}
+        self.second = (
+            {n: torch.zeros_like(p) for n, p in params.items()}
+            if recipe.optimizer == "adam"
+            else {}
+        )
+
+    def step(
+        self, params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor], active: torch.Tensor
+    ) -> None:
+        recipe = self.recipe
+        steps = self.steps + active.to(torch.float64)
+        if recipe.optimizer == "adam":
+            beta1, beta2 = _BETAS
+            done = steps.clamp(min=1.0)
+            neg_step_size = (-recipe.lr / (1 - beta1**done)).to(torch.float32)
+            bias2_sqrt = (1 - beta2**done).sqrt().to(torch.float32)
+        for name, param in params.items():
+            grad = grads[name]
+            if recipe.weight_decay:
+                grad = grad.add(param, alpha=recipe.weight_decay)
+            shape = (-1, *([1] * (param.dim() - 1)))
+            mask = active.view(shape)
+            if recipe.optimizer == "adam":
+                avg = self.first[name].lerp(grad, 1 - beta1)
+                avg_sq = self.second[name].mul(beta2).addcmul(grad, grad, value=1 - beta2)
+                denom = (avg_sq.sqrt() / bias2_sqrt.view(shape)).add(_ADAM_EPS)
+                updated = param + neg_step_size.view(shape) * avg / denom
+                self.second[name] = torch.where(mask, avg_sq, self.second[name])
+            else:  # a zero buffer gives torch's first step, buf = grad
+                avg = self.first[name].mul(recipe.momentum).add(grad) if recipe.momentum else grad
+                updated = param.add(avg, alpha=-recipe.lr)
+            self.first[name] = torch.where(mask, avg, self.first[name])
+            params[name] = torch.where(mask, updated, param)
+        self.steps = steps
+
+
+def train_stacked(
+    models: Sequence[nn.Module],
+    jobs: Sequence[StackedJob],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    recipe: TrainRecipe,
+    *,
+    epochs: int | None = None,
+) -> list[int]:
+    """Train ``models[i]`` on ``jobs[i]`` for ``epochs`` epochs (the recipe's by
+    default), all at once with ``torch.func``, in place.
+
+    Each model gets :func:`train_model`'s batch order, mean cross-entropy and
+    optimizer formulas; jobs may differ in size (shorter epochs are masked out).
+    Returns each model's sample-epochs (points visited, summed over epochs), as
+    :class:`TrainStats` counts them. Raises ValueError when the models differ in
+    architecture or cannot be stacked (:func:`stacking_unsupported`), and
+    :class:`TrainingDiverged` when an epoch's loss of any model is not finite.
+    """
+    if len(models) != len(jobs) or not models:
+        raise ValueError(
+            f"train_stacked needs one job per model, got {len(models)} and {len(jobs)}"
+        )
+    reason = stacking_unsupported(models[0])
+    if reason is not None:
+        raise ValueError(f"cannot train this model stacked: {reason}")
+    names = [name for name, _ in models[0].named_parameters()]
+    per_model = [dict(m.named_parameters()) for m in models]
+    if any(list(p) != names for p in per_model):
+        raise ValueError("train_stacked needs models of one architecture")
+    params = {n: torch.stack([p[n].detach() for p in per_model]).clone() for n in names}
+    base = copy.deepcopy(models[0]).to("meta")
+    base.train()
+
+    def loss_fn(
+        p: dict[str, torch.Tensor], xb: torch.Tensor, yb: torch.Tensor, wb: torch.Tensor
+    ) -> torch.Tensor:
+        out = functional_call(base, p, (xb,))
+        losses = F.cross_entropy(out, yb, reduction="none")
+        return (losses * wb).sum() / wb.sum().clamp(min=1.0)
+
+    step_fn = vmap(grad_and_value(loss_fn))
+    optimizer = _StackedOptimizer(params, recipe)
+    k, batch = len(models), recipe.batch_size
+    sample_epochs = [0] * k
+    for epoch in range(recipe.epochs if epochs is None else epochs):
+        orders = [epoch_order(j.indices, j.seed, epoch, j.exclude) for j in jobs]
+        longest = max(o.numel() for o in orders)
+        if longest == 0:
+            continue
+        padded = torch.zeros(k, longest, dtype=torch.long, device=x.device)
+        weight = torch.zeros(k, longest, dtype=x.dtype, device=x.device)
+        for i, order in enumerate(orders):
+            padded[i, : order.numel()] = order.to(x.device)
+            weight[i, : order.numel()] = 1.0
+            sample_epochs[i] += order.numel()
+        epoch_loss = torch.zeros(k, device=x.device)
+        for begin in range(0, longest, batch):
+            # the longest job's batch is never padded: equal-size jobs see exactly
+            # train_model's batches (and the same kernels' rounding)
+            idx, w = padded[:, begin : begin + batch], weight[:, begin : begin + batch]
+            grads, loss = step_fn(params, x[idx], y[idx], w)
+            optimizer.step(params, grads, w[:, 0] > 0)
+            epoch_loss += loss.detach() * w.sum(1)
+        if not bool(torch.isfinite(epoch_loss).all()):
+            raise TrainingDiverged(
+                f"training diverged: the loss of epoch {epoch + 1} is not finite; "
+                f"lower the learning rate (train.lr={recipe.lr})"
+            )
+    with torch.no_grad():
+        for i, model in enumerate(models):
+            for name, param in model.named_parameters():
+                param.copy_(params[name][i])
+            model.eval()
+    return sample_epochs
 
 
 @torch.no_grad()

@@ -239,28 +239,39 @@ def _load_entry_points(pm: pluggy.PluginManager, block: set[str]) -> list[Plugin
 
 
 def collect_registry(pm: pluggy.PluginManager, infos: list[PluginInfo]) -> Registry:
-    """Call every registration hook and file the specs under their origin."""
+    """Call every registration hook through pluggy, one plugin at a time, and file
+    the specs under their origin.
+
+    Each plugin's implementation runs through ``pm.subset_hook_caller`` holding that
+    plugin alone, so pluggy checks the call's arguments against the hookspec, runs
+    the plugin's own hook wrappers and reports to hook-call monitoring and tracing,
+    while every spec, and every exception, still names the plugin and distribution
+    it came from.
+    """
     by_name = {info.name: info for info in infos}
+    plugins = [plugin for _, plugin in pm.list_name_plugin()]
     registry = Registry()
     for kind, hook_name in _HOOKS.items():
         hook = getattr(pm.hook, hook_name)
-        for impl in hook.get_hookimpls():
+        impls = [i for i in hook.get_hookimpls() if not (i.hookwrapper or i.wrapper)]
+        for impl in impls:
             info = by_name.get(impl.plugin_name)
             origin = Origin(
                 impl.plugin_name,
                 info.distribution if info else "?",
                 info.version if info else "",
             )
+            others = [plugin for plugin in plugins if plugin is not impl.plugin]
+            call = pm.subset_hook_caller(hook_name, remove_plugins=others)
             try:
-                specs = impl.function(*[{}.get(a) for a in impl.argnames])
+                results = call()
             except Exception as exc:
                 raise PluginLoadError(f"{origin} raised in {hook_name}: {exc}") from exc
-            if specs is None:
-                continue
-            if not isinstance(specs, list | tuple):
-                raise RegistryError(f"{origin}: {hook_name} must return a list of specs")
-            for spec in specs:
-                registry.add(kind, spec, origin)
+            for specs in results:
+                if not isinstance(specs, list | tuple):
+                    raise RegistryError(f"{origin}: {hook_name} must return a list of specs")
+                for spec in specs:
+                    registry.add(kind, spec, origin)
     return registry
 
 

@@ -1,7 +1,8 @@
 """Name -> spec tables, with errors that say where things came from.
 
-The registry is plain data: it knows nothing of pluggy. ``plugins.py`` fills it
-from the hooks; the runner and the suite parser read it.
+The registry is plain data: it knows nothing of pluggy. :mod:`unlearnbench.host.manager`
+fills it from the hooks (``collect_registry``); the runner and the suite parser
+read it.
 """
 
 from __future__ import annotations
@@ -49,7 +50,9 @@ class Origin:
 
 
 @dataclass(frozen=True)
-class Entry(Generic[S]):
+class RegisteredSpec(Generic[S]):
+    """A spec as registered: the record a plugin's hook returned and where it came from."""
+
     spec: S
     origin: Origin
 
@@ -58,7 +61,7 @@ class Entry(Generic[S]):
 class Registry:
     """All registered datasets, architectures, methods and evaluators."""
 
-    tables: dict[Kind, dict[str, Entry]] = field(
+    tables: dict[Kind, dict[str, RegisteredSpec]] = field(
         default_factory=lambda: {kind: {} for kind in KINDS}
     )
 
@@ -78,9 +81,9 @@ class Registry:
                 f"{kind} {spec.name!r} is registered twice: by {first} and by {origin}. "
                 f"Block one of them with UNLEARNBENCH_BLOCK_PLUGINS."
             )
-        table[spec.name] = Entry(spec, origin)
+        table[spec.name] = RegisteredSpec(spec, origin)
 
-    def entry(self, kind: Kind, name: str) -> Entry:
+    def entry(self, kind: Kind, name: str) -> RegisteredSpec:
         table = self.tables[kind]
         if name not in table:
             raise RegistryError(unknown_name_message(kind, name, list(table)))
@@ -92,7 +95,7 @@ class Registry:
     def names(self, kind: Kind) -> list[str]:
         return sorted(self.tables[kind])
 
-    def entries(self, kind: Kind) -> Iterator[Entry]:
+    def entries(self, kind: Kind) -> Iterator[RegisteredSpec]:
         for name in self.names(kind):
             yield self.tables[kind][name]
 

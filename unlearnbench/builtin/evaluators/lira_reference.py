@@ -1,65 +1,30 @@
 """LiRA's reference models: K models on seeded halves of a pool, and their per-example φ.
 
-Size (``size``). LiRA's reference models imitate the target model's training,
-and the gap between a point's "in" and "out" confidence shrinks as the
-training set grows, so by default (``size = "target"``) every reference model
-trains on exactly as many points as the original model (``len(splits.target)``,
-n). The pool is then the scored points, ``target ∪ nonmember`` (the attack
-reads the forget set, which is in the target set, against the non-members;
-``lira_strength`` reads the target set against them), topped up to 2n points
-with a seeded draw from ``shadow_in ∪ shadow_out``: its complementary halves
-are n points each and every pool point is "in" for exactly half of the
-models, the balance LiRA's in/out Gaussians need. That needs at least 2n
-points in ``target ∪ nonmember ∪ shadow_in ∪ shadow_out`` and no more
-non-members than target points; a task without them is refused with a
-message saying so. ``size = "half_pool"`` (the earlier default) trains on
-halves of the whole of ``target ∪ nonmember ∪ shadow_in ∪ shadow_out`` (on the
-default MNIST-1D suites 1,600 points per model against the target's 1,200).
-Never ``test`` (it measures utility) nor ``auxiliary`` (read by no evaluator).
-
-Halves come in complementary pairs: pair ``j`` draws a seeded permutation of
-the pool, model ``2j`` trains on its first half and model ``2j + 1`` on the
-second, so every point is "in" for exactly K/2 models when K and the pool
-size are even (always so with ``size = "target"``). When the pool size is odd
-(``half_pool`` only), pair ``j`` first sets one point aside (a different one
-for each pair, from a seeded permutation): every model then trains on exactly
-``len(pool) // 2`` points, which is what lets the stacked path share one
-``torch.optim`` step count across models. An odd last model draws a half of
-its own.
-
-Training: one-by-one through ``ctx.train`` (each model with seed label
-``("lira", k)`` and initialisation ``task.new_model(("lira", k))``), or all K
-at once (:func:`train_stacked`: ``torch.func.stack_module_state`` +
-``functional_call`` + ``vmap`` of ``grad_and_value``, then the recipe's own
-optimizer from :func:`unlearnbench.training.make_optimizer` stepping the
-stacked tensors). Both use the same initial weights, the same per-model batch
-order (``epoch_order(half_k, (task.seed, ("lira", k)), epoch)``), the same mean
-cross-entropy and the same optimizer formulas; Adam and SGD are elementwise,
-so stacking their tensors changes nothing. What differs is the order of
-floating-point sums in the batched matrix products, so the two paths agree to
-float tolerance, not bit for bit.
+By default (``size = "target"``) each model trains on as many points as the
+original model, drawn in complementary pairs of halves of a pool holding every
+scored point, so each point is "in" for exactly half of the models; the models
+train one by one through ``ctx.train`` or all at once with
+:func:`unlearnbench.training.train_stacked` (on the CPU bit for bit what
+``torch.optim`` gives on the stacked tensors). How the pool and halves are drawn,
+and why: docs/lira.md, "LiRA's reference models".
 """
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
-from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
 from unlearnbench.seeding import generator
 from unlearnbench.task import MethodContext, Task
 from unlearnbench.training import (
-    TrainingDiverged,
-    epoch_order,
-    make_optimizer,
+    StackedJob,
     predict_logits,
     stacking_pays,
     stacking_unsupported,
+    train_stacked,
 )
 
 STACKED_CHOICES = ("auto", "on", "off")
@@ -155,52 +120,6 @@ def seed_of(task: Task, k: int) -> tuple[int, tuple[str, int]]:
     return (task.seed, ("lira", k))
 
 
-def train_stacked(models: list[nn.Module], parts: list[torch.Tensor], task: Task) -> int:
-    """Train ``models[k]`` on ``parts[k]`` (all of one size) at once, in place.
-
-    Returns the sample-passes done (K x points x epochs), for ``ctx.add_work``.
-    """
-    recipe = task.recipe
-    size = parts[0].numel()
-    if any(p.numel() != size for p in parts):
-        raise ValueError("train_stacked needs training sets of one size")
-    stacked, _ = stack_module_state(models)
-    params = {name: p.detach().clone().requires_grad_(True) for name, p in stacked.items()}
-    optimizer = make_optimizer(params.values(), recipe)
-    base = copy.deepcopy(models[0]).to("meta")
-    base.train()
-
-    def loss_fn(p: dict[str, torch.Tensor], xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(functional_call(base, p, (xb,)), yb)
-
-    step = vmap(grad_and_value(loss_fn))
-    x, y = task.x, task.y
-    on_device = [p.to(x.device) for p in parts]
-    for epoch in range(recipe.epochs):
-        orders = torch.stack(
-            [epoch_order(p, seed_of(task, k), epoch) for k, p in enumerate(on_device)]
-        )
-        epoch_loss = torch.zeros(len(models), device=x.device)
-        for begin in range(0, size, recipe.batch_size):
-            idx = orders[:, begin : begin + recipe.batch_size]
-            grads, loss = step({n: p.detach() for n, p in params.items()}, x[idx], y[idx])
-            for name, param in params.items():
-                param.grad = grads[name]
-            optimizer.step()
-            epoch_loss += loss.detach() * idx.shape[1]
-        if not bool(torch.isfinite(epoch_loss).all()):
-            raise TrainingDiverged(
-                f"training diverged: a LiRA reference model's loss in epoch {epoch + 1} is not "
-                f"finite; lower the learning rate (train.lr={recipe.lr})"
-            )
-    with torch.no_grad():
-        for k, model in enumerate(models):
-            for name, param in model.named_parameters():
-                param.copy_(params[name][k])
-            model.eval()
-    return len(models) * size * recipe.epochs
-
-
 def reference_phi(
     task: Task, ctx: MethodContext, models: int, stacked: bool, size: str = "target"
 ) -> dict[str, torch.Tensor]:
@@ -210,7 +129,8 @@ def reference_phi(
     parts = halves(pool, models, task.seed)
     nets = [task.new_model(("lira", k)) for k in range(models)]
     if stacked:
-        ctx.add_work(train_stacked(nets, parts, task))
+        jobs = [StackedJob(part, seed_of(task, k)) for k, part in enumerate(parts)]
+        ctx.add_work(sum(train_stacked(nets, jobs, task.x, task.y, task.recipe)))
     else:
         for k, (net, part) in enumerate(zip(nets, parts, strict=True)):
             ctx.train(net, part.to(task.device), seed_label=("lira", k))
