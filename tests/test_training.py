@@ -12,9 +12,9 @@ from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
 from unlearnbench.config import TrainRecipe
 from unlearnbench.training import (
+    StackedJob,
     TrainingDiverged,
     accuracy,
-    StackedJob,
     epoch_order,
     make_optimizer,
     predict_logits,

@@ -11,10 +11,10 @@ naive). The full description and its choices: docs/methods.md, "DeepObliviate".
 from __future__ import annotations
 
 from unlearnbench import MethodSpec, hookimpl
+from unlearnbench.builtin.methods.deepobliviate.blocks import DeepObliviateState
 from unlearnbench.builtin.methods.deepobliviate.config import PARAMS, Config
 from unlearnbench.builtin.methods.deepobliviate.description import DESCRIPTION
 from unlearnbench.builtin.methods.deepobliviate.method import DeepObliviate, create
-from unlearnbench.builtin.methods.deepobliviate.blocks import DeepObliviateState
 
 __all__ = ["PARAMS", "Config", "DeepObliviate", "DeepObliviateState", "create"]
 

@@ -16,13 +16,6 @@ from torch import nn
 
 from unlearnbench import Unlearned
 from unlearnbench.builtin.methods.deepobliviate import residual_memory as rm
-from unlearnbench.builtin.methods.deepobliviate.config import (
-    ARTIFACT,
-    NAIVE_ARTIFACT,
-    Config,
-    OptimizerState,
-    StateDict,
-)
 from unlearnbench.builtin.methods.deepobliviate.blocks import (
     DeepObliviateState,
     make_block_optimizer,
@@ -34,6 +27,13 @@ from unlearnbench.builtin.methods.deepobliviate.blocks import (
     stored_training,
     to_device,
     train_block,
+)
+from unlearnbench.builtin.methods.deepobliviate.config import (
+    ARTIFACT,
+    NAIVE_ARTIFACT,
+    Config,
+    OptimizerState,
+    StateDict,
 )
 from unlearnbench.partition import label_balanced_blocks
 from unlearnbench.specs import MethodContext
