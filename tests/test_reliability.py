@@ -365,7 +365,7 @@ def test_atomic_writes_get_the_usual_file_mode(tmp_path) -> None:
     import os
     import stat
 
-    from unlearnbench.execution.cache import atomic_write_bytes
+    from unlearnbench._files import atomic_write_bytes
 
     target = tmp_path / "board.md"
     atomic_write_bytes(target, b"x")

@@ -290,17 +290,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 def _write_outputs(out: Path, store: Any, suite: Any, plan: Any) -> Any:
     """Write the leaderboards and plot specs of a run; ``None`` when the disk is full."""
     from unlearnbench.execution.store import no_space
-    from unlearnbench.reports.plot_specs import save_plot_specs
+    from unlearnbench.reports.plot_requests import parse_plots, save_plot_requests
     from unlearnbench.reports.write import write_board
 
     try:
-        save_plot_specs(out, suite.plots)  # so that `leaderboard DIR` redraws them
+        sweeps = parse_plots(suite.plots)  # checked when the suite was read
+        save_plot_requests(out, sweeps)  # so that `leaderboard DIR` redraws them
         return write_board(
             out,
             store,
             title=f"Leaderboard: {suite.name}",
             cells={cell.cell_id for _, cell in plan.cells()},
-            sweeps=suite.plots,
+            sweeps=sweeps,
         )
     except OSError as exc:
         if not no_space(exc):
@@ -326,10 +327,12 @@ def _suite_and_out(suite_path: Path, args: argparse.Namespace) -> tuple[Any, Pat
     """The suite file, loaded (a bad or unreadable one is a usage error naming it), and
     the output folder: ``--out``, else ``DEFAULT_OUT/<suite name>`` (checked, not made)."""
     from unlearnbench.execution.suite import SuiteError, load_suite
+    from unlearnbench.reports.plot_requests import PlotError, parse_plots
 
     try:
         suite = load_suite(suite_path)
-    except SuiteError as exc:
+        parse_plots(suite.plots)  # [[plots]] are the reports': refused before anything runs
+    except (SuiteError, PlotError) as exc:
         raise UsageError(f"{suite_path}: {exc}") from None
     except OSError as exc:  # unreadable: permissions, a special file
         raise UsageError(f"{suite_path} cannot be read: {exc.strerror or exc}") from None
@@ -596,11 +599,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Print one format; md also writes DIR/plots/*.png, which its links point at.
     The suite's ``[[plots]]``, kept in DIR/plots.json by ``run``, are drawn too."""
     from unlearnbench.execution.store import STORE_FILE
-    from unlearnbench.execution.suite import SuiteError
     from unlearnbench.host.registry import unknown_name_message
     from unlearnbench.reports.board import ORIGINAL, build_leaderboard, infer_reference
     from unlearnbench.reports.devices import by_device
-    from unlearnbench.reports.plot_specs import load_plot_specs
+    from unlearnbench.reports.plot_requests import PlotError, load_plot_requests
     from unlearnbench.reports.write import draw_plots, render, write_board, write_plots
 
     path = args.dir / STORE_FILE
@@ -615,8 +617,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
             f"run a suite with --out {args.dir} first"
         )
     try:
-        sweeps = load_plot_specs(args.dir)
-    except SuiteError as exc:
+        sweeps = load_plot_requests(args.dir)
+    except PlotError as exc:
         raise UsageError(f"{args.dir}: {exc}") from None
     with _open_store(path, read_only=True) as store:  # boards render from read-only media
         methods = sorted({cell["method"] for cell in store.cells()})
