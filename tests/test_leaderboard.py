@@ -17,12 +17,12 @@ from tests.suites import suite_toml
 from unlearnbench.cli import main
 from unlearnbench.execution.store import STORE_FILE, CellRecord, MetricValue, ResultStore
 from unlearnbench.reports.board import (
-    AVG_GAP,
     best_cells,
     build_leaderboard,
     infer_reference,
     variant_parameters,
 )
+from unlearnbench.reports.gaps import AVG_GAP
 from unlearnbench.reports.plots import _stop, make_plots, paired_gaps
 from unlearnbench.reports.text import to_csv, to_markdown
 from unlearnbench.reports.write import render, write_leaderboards

@@ -600,7 +600,12 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     The suite's ``[[plots]]``, kept in DIR/plots.json by ``run``, are drawn too."""
     from unlearnbench.execution.store import STORE_FILE
     from unlearnbench.host.registry import unknown_name_message
-    from unlearnbench.reports.board import ORIGINAL, build_leaderboard, infer_reference
+    from unlearnbench.reports.board import (
+        ORIGINAL,
+        build_leaderboard,
+        declarations,
+        infer_reference,
+    )
     from unlearnbench.reports.devices import by_device
     from unlearnbench.reports.plot_requests import PlotError, load_plot_requests
     from unlearnbench.reports.write import draw_plots, render, write_board, write_plots
@@ -630,6 +635,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
                 raise UsageError(f"{option}: {message} (the methods in {path})")
         reference = args.reference or infer_reference(store)
         title = f"Leaderboard: {args.dir.name}"
+        # a store older than the Avg. Gap declarations: the installed evaluators' fill them in
+        declared = declarations(entry.spec for entry in _registry()[0].entries("evaluator"))
         if args.write:
             write_board(
                 args.dir,
@@ -638,12 +645,15 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
                 reference=reference,
                 original=args.original or ORIGINAL,
                 sweeps=sweeps,
+                declared=declared,
             )
             print(
                 f"leaderboard: {(args.dir / 'leaderboard.html').resolve()} (also .md, .csv, .json)"
             )
             return EXIT_OK
-        board = build_leaderboard(by_device(store), reference, args.original or ORIGINAL)
+        board = build_leaderboard(
+            by_device(store), reference, args.original or ORIGINAL, declared=declared
+        )
     plots, images = None, None
     if args.format == "md" and not args.no_plots:
         try:

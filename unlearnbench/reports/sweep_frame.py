@@ -18,9 +18,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from unlearnbench.reports.board import KEYS, Leaderboard, ci95, geometric_mean_ci95
+from unlearnbench.reports.board import Leaderboard
 from unlearnbench.reports.config_paths import LABELS, TARGET_SIZE, flatten, plain
+from unlearnbench.reports.gaps import KEYS
 from unlearnbench.reports.plot_requests import PlotRequest
+from unlearnbench.reports.stats import ci95, geometric_mean_ci95
 
 X, SERIES, LABEL = "_x", "_series", "_label"
 PATHS = (*KEYS, "seed", TARGET_SIZE)

@@ -22,17 +22,14 @@ from tabulate import tabulate
 
 from unlearnbench.reports.board import (
     DAGGER,
-    FLAGS,
-    GROUP_KEYS,
-    KEYS,
     Leaderboard,
     best_cells,
-    gap_columns,
-    gap_legend,
     legend,
     notes,
     variant_parameters,
 )
+from unlearnbench.reports.flags import FLAGS
+from unlearnbench.reports.gaps import GROUP_KEYS, KEYS, gap_columns, gap_legend
 from unlearnbench.reports.headline import (
     format_cell,
     group_title,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 from unlearnbench._files import atomic_write_bytes
 from unlearnbench.execution.store import ResultStore
@@ -116,12 +117,14 @@ def write_board(
     formats: Sequence[str] = FORMATS,
     cells: Collection[str] | None = None,
     sweeps: Sequence[PlotRequest] = (),
+    declared: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
 ) -> Leaderboard:
     """:func:`write_leaderboards`, returning the board (for the run's terminal summary);
-    ``sweeps``: the suite's ``[[plots]]``, drawn after the built-in plots."""
+    ``sweeps``: the suite's ``[[plots]]``, drawn after the built-in plots; ``declared``:
+    see :func:`~unlearnbench.reports.board.build_leaderboard`."""
     if reference is None:
         reference = infer_reference(store)
-    board = build_leaderboard(by_device(store, cells), reference, original, cells)
+    board = build_leaderboard(by_device(store, cells), reference, original, cells, declared)
     for line in notes(board):
         log.warning("%s", line)
     paths, images = write_plots(board, out_dir, sweeps)
