@@ -45,7 +45,7 @@ class PlotRequest:
         [[plots]]
         name = "fig6"                 # plots/fig6.png; unique; letters, digits, - and _
         title = "DeepObliviate, Fig. 6 shape"       # default: the name
-        metrics = ["test_accuracy", "block_speedup"]   # one panel each
+        metrics = ["forget_rate", "block_speedup"]     # one panel each
         x = "request.count"           # a config path
         series = "method.epsilon"     # one line per value; default "method" (the label)
         where = { "request.position" = 0.0995 }     # optional: keep cells with these values

@@ -119,7 +119,7 @@ def _series_colors(board: Leaderboard, plot: PlotRequest, selection: Selection) 
 
 
 def _y_label(board: Leaderboard, metric: str) -> tuple[str, float]:
-    """The metric's header with its unit (``test_accuracy (%) ↑``) and the factor
+    """The metric's header with its unit (``accuracy (%) ↑``) and the factor
     its values are drawn at."""
     unit, factor = axis_unit(board.units.get(metric, ""))
     header = metric_header(board, metric)

@@ -50,7 +50,7 @@ def md_escape(value: Any) -> str:
     """``value`` as Markdown text that renders as itself: HTML characters become
     entities, and backslash, backtick, ``*``, ``~``, ``|``, a ``]`` that would
     close a link (before ``(`` or ``[``) and word-edge underscores are
-    backslash-escaped (an underscore inside a word, as in ``test_accuracy``, is
+    backslash-escaped (an underscore inside a word, as in ``forget_rate``, is
     never emphasis, and ``ft[tuned]`` no link: they stay as they are). Control
     characters, newlines included, become spaces, so a cell stays one cell."""
     text = _CONTROL.sub(" ", str(value))
