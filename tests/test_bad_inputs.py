@@ -186,11 +186,8 @@ KNOWABLE = [
     ('name = "original"', 'name = "sisa"\nparams = { shards = 301 }', "methods[0].params: shards"),
     ('name = "original"', 'name = "sisa"\ngrid = { shards = [3, 400] }', "methods[0].grid: shards"),
     ('name = "original"', 'name = "sisa"\nparams = { shards = 100, slices = 4 }', "slices"),
-    (
-        'evaluators = ["accuracy"]',
-        'evaluators = [{ name = "mia", params = { holdout = 1.0 } }]',
-        "evaluators[0].params: holdout",
-    ),
+    ('evaluators = ["accuracy"]', 'evaluators = [{ name = "mia", params = { holdout = 1.0 } }]',
+     "evaluators[0].params: holdout"),
     ('[[datasets]]\nname = "digits"\n', '[[datasets]]\nname = "digits"\n' * 2, "datasets[1]"),
     ('name = "digits"', 'name = "mnist"\nparams = { root = "/no/such/dir" }', "/no/such/dir"),
     # [[plots]] tables (suite-declared figures), checked when the suite is read
@@ -517,7 +514,7 @@ def test_csv_neutralises_formulas_but_not_numbers(tmp_path) -> None:
         if cell.startswith(("=", "+", "-", "@")):
             float(cell)  # only numbers may start so (-0.5 stays a number)
     assert "-0.5" in cells
-    assert '\'=HYPERLINK("http://evil.example","click")' in cells
+    assert "'=HYPERLINK(\"http://evil.example\",\"click\")" in cells
     assert "'@SUM(A1)" in cells and "'+1+cmd" in cells
 
 
@@ -539,10 +536,8 @@ HOSTILE_PLUGIN = "tests.plugins.hostile_plugins:HostilePlugin"
     ("params", "message"),
     [
         ("{ nan = true }", "data set 'bad_digits' has non-finite features (NaN or infinity) in 1"),
-        (
-            "{ label = 10 }",
-            "labels outside [0, num_classes=10) in 1 examples (the first: example 11, label 10)",
-        ),
+        ("{ label = 10 }", "labels outside [0, num_classes=10) in 1 examples (the first: "
+         "example 11, label 10)"),
         ("{ label = -1 }", "label -1)"),
     ],
 )

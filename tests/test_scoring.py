@@ -317,10 +317,8 @@ count = 5
     with caplog.at_level("WARNING"):
         code = main(["run", str(suite), "--check", "--out", str(tmp_path / "out")])
     assert code == 0
-    assert any(
-        "splits.shadow_in" in r.getMessage() and "ML-Leaks" in r.getMessage()
-        for r in caplog.records
-    )
+    assert any("splits.shadow_in" in r.getMessage() and "ML-Leaks" in r.getMessage()
+               for r in caplog.records)
 
 
 def test_a_method_that_wrecks_the_model_in_one_seed_is_flagged_collapsed(tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from unlearnbench._tables import KeyedError, typed
 from unlearnbench.config import ForgetRequest, SplitSizes, TaskError, TrainRecipe
-from unlearnbench.specs import UnlearnbenchError
 
 TOP_KEYS = {
     "name",
@@ -39,12 +39,8 @@ ENTRY_KEYS = {"name", "params", "grid", "label", "architectures", "train", "spli
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 
 
-class SuiteError(UnlearnbenchError, ValueError):
+class SuiteError(KeyedError):
     """A suite file mistake. ``key`` is the dotted path of the offending entry."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"{key}: {message}" if key else message)
-        self.key = key
 
 
 @dataclass(frozen=True)
@@ -166,7 +162,7 @@ def parse_suite(data: dict[str, Any], *, default_name: str = "suite", source: st
         splits=splits,
         train=train,
         reference=reference,
-        description=_typed(data, "description", str, "", ""),
+        description=typed(data, "description", str, "", "", error=SuiteError),
         source=source,
         tuning=_tuning(data["tuning"]) if "tuning" in data else None,
         plots=_plot_tables(data.get("plots", [])),
@@ -189,7 +185,7 @@ def _tuning(raw: Any) -> TuningConfig:
     unknown = sorted(set(raw) - TUNING_KEYS)
     if unknown:
         raise SuiteError(f"tuning.{unknown[0]}", f"unknown key; allowed: {sorted(TUNING_KEYS)}")
-    trials = _typed(raw, "trials", int, 20, "tuning.")
+    trials = typed(raw, "trials", int, 20, "tuning.", error=SuiteError)
     if isinstance(trials, bool) or trials < 1:
         raise SuiteError("tuning.trials", f"must be an integer >= 1, got {trials!r}")
     if "max_sample_passes" not in raw:
@@ -203,11 +199,11 @@ def _tuning(raw: Any) -> TuningConfig:
         raise SuiteError(
             "tuning.max_sample_passes", f"must be a finite number of sample-passes > 0, got {cap!r}"
         )
-    seed = _typed(raw, "seed", int, 0, "tuning.")
+    seed = typed(raw, "seed", int, 0, "tuning.", error=SuiteError)
     if isinstance(seed, bool):
         raise SuiteError("tuning.seed", "must be an integer")
-    tuned = _typed(raw, "tuned", bool, False, "tuning.")
-    space = _typed(raw, "space", dict, {}, "tuning.")
+    tuned = typed(raw, "tuned", bool, False, "tuning.", error=SuiteError)
+    space = typed(raw, "space", dict, {}, "tuning.", error=SuiteError)
     for label, params in space.items():
         if not isinstance(params, dict) or not params:
             raise SuiteError(
@@ -223,7 +219,7 @@ def _suite_name(data: dict[str, Any], default_name: str) -> str:
     ``unlearnbench-results/``; names are labels, so only letters, digits,
     ``-``, ``_`` and ``.`` (not first) are allowed, 1 to 100 characters.
     """
-    name = _typed(data, "name", str, default_name, "")
+    name = typed(data, "name", str, default_name, "", error=SuiteError)
     if NAME_PATTERN.fullmatch(name):
         return name
     rule = (
@@ -237,15 +233,6 @@ def _suite_name(data: dict[str, Any], default_name: str) -> str:
         f"not set, and the suite file's name {name!r} is no valid default: a name {rule}; "
         f'set one, e.g. name = "{re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-") or "suite"}"',
     )
-
-
-def _typed(data: dict[str, Any], key: str, kind: type, default: Any, prefix: str) -> Any:
-    value = data.get(key, default)
-    if not isinstance(value, kind):
-        raise SuiteError(
-            f"{prefix}{key}", f"expected {kind.__name__}, got {type(value).__name__} ({value!r})"
-        )
-    return value
 
 
 def _seeds(raw: Any) -> tuple[int, ...]:

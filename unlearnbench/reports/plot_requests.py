@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from unlearnbench._files import atomic_write_bytes
+from unlearnbench._tables import KeyedError, typed
 from unlearnbench.reports.config_paths import path_problem
-from unlearnbench.specs import UnlearnbenchError
 
 PLOTS_FILE = "plots.json"
 PLOT_KEYS = {"name", "title", "metrics", "x", "series", "where", "log_x", "log_y"}
@@ -28,12 +28,8 @@ PLOT_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,100}")
 BUILTIN_PLOTS = ("tradeoff", "residual_memory", "roc")  # reports.plots.PLOTS: never overwritten
 
 
-class PlotError(UnlearnbenchError, ValueError):
+class PlotError(KeyedError):
     """A ``[[plots]]`` mistake. ``key`` is the dotted path of the offending entry."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"{key}: {message}" if key else message)
-        self.key = key
 
 
 @dataclass(frozen=True)
@@ -123,7 +119,7 @@ def _plot(raw: dict[str, Any], key: str) -> PlotRequest:
     for required in ("name", "metrics", "x"):
         if required not in raw:
             raise PlotError(f"{key}.{required}", "is required")
-    name = _typed(raw, "name", str, "", f"{key}.")
+    name = typed(raw, "name", str, "", f"{key}.", error=PlotError)
     if not PLOT_NAME_PATTERN.fullmatch(name):
         raise PlotError(
             f"{key}.name", f"{name!r} must be 1 to 100 letters, digits, '-' or '_' (a file name)"
@@ -139,8 +135,8 @@ def _plot(raw: dict[str, Any], key: str) -> PlotRequest:
         raise PlotError(f"{key}.metrics", "must be a non-empty list of metric names")
     if len(set(metrics)) != len(metrics):
         raise PlotError(f"{key}.metrics", f"names a metric twice: {metrics}")
-    paths = {k: _typed(raw, k, str, "method", f"{key}.") for k in ("x", "series")}
-    where = _typed(raw, "where", dict, {}, f"{key}.")
+    paths = {k: typed(raw, k, str, "method", f"{key}.", error=PlotError) for k in ("x", "series")}
+    where = typed(raw, "where", dict, {}, f"{key}.", error=PlotError)
     flat = _flat_where(where)
     for item, path in [*paths.items(), *((f"where.{p}", p) for p in flat)]:
         problem = path_problem(path)
@@ -155,11 +151,11 @@ def _plot(raw: dict[str, Any], key: str) -> PlotRequest:
         name=name,
         metrics=tuple(metrics),
         x=paths["x"],
-        title=_typed(raw, "title", str, name, f"{key}.") or name,
+        title=typed(raw, "title", str, name, f"{key}.", error=PlotError) or name,
         series=paths["series"],
         where=flat,
-        log_x=_typed(raw, "log_x", bool, False, f"{key}."),
-        log_y=_typed(raw, "log_y", bool, False, f"{key}."),
+        log_x=typed(raw, "log_x", bool, False, f"{key}.", error=PlotError),
+        log_y=typed(raw, "log_y", bool, False, f"{key}.", error=PlotError),
     )
 
 
@@ -174,12 +170,3 @@ def _flat_where(where: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[path] = value
     return out
-
-
-def _typed(data: dict[str, Any], key: str, kind: type, default: Any, prefix: str) -> Any:
-    value = data.get(key, default)
-    if not isinstance(value, kind):
-        raise PlotError(
-            f"{prefix}{key}", f"expected {kind.__name__}, got {type(value).__name__} ({value!r})"
-        )
-    return value
