@@ -43,6 +43,7 @@ GEOMETRIC_ROLES = ("speed",)
 """Roles whose metrics are ratios: aggregated over seeds as a geometric mean with
 an interval on the log scale (see :func:`geometric_mean_ci95`), never as an
 arithmetic mean of ratios."""
+Declared = Mapping[str, Mapping[str, Mapping[str, Any]]]  # evaluator -> metric -> meta
 DECLARED = ("avg_gap", "mia_gap")
 """The declaration fields a store written before they existed lacks (see
 :func:`declarations`)."""
@@ -140,15 +141,16 @@ def build_leaderboard(
     reference: str = REFERENCE,
     original: str = ORIGINAL,
     cells: Collection[str] | None = None,
-    declared: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+    declared: Callable[[], Declared] | None = None,
 ) -> Leaderboard:
     """Aggregate the store's ``ok`` cells over seeds into one row per method and group.
 
     ``cells`` limits the board to those cell ids (a run passes its plan's, so
     results of an earlier, different suite in the same folder stay out). When a
     folder holds two results under the same labels and seed, the latest wins.
-    ``declared`` (see :func:`declarations`) fills in the Avg. Gap fields of
-    metrics recorded before stores held them.
+    ``declared`` gives the installed evaluators' declarations (see
+    :func:`declarations`), called only for metrics recorded before stores held
+    the Avg. Gap fields.
     """
     keep = (lambda cell_id: cell_id in cells) if cells is not None else (lambda _: True)
     rows = pd.DataFrame([r for r in store.metric_rows() if keep(r["cell_id"])])
@@ -165,7 +167,7 @@ def build_leaderboard(
     meta = rows.drop_duplicates("name").set_index("name")
     directions = meta["direction"].to_dict()
     units = meta["unit"].to_dict()
-    about = _about(rows, declared or {})
+    about = _about(rows, declared or dict)
     wide = rows.pivot_table(
         index=[*KEYS, "seed"], columns="name", values="value", aggfunc="last", dropna=False
     ).reset_index()
@@ -223,9 +225,7 @@ def build_leaderboard(
     return board
 
 
-def _about(
-    rows: pd.DataFrame, declared: Mapping[str, Mapping[str, Mapping[str, Any]]]
-) -> dict[str, dict[str, Any]]:
+def _about(rows: pd.DataFrame, declared: Callable[[], Declared]) -> dict[str, dict[str, Any]]:
     """Metric -> its stored declaration (role, evaluator, threshold, Avg. Gap fields).
 
     A metric first recorded before the Avg. Gap fields were stored takes them
@@ -235,12 +235,14 @@ def _about(
     first = rows.drop_duplicates("name").set_index("name")["meta"]
     last = rows.drop_duplicates("name", keep="last").set_index("name")["meta"]
     about = {}
+    installed: Declared | None = None
     for name, text in first.items():
         meta = json.loads(text or "{}")
         if "avg_gap" not in meta:
             newer = json.loads(last[name] or "{}")
             if "avg_gap" not in newer:
-                newer = dict(declared.get(meta.get("evaluator", ""), {}).get(str(name), {}))
+                installed = declared() if installed is None else installed
+                newer = dict(installed.get(meta.get("evaluator", ""), {}).get(str(name), {}))
             meta.update({k: newer[k] for k in DECLARED if k in newer})
         about[str(name)] = meta
     return about

@@ -9,14 +9,14 @@ the suite's ``[[plots]]``); :func:`render` gives one format as text
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from unlearnbench._files import atomic_write_bytes
 from unlearnbench.execution.store import ResultStore
 from unlearnbench.reports.board import (
     ORIGINAL,
+    Declared,
     Leaderboard,
     build_leaderboard,
     infer_reference,
@@ -117,7 +117,7 @@ def write_board(
     formats: Sequence[str] = FORMATS,
     cells: Collection[str] | None = None,
     sweeps: Sequence[PlotRequest] = (),
-    declared: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None,
+    declared: Callable[[], Declared] | None = None,
 ) -> Leaderboard:
     """:func:`write_leaderboards`, returning the board (for the run's terminal summary);
     ``sweeps``: the suite's ``[[plots]]``, drawn after the built-in plots; ``declared``:
