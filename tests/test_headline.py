@@ -14,6 +14,7 @@ from unlearnbench.reports.text import terminal_summary, to_csv, to_markdown
 from unlearnbench.reports.units import format_unit
 
 ACC = {"evaluator": "accuracy"}
+GAP = {**ACC, "avg_gap": True}  # declared in the Avg. Gap, as the built-in accuracies are
 MIA = {"evaluator": "mia", "role": "attack"}
 BACKDOOR = {"evaluator": "backdoor", "role": "attack"}
 TIME = {"evaluator": "time", "role": "speed"}
@@ -23,14 +24,14 @@ COST = {"evaluator": "cost", "role": "cost"}
 def metrics(acc: float, forget: float, speed: float, backdoor: bool) -> dict:
     """Name -> (value, direction, unit, meta), in the order evaluators report them."""
     out = {
-        "retain_accuracy": (acc + 0.05, "higher", "fraction", ACC),  # no role: a detail
-        "test_accuracy": (acc, "higher", "fraction", {**ACC, "role": "utility"}),
-        "forget_accuracy": (forget, "none", "fraction", {**ACC, "role": "forgetting"}),
+        "retain_accuracy": (acc + 0.05, "higher", "fraction", GAP),  # no role: a detail
+        "test_accuracy": (acc, "higher", "fraction", {**GAP, "role": "utility"}),
+        "forget_accuracy": (forget, "none", "fraction", {**GAP, "role": "forgetting"}),
         "consistency": (acc, "higher", "fraction", ACC),
         "unlearn_seconds": (2.0 / speed, "lower", "s", {**TIME, "role": "cost"}),
         "speedup": (speed, "higher", "x", TIME),
         "work_speedup": (speed * 2, "higher", "x", TIME),
-        "mia_efficacy": (forget, "none", "fraction", MIA),
+        "mia_efficacy": (forget, "none", "fraction", {**MIA, "mia_gap": 0}),
         "mia_efficacy_gap": (abs(forget - 0.5), "lower", "fraction", MIA),
         "storage_bytes": (2.5e6, "lower", "bytes", COST),
     }

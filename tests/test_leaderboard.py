@@ -14,15 +14,18 @@ import pytest
 from scipy import stats
 
 from tests.suites import suite_toml
+from unlearnbench.builtin.evaluators.accuracy import METRICS as ACCURACY_METRICS
+from unlearnbench.builtin.evaluators.attacks import EFFICACY_METRICS
+from unlearnbench.builtin.evaluators.mia import METRICS as MIA_METRICS
 from unlearnbench.cli import main
 from unlearnbench.execution.store import STORE_FILE, CellRecord, MetricValue, ResultStore
 from unlearnbench.reports.board import (
-    AVG_GAP,
     best_cells,
     build_leaderboard,
     infer_reference,
     variant_parameters,
 )
+from unlearnbench.reports.gaps import AVG_GAP
 from unlearnbench.reports.plots import _stop, make_plots, paired_gaps
 from unlearnbench.reports.text import to_csv, to_markdown
 from unlearnbench.reports.write import render, write_leaderboards
@@ -49,6 +52,11 @@ ROLES = {
     "unlearn_seconds": "cost",
     "speedup": "speed",
 }
+# the Avg. Gap fields as the built-in evaluators declare them (Metric.meta())
+DECLARED = {
+    m.name: {k: v for k, v in m.meta().items() if k in ("avg_gap", "mia_gap")}
+    for m in (*ACCURACY_METRICS, *EFFICACY_METRICS, *MIA_METRICS)
+}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -67,7 +75,7 @@ def record(
             value,
             DIRECTIONS.get(name, "none"),
             UNITS.get(name, ""),
-            {"role": ROLES[name]} if name in ROLES else {},
+            {**DECLARED.get(name, {}), **({"role": ROLES[name]} if name in ROLES else {})},
         )
         for name, value in values.items()
     )

@@ -365,7 +365,7 @@ def test_atomic_writes_get_the_usual_file_mode(tmp_path) -> None:
     import os
     import stat
 
-    from unlearnbench.execution.cache import atomic_write_bytes
+    from unlearnbench._files import atomic_write_bytes
 
     target = tmp_path / "board.md"
     atomic_write_bytes(target, b"x")
@@ -496,9 +496,7 @@ def test_a_set_up_past_its_limit_times_out_the_tasks_cells(tmp_path, capsys, mon
     out = tmp_path / "out"
     start = time.monotonic()
     suite = suite_file(tmp_path, text)
-    code = main(
-        ["run", str(suite), "--out", str(out), "--no-progress", "--cell-timeout", "0.5"]
-    )
+    code = main(["run", str(suite), "--out", str(out), "--no-progress", "--cell-timeout", "0.5"])
     assert time.monotonic() - start < 30
     assert code == EXIT_FAILED_CELLS
     assert "2 timed out" in capsys.readouterr().err
@@ -606,10 +604,13 @@ def test_opening_a_cache_removes_stale_temporaries_and_unheld_locks(tmp_path) ->
 def test_two_runs_on_one_folder_compute_each_cell_once(tmp_path, with_test_plugin) -> None:
     from tests.plugins import executor_plugins
 
-    text = one_seed(SUITE).replace(
-        '[[methods]]\nname = "original"',
-        '[[methods]]\nname = "counting"\nparams = { seconds = 1.0 }',
-    ) + '\n[[requests]]\nkind = "class"\nlabel = 5\n'
+    text = (
+        one_seed(SUITE).replace(
+            '[[methods]]\nname = "original"',
+            '[[methods]]\nname = "counting"\nparams = { seconds = 1.0 }',
+        )
+        + '\n[[requests]]\nkind = "class"\nlabel = 5\n'
+    )
     suite, out = suite_file(tmp_path, text), tmp_path / "out"
     executor_plugins.COUNTED.clear()
     codes: list[int] = []
@@ -653,8 +654,7 @@ def test_runs_creating_one_store_at_once_all_open_it(tmp_path) -> None:
         path = tmp_path / f"t{trial}" / "results.sqlite"
         barrier, results = ctx.Barrier(6), ctx.Queue()
         procs = [
-            ctx.Process(target=_open_store_at_once, args=(path, barrier, results))
-            for _ in range(6)
+            ctx.Process(target=_open_store_at_once, args=(path, barrier, results)) for _ in range(6)
         ]
         for proc in procs:
             proc.start()
@@ -717,17 +717,18 @@ def test_a_method_writing_into_the_task_fails_alone(tmp_path, capsys, monkeypatc
     assert "plugin 'hostile'" in err
     with sqlite3.connect(tmp_path / "hostile" / "results.sqlite") as conn:
         status = dict(conn.execute("SELECT method || seed, status FROM cells").fetchall())
-    assert status == {f"{m}{s}": "failed" if m == "poison_data" else "ok"
-                      for m in ("retrain", "poison_data", "original") for s in (0, 1)}
+    assert status == {
+        f"{m}{s}": "failed" if m == "poison_data" else "ok"
+        for m in ("retrain", "poison_data", "original")
+        for s in (0, 1)
+    }
     assert _test_accuracies(tmp_path / "hostile") == clean
     # the same folder, without the hostile method: nothing poisoned was cached
     assert _run_iso(tmp_path, "again", ISOLATION, out=tmp_path / "hostile") == 0
     assert _test_accuracies(tmp_path / "hostile") == clean
 
 
-def test_an_evaluator_cannot_change_the_models_the_next_one_sees(
-    tmp_path, monkeypatch
-) -> None:
+def test_an_evaluator_cannot_change_the_models_the_next_one_sees(tmp_path, monkeypatch) -> None:
     """An evaluator zeroing its models ran before ``accuracy``, which then saw zeroed
     models (7.5% for 42.5%), and the next cell's original was the zeroed one."""
     monkeypatch.setenv("UNLEARNBENCH_PLUGINS", HOSTILE)

@@ -15,17 +15,12 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from tests.suites import suite_toml
+from tests.suites import suite_toml, toml_value
 from unlearnbench.cli import main
 from unlearnbench.execution.store import STORE_FILE, CellRecord, MetricValue, ResultStore
-from unlearnbench.execution.suite import (
-    BUILTIN_PLOTS,
-    PlotSpec,
-    SuiteError,
-    parse_plots,
-    parse_suite,
-)
+from unlearnbench.execution.suite import SuiteError, parse_suite
 from unlearnbench.reports.board import build_leaderboard
+from unlearnbench.reports.plot_requests import BUILTIN_PLOTS, PlotError, PlotRequest, parse_plots
 from unlearnbench.reports.plots import PLOTS
 from unlearnbench.reports.sweep_frame import LABEL, X, cell_frame, points, select
 from unlearnbench.reports.sweeps import make_sweeps, sweep_figure
@@ -59,8 +54,8 @@ def plot(**changes: Any) -> dict[str, Any]:
 
 def test_a_good_plot_table_and_its_defaults() -> None:
     suite = parse_suite({**BASE, "plots": [GOOD, {"name": "b", "metrics": ["m"], "x": "seed"}]})
-    fig6, plain = suite.plots
-    assert fig6 == PlotSpec(
+    fig6, plain = parse_plots(suite.plots)  # the suite keeps the tables; reports check them
+    assert fig6 == PlotRequest(
         name="fig6",
         metrics=("test_accuracy", "block_speedup"),
         x="request.count",
@@ -115,10 +110,35 @@ def test_suite_plots_can_never_overwrite_a_built_in_plot() -> None:
     ],
 )
 def test_bad_plot_tables_name_their_key(plots: Any, key: str, text: str) -> None:
-    with pytest.raises(SuiteError) as info:
-        parse_suite({**BASE, "plots": plots})
+    with pytest.raises((SuiteError, PlotError)) as info:
+        parse_plots(parse_suite({**BASE, "plots": plots}).plots)
     assert info.value.key == key
     assert text in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("plots", "key", "text"),
+    [
+        ([plot(colour="red")], "plots[0].colour", "unknown key"),
+        ([plot(x="train.lrr")], "plots[0].x", "no field 'lrr'"),
+    ],
+)
+def test_run_check_refuses_a_bad_plot_table_naming_its_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], plots: Any, key: str, text: str
+) -> None:
+    """The suite reader keeps [[plots]] as data; ``run --check`` still refuses a bad
+    one before anything runs, naming the suite file and the key."""
+    path = tmp_path / "suite.toml"
+    path.write_text(suite_toml(name="bad-plots") + _plots_toml(plots), encoding="utf-8")
+    assert main(["run", str(path), "--check", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: {key}: " in err and text in err
+    assert not (tmp_path / "out").exists()
+
+
+def _plots_toml(plots: list[dict[str, Any]]) -> str:
+    tables = ("\n".join(f"{k} = {toml_value(v)}" for k, v in t.items()) for t in plots)
+    return "".join(f"\n[[plots]]\n{table}\n" for table in tables)
 
 
 # --- a hand-made store of a DeepObliviate-like sweep --------------------------------

@@ -206,6 +206,15 @@ class Metric:
     strength that differs between a group's rows (one measured on each
     method's own trained model) marks only the rows below it, unless every
     row is.
+
+    ``avg_gap``: the board's Avg. Gap (SalUn's, Fan et al. 2024) averages this
+    metric's gap to the reference (the built-in accuracies on test, retain and
+    forget data declare it). ``mia_gap``: a membership-attack rate that may
+    stand for the Avg. Gap's one attack term; of those a board holds, only the
+    lowest rank counts, so two attacks measuring the same share count once
+    (the built-in MIA-Efficacy is 0, the shadow-model attack's FNR 1). By
+    default a metric is in neither; a third-party metric declaring them counts
+    exactly like a built-in one.
     """
 
     name: str
@@ -214,6 +223,8 @@ class Metric:
     help: str = ""
     role: str = ""
     informative_above: float | None = None
+    avg_gap: bool = False
+    mia_gap: int | None = None
 
     def __post_init__(self) -> None:
         if self.role not in METRIC_ROLES:
@@ -222,6 +233,18 @@ class Metric:
             raise ValueError(
                 f"metric {self.name!r}: informative_above goes with role 'attack_strength'"
             )
+        if self.avg_gap and self.mia_gap is not None:
+            raise ValueError(f"metric {self.name!r}: set avg_gap or mia_gap, not both")
+
+    def meta(self) -> dict[str, Any]:
+        """The declaration stored with each value, which the reports read: the role,
+        ``avg_gap`` and the optional fields that are set."""
+        out: dict[str, Any] = {"role": self.role, "avg_gap": self.avg_gap}
+        if self.informative_above is not None:
+            out["informative_above"] = self.informative_above
+        if self.mia_gap is not None:
+            out["mia_gap"] = self.mia_gap
+        return out
 
 
 @dataclass

@@ -71,10 +71,12 @@ def suite_and_out(suite_path: Path, args: argparse.Namespace) -> tuple[Any, Path
     the output folder: ``--out``, else ``DEFAULT_OUT/<suite name>`` (checked, not made)."""
     from unlearnbench.execution.run import RunRefused, check_out_folder
     from unlearnbench.execution.suite import SuiteError, load_suite
+    from unlearnbench.reports.plot_requests import PlotError, parse_plots
 
     try:
         suite = load_suite(suite_path)
-    except SuiteError as exc:
+        parse_plots(suite.plots)  # [[plots]] are the reports': refused before anything runs
+    except (SuiteError, PlotError) as exc:
         raise UsageError(f"{suite_path}: {exc}") from None
     except OSError as exc:  # unreadable: permissions, a special file
         raise UsageError(f"{suite_path} cannot be read: {exc.strerror or exc}") from None

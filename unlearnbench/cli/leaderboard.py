@@ -5,19 +5,24 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
-from unlearnbench.cli.common import EXIT_OK, UsageError, open_store
+from unlearnbench.cli.common import EXIT_OK, UsageError, load_plugins, open_store
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Print one format; md also writes DIR/plots/*.png, which its links point at.
     The suite's ``[[plots]]``, kept in DIR/plots.json by ``run``, are drawn too."""
     from unlearnbench.execution.store import STORE_FILE
-    from unlearnbench.execution.suite import SuiteError
     from unlearnbench.host.registry import unknown_name_message
-    from unlearnbench.reports.board import ORIGINAL, build_leaderboard, infer_reference
+    from unlearnbench.reports.board import (
+        ORIGINAL,
+        build_leaderboard,
+        declarations,
+        infer_reference,
+    )
     from unlearnbench.reports.devices import by_device
-    from unlearnbench.reports.plot_specs import load_plot_specs
+    from unlearnbench.reports.plot_requests import PlotError, load_plot_requests
     from unlearnbench.reports.write import draw_plots, render, write_board, write_plots
 
     path = args.dir / STORE_FILE
@@ -32,8 +37,8 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
             f"run a suite with --out {args.dir} first"
         )
     try:
-        sweeps = load_plot_specs(args.dir)
-    except SuiteError as exc:
+        sweeps = load_plot_requests(args.dir)
+    except PlotError as exc:
         raise UsageError(f"{args.dir}: {exc}") from None
     with open_store(path, read_only=True) as store:  # boards render from read-only media
         methods = sorted({cell["method"] for cell in store.cells()})
@@ -45,6 +50,10 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
                 raise UsageError(f"{option}: {message} (the methods in {path})")
         reference = args.reference or infer_reference(store)
         title = f"Leaderboard: {args.dir.name}"
+
+        def declared() -> Any:  # read only for a store older than the Avg. Gap declarations
+            return declarations(entry.spec for entry in load_plugins(args)[0].entries("evaluator"))
+
         if args.write:
             write_board(
                 args.dir,
@@ -53,12 +62,15 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
                 reference=reference,
                 original=args.original or ORIGINAL,
                 sweeps=sweeps,
+                declared=declared,
             )
             print(
                 f"leaderboard: {(args.dir / 'leaderboard.html').resolve()} (also .md, .csv, .json)"
             )
             return EXIT_OK
-        board = build_leaderboard(by_device(store), reference, args.original or ORIGINAL)
+        board = build_leaderboard(
+            by_device(store), reference, args.original or ORIGINAL, declared=declared
+        )
     plots, images = None, None
     if args.format == "md" and not args.no_plots:
         try:

@@ -133,17 +133,18 @@ def check_run_options(args: argparse.Namespace) -> None:
 def _write_outputs(out: Path, store: Any, suite: Any, plan: Any) -> Any:
     """Write the leaderboards and plot specs of a run; ``None`` when the disk is full."""
     from unlearnbench.execution.store import no_space
-    from unlearnbench.reports.plot_specs import save_plot_specs
+    from unlearnbench.reports.plot_requests import parse_plots, save_plot_requests
     from unlearnbench.reports.write import write_board
 
     try:
-        save_plot_specs(out, suite.plots)  # so that `leaderboard DIR` redraws them
+        sweeps = parse_plots(suite.plots)  # checked when the suite was read
+        save_plot_requests(out, sweeps)  # so that `leaderboard DIR` redraws them
         return write_board(
             out,
             store,
             title=f"Leaderboard: {suite.name}",
             cells={cell.cell_id for _, cell in plan.cells()},
-            sweeps=suite.plots,
+            sweeps=sweeps,
         )
     except OSError as exc:
         if not no_space(exc):

@@ -34,8 +34,6 @@ import io
 import json
 import logging
 import os
-import tempfile
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -44,6 +42,7 @@ from typing import Any
 
 import torch
 
+from unlearnbench._files import atomic_write_bytes, remove_stale_temporaries
 from unlearnbench.specs import UnlearnbenchError
 
 try:
@@ -53,8 +52,6 @@ except ImportError:  # pragma: no cover - Windows
 
 log = logging.getLogger(__name__)
 
-STALE_TMP_SECONDS = 3600.0  # a temporary file this old belongs to a writer that died
-
 
 def content_key(parts: Mapping[str, Any]) -> str:
     """A stable hex key for a JSON-serialisable description of an artifact."""
@@ -63,49 +60,6 @@ def content_key(parts: Mapping[str, Any]) -> str:
 
 def _describe(parts: Mapping[str, Any]) -> str:
     return json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
-
-
-def _read_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _read_umask()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def remove_stale_temporaries(folder: Path, max_age: float = STALE_TMP_SECONDS) -> int:
-    """Delete :func:`atomic_write_bytes` temporaries in ``folder`` older than ``max_age`` s.
-
-    A live writer renames its temporary within moments; one this old was left
-    by a process that died mid-write. Returns how many were removed.
-    """
-    removed = 0
-    cutoff = time.time() - max_age
-    for path in folder.glob(".*.tmp"):
-        try:
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
-                removed += 1
-        except OSError:  # gone meanwhile, or not ours to delete
-            continue
-    return removed
 
 
 class FileLock:
@@ -303,7 +257,7 @@ class ArtifactCache:
             return None
         if hashlib.sha256(described.encode()).hexdigest() != key:
             if warn:
-                    log.warning(
+                log.warning(
                     "artifact %s is not what its name says (it describes itself as %s); "
                     "rebuilding it",
                     path,

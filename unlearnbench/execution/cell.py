@@ -368,9 +368,7 @@ def evaluate_cell(
                     f"spec does not declare (declared: {sorted(declared)})"
                 )
             meta = declared[name]
-            about: dict[str, Any] = {"evaluator": component.name, "role": meta.role}
-            if meta.informative_above is not None:
-                about["informative_above"] = meta.informative_above
+            about: dict[str, Any] = {"evaluator": component.name, **meta.meta()}
             if not math.isfinite(float(value)):  # stored as NULL: say which and what it was
                 about["not_finite"] = str(float(value))
             metrics.append(MetricValue(name, float(value), meta.direction, meta.unit, about))

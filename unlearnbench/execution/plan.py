@@ -26,7 +26,7 @@ from typing import Any
 
 from unlearnbench.config import ForgetRequest, SplitSizes, TaskError, TrainRecipe
 from unlearnbench.execution.cache import content_key
-from unlearnbench.execution.suite import Entry, Suite, SuiteError
+from unlearnbench.execution.suite import Suite, SuiteEntry, SuiteError
 from unlearnbench.host.registry import Kind, Registry, RegistryError
 from unlearnbench.specs import DatasetArrays, MethodSpec, ParamError, SizeCheck, resolve_params
 from unlearnbench.task import build_splits, select_forget
@@ -102,7 +102,7 @@ class Plan:
         return sum(len(t.cells) for t in self.tasks)
 
 
-def expand(entry: Entry, kind: Kind, registry: Registry) -> list[Component]:
+def expand(entry: SuiteEntry, kind: Kind, registry: Registry) -> list[Component]:
     """Resolve an entry's name and parameters; a grid gives one component per point."""
     try:
         spec = registry.get(kind, entry.name)
@@ -187,7 +187,7 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
     return Plan(suite, tasks, size_checks)
 
 
-def _recipe_and_splits(suite: Suite, entry: Entry) -> tuple[TrainRecipe, SplitSizes]:
+def _recipe_and_splits(suite: Suite, entry: SuiteEntry) -> tuple[TrainRecipe, SplitSizes]:
     """A dataset entry's recipe and split sizes: the suite's, overlaid with its own."""
     recipe = TrainRecipe(**{**asdict(suite.train), **entry.train})
     return recipe, SplitSizes(**{**asdict(suite.splits), **entry.splits})
@@ -207,8 +207,8 @@ def _refuse_shared_labels(key: str, components: list[Component]) -> None:
 
 
 def _label_dataset_variants(
-    suite: Suite, datasets: list[tuple[Entry, list[Component]]]
-) -> list[tuple[Entry, list[Component]]]:
+    suite: Suite, datasets: list[tuple[SuiteEntry, list[Component]]]
+) -> list[tuple[SuiteEntry, list[Component]]]:
     """Label apart the data set components of different entries that share a label.
 
     Each gets ``(k=v,...)`` with the settings in which the group differs: its

@@ -15,9 +15,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from unlearnbench._tables import KeyedError, typed
 from unlearnbench.config import ForgetRequest, SplitSizes, TaskError, TrainRecipe
-from unlearnbench.execution.config_paths import path_problem
-from unlearnbench.specs import UnlearnbenchError
 
 TOP_KEYS = {
     "name",
@@ -38,23 +37,16 @@ TUNING_KEYS = {"trials", "max_sample_passes", "seed", "tuned", "space"}
 ENTRY_KEYS = {"name", "params", "grid", "label", "architectures", "train", "splits"}
 # a suite name is a label and the default output folder's name, never a path
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
-PLOT_KEYS = {"name", "title", "metrics", "x", "series", "where", "log_x", "log_y"}
-# a plot's name is its file name, plots/<name>.png
-PLOT_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,100}")
-BUILTIN_PLOTS = ("tradeoff", "residual_memory", "roc")  # reports.plots.PLOTS: never overwritten
 
 
-class SuiteError(UnlearnbenchError, ValueError):
+class SuiteError(KeyedError):
     """A suite file mistake. ``key`` is the dotted path of the offending entry."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"{key}: {message}" if key else message)
-        self.key = key
 
 
 @dataclass(frozen=True)
-class Entry:
-    """A named plugin with its parameters (a grid expands into several entries)."""
+class SuiteEntry:
+    """One data set, architecture, method, evaluator or the reference of a suite file:
+    a plugin name with its parameters (a grid expands into several entries)."""
 
     name: str
     params: dict[str, Any] = field(default_factory=dict)
@@ -87,69 +79,28 @@ class TuningConfig:
 
 
 @dataclass(frozen=True)
-class PlotSpec:
-    """One ``[[plots]]`` table: ``metrics`` (one panel each) against the config
-    path ``x``, one line per value of the path ``series``, over the cells whose
-    paths equal ``where`` (see :mod:`unlearnbench.execution.config_paths` and
-    :mod:`unlearnbench.reports.sweeps`)."""
-
-    name: str
-    metrics: tuple[str, ...]
-    x: str
-    title: str = ""
-    series: str = "method"
-    where: dict[str, Any] = field(default_factory=dict)
-    log_x: bool = False
-    log_y: bool = False
-
-    def as_dict(self) -> dict[str, Any]:
-        """The table as a suite gives it (``plots.json`` holds a list of these)."""
-        return {
-            "name": self.name,
-            "title": self.title,
-            "metrics": list(self.metrics),
-            "x": self.x,
-            "series": self.series,
-            "where": dict(self.where),
-            "log_x": self.log_x,
-            "log_y": self.log_y,
-        }
-
-
-@dataclass(frozen=True)
 class Suite:
     """A validated suite file.
 
-    ``plots``: the ``[[plots]]`` tables, figures of metrics against a grid
-    parameter that ``run`` and ``leaderboard`` draw beside the built-in ones::
-
-        [[plots]]
-        name = "fig6"                 # plots/fig6.png; unique; letters, digits, - and _
-        title = "DeepObliviate, Fig. 6 shape"       # default: the name
-        metrics = ["test_accuracy", "block_speedup"]   # one panel each
-        x = "request.count"           # a config path
-        series = "method.epsilon"     # one line per value; default "method" (the label)
-        where = { "request.position" = 0.0995 }     # optional: keep cells with these values
-        log_x = true                  # optional, default false; log_y likewise
-
-    Metric names and paths no cell has are found when the plot is drawn (a
-    warning, the plot left out).
+    ``plots``: the ``[[plots]]`` tables as plain data, figures of metrics
+    against a grid parameter; their keys are checked by the reports
+    (:func:`unlearnbench.reports.plot_requests.parse_plots`), which draw them.
     """
 
     name: str
     seeds: tuple[int, ...]
-    datasets: tuple[Entry, ...]
-    architectures: tuple[Entry, ...]
-    methods: tuple[Entry, ...]
+    datasets: tuple[SuiteEntry, ...]
+    architectures: tuple[SuiteEntry, ...]
+    methods: tuple[SuiteEntry, ...]
     requests: tuple[ForgetRequest, ...]
-    evaluators: tuple[Entry, ...]
+    evaluators: tuple[SuiteEntry, ...]
     splits: SplitSizes
     train: TrainRecipe
-    reference: Entry
+    reference: SuiteEntry
     description: str = ""
     source: str = ""
     tuning: TuningConfig | None = None
-    plots: tuple[PlotSpec, ...] = ()
+    plots: tuple[dict[str, Any], ...] = ()
 
 
 def load_suite(path: Path | str) -> Suite:
@@ -211,86 +162,18 @@ def parse_suite(data: dict[str, Any], *, default_name: str = "suite", source: st
         splits=splits,
         train=train,
         reference=reference,
-        description=_typed(data, "description", str, "", ""),
+        description=typed(data, "description", str, "", "", error=SuiteError),
         source=source,
         tuning=_tuning(data["tuning"]) if "tuning" in data else None,
-        plots=parse_plots(data.get("plots", [])),
+        plots=_plot_tables(data.get("plots", [])),
     )
 
 
-def parse_plots(raw: Any, key: str = "plots") -> tuple[PlotSpec, ...]:
-    """The ``[[plots]]`` tables (or a ``plots.json``'s list), each key checked."""
+def _plot_tables(raw: Any) -> tuple[dict[str, Any], ...]:
+    """The ``[[plots]]`` tables, kept as data: only their shape is checked here."""
     if not isinstance(raw, list) or not all(isinstance(item, dict) for item in raw):
-        raise SuiteError(key, "must be an array of tables ([[plots]])")
-    specs = tuple(_plot(item, f"{key}[{i}]") for i, item in enumerate(raw))
-    seen: dict[str, int] = {}
-    for i, spec in enumerate(specs):
-        if spec.name in seen:
-            raise SuiteError(
-                f"{key}[{i}].name", f"{spec.name!r} is also {key}[{seen[spec.name]}]'s name"
-            )
-        seen[spec.name] = i
-    return specs
-
-
-def _plot(raw: dict[str, Any], key: str) -> PlotSpec:
-    unknown = sorted(set(raw) - PLOT_KEYS)
-    if unknown:
-        raise SuiteError(f"{key}.{unknown[0]}", f"unknown key; allowed: {sorted(PLOT_KEYS)}")
-    for required in ("name", "metrics", "x"):
-        if required not in raw:
-            raise SuiteError(f"{key}.{required}", "is required")
-    name = _typed(raw, "name", str, "", f"{key}.")
-    if not PLOT_NAME_PATTERN.fullmatch(name):
-        raise SuiteError(
-            f"{key}.name", f"{name!r} must be 1 to 100 letters, digits, '-' or '_' (a file name)"
-        )
-    if name in BUILTIN_PLOTS:
-        raise SuiteError(f"{key}.name", f"{name!r} is a built-in plot's name; choose another")
-    metrics = raw["metrics"]
-    if (
-        not isinstance(metrics, list)
-        or not metrics
-        or not all(isinstance(m, str) and m for m in metrics)
-    ):
-        raise SuiteError(f"{key}.metrics", "must be a non-empty list of metric names")
-    if len(set(metrics)) != len(metrics):
-        raise SuiteError(f"{key}.metrics", f"names a metric twice: {metrics}")
-    paths = {k: _typed(raw, k, str, "method", f"{key}.") for k in ("x", "series")}
-    where = _typed(raw, "where", dict, {}, f"{key}.")
-    flat = _flat_where(where)
-    for item, path in [*paths.items(), *((f"where.{p}", p) for p in flat)]:
-        problem = path_problem(path)
-        if problem:
-            raise SuiteError(f"{key}.{item}", problem)
-    for path, value in flat.items():
-        if not isinstance(value, str | int | float | list):
-            raise SuiteError(f"{key}.where.{path}", f"expected a value, got {value!r}")
-        if isinstance(value, float) and value != value:
-            raise SuiteError(f"{key}.where.{path}", "nan equals nothing")
-    return PlotSpec(
-        name=name,
-        metrics=tuple(metrics),
-        x=paths["x"],
-        title=_typed(raw, "title", str, name, f"{key}.") or name,
-        series=paths["series"],
-        where=flat,
-        log_x=_typed(raw, "log_x", bool, False, f"{key}."),
-        log_y=_typed(raw, "log_y", bool, False, f"{key}."),
-    )
-
-
-def _flat_where(where: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{ request = { position = 0.1 } }`` (TOML's unquoted dotted keys) as
-    ``{"request.position": 0.1}``, the same as the quoted ``"request.position"``."""
-    out: dict[str, Any] = {}
-    for name, value in where.items():
-        path = f"{prefix}{name}"
-        if isinstance(value, dict):
-            out.update(_flat_where(value, f"{path}."))
-        else:
-            out[path] = value
-    return out
+        raise SuiteError("plots", "must be an array of tables ([[plots]])")
+    return tuple(dict(item) for item in raw)
 
 
 def _tuning(raw: Any) -> TuningConfig:
@@ -302,7 +185,7 @@ def _tuning(raw: Any) -> TuningConfig:
     unknown = sorted(set(raw) - TUNING_KEYS)
     if unknown:
         raise SuiteError(f"tuning.{unknown[0]}", f"unknown key; allowed: {sorted(TUNING_KEYS)}")
-    trials = _typed(raw, "trials", int, 20, "tuning.")
+    trials = typed(raw, "trials", int, 20, "tuning.", error=SuiteError)
     if isinstance(trials, bool) or trials < 1:
         raise SuiteError("tuning.trials", f"must be an integer >= 1, got {trials!r}")
     if "max_sample_passes" not in raw:
@@ -316,11 +199,11 @@ def _tuning(raw: Any) -> TuningConfig:
         raise SuiteError(
             "tuning.max_sample_passes", f"must be a finite number of sample-passes > 0, got {cap!r}"
         )
-    seed = _typed(raw, "seed", int, 0, "tuning.")
+    seed = typed(raw, "seed", int, 0, "tuning.", error=SuiteError)
     if isinstance(seed, bool):
         raise SuiteError("tuning.seed", "must be an integer")
-    tuned = _typed(raw, "tuned", bool, False, "tuning.")
-    space = _typed(raw, "space", dict, {}, "tuning.")
+    tuned = typed(raw, "tuned", bool, False, "tuning.", error=SuiteError)
+    space = typed(raw, "space", dict, {}, "tuning.", error=SuiteError)
     for label, params in space.items():
         if not isinstance(params, dict) or not params:
             raise SuiteError(
@@ -336,7 +219,7 @@ def _suite_name(data: dict[str, Any], default_name: str) -> str:
     ``unlearnbench-results/``; names are labels, so only letters, digits,
     ``-``, ``_`` and ``.`` (not first) are allowed, 1 to 100 characters.
     """
-    name = _typed(data, "name", str, default_name, "")
+    name = typed(data, "name", str, default_name, "", error=SuiteError)
     if NAME_PATTERN.fullmatch(name):
         return name
     rule = (
@@ -350,15 +233,6 @@ def _suite_name(data: dict[str, Any], default_name: str) -> str:
         f"not set, and the suite file's name {name!r} is no valid default: a name {rule}; "
         f'set one, e.g. name = "{re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip(".-") or "suite"}"',
     )
-
-
-def _typed(data: dict[str, Any], key: str, kind: type, default: Any, prefix: str) -> Any:
-    value = data.get(key, default)
-    if not isinstance(value, kind):
-        raise SuiteError(
-            f"{prefix}{key}", f"expected {kind.__name__}, got {type(value).__name__} ({value!r})"
-        )
-    return value
 
 
 def _seeds(raw: Any) -> tuple[int, ...]:
@@ -379,7 +253,7 @@ def _seeds(raw: Any) -> tuple[int, ...]:
 
 def _entries(
     data: dict[str, Any], key: str, *, required: bool = False, default: list[Any] | None = None
-) -> tuple[Entry, ...]:
+) -> tuple[SuiteEntry, ...]:
     if key not in data:
         if required:
             raise SuiteError(key, "is required (a list of names or [[" + key + "]] tables)")
@@ -407,9 +281,9 @@ def _entries(
     return entries
 
 
-def _entry(item: Any, key: str) -> Entry:
+def _entry(item: Any, key: str) -> SuiteEntry:
     if isinstance(item, str):
-        return Entry(name=item, key=key)
+        return SuiteEntry(name=item, key=key)
     if not isinstance(item, dict):
         raise SuiteError(key, f"expected a name or a table, got {type(item).__name__}")
     unknown = sorted(set(item) - ENTRY_KEYS)
@@ -432,7 +306,7 @@ def _entry(item: Any, key: str) -> Entry:
     label = item.get("label", "")
     if not isinstance(label, str):
         raise SuiteError(f"{key}.label", "must be a string")
-    return Entry(
+    return SuiteEntry(
         name=item["name"],
         params=dict(item.get("params", {})),
         grid=dict(grid),

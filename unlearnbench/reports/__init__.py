@@ -1,8 +1,11 @@
 """Reports: a results store turned into leaderboards a reader can trust.
 
-Imports go one way: :mod:`.board` (aggregation over seeds, gaps to the
-reference, best values, collapse and uninformative-attack flags) <- :mod:`.text`
+Imports go one way: :mod:`.stats` (means and intervals over seeds) <-
+:mod:`.gaps` (gaps to the reference, Avg. Gap) <- :mod:`.flags` (rows and
+values never ranked) <- :mod:`.board` (the table, best values) <- :mod:`.text`
 (Markdown, CSV, JSON), :mod:`.html` and :mod:`.plots` <- :mod:`.write` (every
-format of a results folder in one call). Reports know metric roles and
-directions from the stored metrics; they never import a plugin.
+format of a results folder in one call); :mod:`.plot_requests` checks a suite's
+``[[plots]]``. Reports know metric roles, directions and Avg. Gap membership
+from the stored declarations; of execution they read only the results store,
+and they never import a plugin.
 """

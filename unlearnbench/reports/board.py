@@ -1,54 +1,12 @@
-"""Results store -> leaderboard tables: mean and 95% CI over seeds per metric.
+"""Results store -> leaderboard: one row per (dataset, architecture, method,
+request), each metric's mean over seeds with its 95% interval, the gaps to the
+reference and Avg. Gap (:mod:`.gaps`), the rows never ranked (:mod:`.flags`) and
+the best values of each group (:func:`best_cells`).
 
-One row per (dataset, architecture, method, request); columns ``dataset``,
-``architecture``, ``method``, ``request``, ``seeds``, then each metric's mean
-with ``<metric>_ci95`` beside it when two or more seeds ran. The 95% interval is
-the half-width ``t(0.975, n-1) * sd / sqrt(n)`` (Student's t, scipy).
-
-Rows are grouped by (dataset, architecture, request); within a group the
-reference method (default ``retrain``) comes first and ``original`` second.
-Both rows are always present: when a suite did not run one of them, a
-placeholder row with ``seeds = 0`` and empty values says so. The two names are
-parameters, the only method names this module knows.
-
-Gap to the reference: after the means come ``<metric>_gap`` columns (skipped
-for metrics that already are gaps: names ending in ``_gap``, or a metric ``X``
-when the evaluators also report ``X_gap``), and ``avg_gap``, the "Avg. Gap" of
-the SalUn protocol (Fan et al., 2024) over ``test_accuracy``,
-``retain_accuracy``, ``forget_accuracy`` and one membership-attack metric (the
-first present of ``mia_efficacy`` and ``mia_fnr``). One convention for every
-gap: per seed, the distance to the reference's value on the same seed (paired),
-then the mean over seeds with its 95% interval, which is also what an
-evaluator's own ``X_gap`` metric reports (see :func:`per_seed_gaps`).
-
-Speed-ups (metrics of role ``speed``) are ratios: they aggregate over seeds as
-a geometric mean, their ``_ci95`` column holding the factor ``f`` of the 95%
-interval ``[mean / f, mean * f]`` (Student's t on the log scale), and the
-do-nothing ``original`` row shows none.
-
-Best values (see :func:`best_cells`): per group and column, the highest mean
-for ``higher`` metrics, the lowest for ``lower`` metrics and for gaps, and for
-``none`` metrics with a unit (e.g. ``forget_accuracy``, which should match
-retrain rather than be maximised) the row closest to the reference row, the
-reference itself excluded; cost counters without a unit are not marked.
-Nothing is marked when fewer than two rows have a value.
-
-What is never marked best (see :func:`best_cells`): the two anchor rows, the
-reference (its consistency is 1 and its gaps 0 by definition) and
-``original`` (doing nothing is the floor, not a contender: its speed-up is
-infinite by construction), a **collapsed** row (its mean of a ``utility`` metric, such as
-test accuracy, is more than ``COLLAPSE_MARGIN`` below the original's in the
-same group: a model wrecked by unlearning "forgets" everything and must not
-win), and an **uninformative** attack metric: where an evaluator's
-``attack_strength`` metric (the attack's AUC on the original's members
-against non-members, or the original's backdoor success) has every row's
-mean below the threshold it declares, that evaluator's ``attack`` metrics and
-their gaps measure nothing in the group; a strength that differs between rows
-(the backdoor success of the model each method unlearns from) marks only the
-rows below it. They are printed with a dagger and
-explained under the table, and ``unlearnbench run`` warns. Metric roles come
-from the evaluators' declarations, stored with every metric, so reports know no
-built-in metric name.
+Metric roles, Avg. Gap membership and attack thresholds come from the
+evaluators' declarations, stored with every metric, so reports know no
+built-in metric name; the only method names are the two anchors, parameters
+here. How to read a board: docs/leaderboards.md.
 """
 
 from __future__ import annotations
@@ -56,47 +14,39 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
 from unlearnbench.execution.store import ResultStore
+from unlearnbench.reports.flags import (
+    COLLAPSE_MARGIN,
+    FLAGS,
+    NO_EFFECT,
+    NO_EFFECT_MARGIN,
+    Uninformative,
+    find_uninformative,
+    flag_collapsed,
+    flag_no_effect,
+)
+from unlearnbench.reports.gaps import GROUP_KEYS, KEYS, avg_gap_metrics, gap_columns, with_gaps
+from unlearnbench.reports.stats import ci95, geometric_mean_ci95, mean_or_nan
 
 log = logging.getLogger(__name__)
-KEYS = ["dataset", "architecture", "method", "request"]
-GROUP_KEYS = ["dataset", "architecture", "request"]
 ARROWS = {"higher": "↑", "lower": "↓", "none": ""}
 REFERENCE = "retrain"
 ORIGINAL = "original"
-AVG_GAP_METRICS = ("test_accuracy", "retain_accuracy", "forget_accuracy")
-MIA_GAP_METRICS = ("mia_efficacy", "mia_fnr")
-AVG_GAP = "avg_gap"
-PLOT_SERIES_HINTS = ("delta", "residual_memory", "roc_fpr", "roc_tpr", "stop")
-COLLAPSE_MARGIN = 0.2
-"""A row whose ``utility`` metric (test accuracy) is more than 0.2 (20
-points) below the original's in its group is flagged collapsed and never marked
-best. Absolute, since reports do not know the number of classes; it flags
-SalUn's and random-label's falls to 0.10-0.18 on MNIST-1D (original 0.48) and
-leaves a 10-point loss of a changed training procedure to the gap columns."""
-FLAGS = "flags"
-NO_EFFECT = "no effect"
-NO_EFFECT_MARGIN = 0.01
-"""A row whose every forgetting measure (the Avg. Gap metrics: test, retain and
-forget accuracy, the membership-attack rate; and every ``forgetting`` or
-``attack`` metric, so a row that moves only the shadow attack's FNR is not a
-no-op) lies within 0.01 of the original's in its group did not measurably
-change the model: it is flagged ``no effect`` and never marked
-best (a no-op's speed-up is the largest of all). Seen on the MNIST-1D board:
-gradient ascent at its reference lr 1e-4, 132x-14,388x "faster" than retrain."""
 DAGGER = "†"
 GEOMETRIC_ROLES = ("speed",)
 """Roles whose metrics are ratios: aggregated over seeds as a geometric mean with
 an interval on the log scale (see :func:`geometric_mean_ci95`), never as an
 arithmetic mean of ratios."""
+Declared = Mapping[str, Mapping[str, Mapping[str, Any]]]  # evaluator -> metric -> meta
+DECLARED = ("avg_gap", "mia_gap")
+"""The declaration fields a store written before they existed lacks (see
+:func:`declarations`)."""
 
 
 @dataclass
@@ -138,63 +88,6 @@ class Leaderboard:
         """Rows never ranked: collapsed, or with no measurable effect."""
         flagged = self.table[FLAGS].isin(["collapsed", NO_EFFECT])
         return {int(i) for i in self.table.index[flagged]}
-
-
-@dataclass(frozen=True)
-class Uninformative:
-    """An attack that cannot tell the original's members from non-members in a group."""
-
-    group: tuple[str, ...]  # dataset, architecture, request
-    evaluator: str
-    strength_metric: str
-    strength: float
-    threshold: float
-    metrics: tuple[str, ...]  # the evaluator's attack metrics, now meaningless
-    rows: tuple[int, ...]  # the group's row indices in the table (or the rows below)
-    methods: tuple[str, ...] = ()  # only these rows (a per-row strength); () = the group
-
-    def message(self) -> str:
-        where = "/".join(self.group)
-        if self.methods:
-            return (
-                f"the {self.evaluator} attack measures nothing for {', '.join(self.methods)} "
-                f"on {where}: {self.strength_metric} = {self.strength:.3g} < "
-                f"{self.threshold:g} in that row, so its {', '.join(self.metrics)} are not ranked"
-            )
-        return (
-            f"the {self.evaluator} attack measures nothing on {where}: "
-            f"{self.strength_metric} = {self.strength:.3g} < {self.threshold:g} on the original "
-            f"model, so {', '.join(self.metrics)} are not ranked"
-        )
-
-
-def ci95(values: pd.Series) -> float:
-    """Half-width of the 95% Student-t interval of the mean (nan below 2 values)."""
-    clean = values.dropna()
-    n = len(clean)
-    if n < 2:
-        return float("nan")
-    return float(stats.t.ppf(0.975, n - 1) * clean.std(ddof=1) / math.sqrt(n))
-
-
-def _mean(values: pd.Series) -> float:
-    return float(values.mean()) if values.notna().any() else float("nan")
-
-
-def geometric_mean_ci95(values: pd.Series) -> tuple[float, float]:
-    """Geometric mean of positive ratios and the multiplicative factor of its 95%
-    interval (Student's t on the log scale): the interval is ``[mean / f, mean * f]``.
-
-    Ratios (speed-ups) must not be averaged arithmetically: per-seed 364, 364 and
-    20 average to 249 but the geometric mean is 138, and one slow seed cannot
-    be cancelled by a fast one. Non-positive values have no logarithm: nan.
-    """
-    clean = values.dropna().astype(float)
-    if clean.empty or (clean <= 0).any():
-        return float("nan"), float("nan")
-    logs = np.log(clean)
-    half = ci95(logs)
-    return float(np.exp(logs.mean())), float(np.exp(half)) if not math.isnan(half) else half
 
 
 def is_geometric(board: Leaderboard, column: str) -> bool:
@@ -248,12 +141,16 @@ def build_leaderboard(
     reference: str = REFERENCE,
     original: str = ORIGINAL,
     cells: Collection[str] | None = None,
+    declared: Callable[[], Declared] | None = None,
 ) -> Leaderboard:
     """Aggregate the store's ``ok`` cells over seeds into one row per method and group.
 
     ``cells`` limits the board to those cell ids (a run passes its plan's, so
     results of an earlier, different suite in the same folder stay out). When a
     folder holds two results under the same labels and seed, the latest wins.
+    ``declared`` gives the installed evaluators' declarations (see
+    :func:`declarations`), called only for metrics recorded before stores held
+    the Avg. Gap fields.
     """
     keep = (lambda cell_id: cell_id in cells) if cells is not None else (lambda _: True)
     rows = pd.DataFrame([r for r in store.metric_rows() if keep(r["cell_id"])])
@@ -270,10 +167,7 @@ def build_leaderboard(
     meta = rows.drop_duplicates("name").set_index("name")
     directions = meta["direction"].to_dict()
     units = meta["unit"].to_dict()
-    about = {
-        name: json.loads(text or "{}")
-        for name, text in (meta["meta"] if "meta" in meta else pd.Series(dtype=str)).items()
-    }
+    about = _about(rows, declared or dict)
     wide = rows.pivot_table(
         index=[*KEYS, "seed"], columns="name", values="value", aggfunc="last", dropna=False
     ).reset_index()
@@ -286,7 +180,9 @@ def build_leaderboard(
         for metric in metrics:
             values = group[metric] if metric in group else pd.Series(dtype=float)
             geometric = about.get(metric, {}).get("role") in GEOMETRIC_ROLES
-            mean, ci = geometric_mean_ci95(values) if geometric else (_mean(values), ci95(values))
+            mean, ci = (
+                geometric_mean_ci95(values) if geometric else (mean_or_nan(values), ci95(values))
+            )
             record[metric] = mean
             if record["seeds"] >= 2:
                 record[f"{metric}_ci95"] = ci
@@ -302,13 +198,10 @@ def build_leaderboard(
             columns.append(f"{metric}_ci95")
     table = table.reindex(columns=columns)
     gap_metrics = [m for m in metrics if not m.endswith("_gap") and f"{m}_gap" not in set(metrics)]
-    avg_metrics = [m for m in AVG_GAP_METRICS if m in metrics]
-    mia = next((m for m in MIA_GAP_METRICS if m in metrics), None)
-    if mia is not None:
-        avg_metrics.append(mia)
-    table = _with_gaps(table, wide, gap_metrics, avg_metrics, reference)
+    avg_metrics = avg_gap_metrics(metrics, about)
+    table = with_gaps(table, wide, gap_metrics, avg_metrics, reference)
     table.insert(table.columns.get_loc("seeds") + 1, FLAGS, "")
-    wanted = [r for r in store.series_rows() if _plot_series(r["name"]) and keep(r["cell_id"])]
+    wanted = [r for r in store.series_rows() if keep(r["cell_id"])]
     board = Leaderboard(
         table,
         metrics,
@@ -326,10 +219,39 @@ def build_leaderboard(
     board.parameters = method_parameters(configs)
     board.configs = configs
     board.non_finite = non_finite_values(rows)
-    _flag_collapsed(board)
-    _flag_no_effect(board)
+    flag_collapsed(board)
+    flag_no_effect(board)
     board.uninformative = find_uninformative(board)
     return board
+
+
+def _about(rows: pd.DataFrame, declared: Callable[[], Declared]) -> dict[str, dict[str, Any]]:
+    """Metric -> its stored declaration (role, evaluator, threshold, Avg. Gap fields).
+
+    A metric first recorded before the Avg. Gap fields were stored takes them
+    from a later cell that has them (a resumed run), else from ``declared``."""
+    if "meta" not in rows:
+        return {}
+    first = rows.drop_duplicates("name").set_index("name")["meta"]
+    last = rows.drop_duplicates("name", keep="last").set_index("name")["meta"]
+    about = {}
+    installed: Declared | None = None
+    for name, text in first.items():
+        meta = json.loads(text or "{}")
+        if "avg_gap" not in meta:
+            newer = json.loads(last[name] or "{}")
+            if "avg_gap" not in newer:
+                installed = declared() if installed is None else installed
+                newer = dict(installed.get(meta.get("evaluator", ""), {}).get(str(name), {}))
+            meta.update({k: newer[k] for k in DECLARED if k in newer})
+        about[str(name)] = meta
+    return about
+
+
+def declarations(evaluators: Iterable[Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Evaluator name -> metric name -> its declaration as stored (``Metric.meta()``),
+    from evaluator specs (the installed plugins'), for :func:`build_leaderboard`."""
+    return {spec.name: {m.name: m.meta() for m in spec.metrics} for spec in evaluators}
 
 
 def non_finite_values(rows: pd.DataFrame) -> list[dict[str, Any]]:
@@ -392,141 +314,6 @@ def variant_parameters(board: Leaderboard) -> list[tuple[str, int, dict[str, Any
     return found
 
 
-def _flag_collapsed(board: Leaderboard) -> None:
-    """Set ``flags`` to ``collapsed`` where a utility metric falls more than the margin
-    below the original's in the same group: in the mean over seeds, or in any one seed
-    against that seed's original (a mean of two good seeds and one wrecked model is
-    still a method that can wreck the model)."""
-    utility = [m for m in board.metrics if board.role(m) == "utility"]
-    table = board.table
-    for _, group in table.groupby(GROUP_KEYS, sort=False):
-        original = group[group["method"] == board.original]
-        if original.empty:
-            continue
-        for metric in utility:
-            floor = float(original[metric].iloc[0]) - board.collapse_margin
-            if math.isnan(floor):
-                continue
-            fallen = group.index[group[metric].astype(float) < floor]
-            table.loc[fallen, FLAGS] = "collapsed"
-    for index in _collapsed_in_a_seed(board, utility):
-        table.loc[index, FLAGS] = "collapsed"
-
-
-def _collapsed_in_a_seed(board: Leaderboard, utility: list[str]) -> set[int]:
-    """Rows of ``board.table`` with a seed whose utility falls more than the margin
-    below the same seed's original in the same group."""
-    per_seed = board.per_seed
-    if per_seed.empty or not utility:
-        return set()
-    originals = per_seed[per_seed["method"] == board.original]
-    keyed = [*GROUP_KEYS, "seed"]
-    floors = originals[[*keyed, *utility]].set_index(keyed)
-    found: set[int] = set()
-    for _, row in per_seed.iterrows():
-        key = tuple(row[k] for k in keyed)
-        if row["method"] == board.original or key not in floors.index:
-            continue
-        floor = floors.loc[key]
-        if any(float(row[m]) < float(floor[m]) - board.collapse_margin for m in utility):
-            match = (board.table[KEYS] == pd.Series({k: row[k] for k in KEYS})).all(axis=1)
-            found.update(int(i) for i in board.table.index[match])
-    return found
-
-
-def _flag_no_effect(board: Leaderboard) -> None:
-    """Set ``flags`` to ``no effect`` where every forgetting measure (the Avg. Gap
-    metrics and every ``forgetting`` or ``attack`` metric) is within
-    ``NO_EFFECT_MARGIN`` of the original's (the anchors themselves excluded): a row
-    that moves any one of them did something, whichever the Avg. Gap reads."""
-    moved = [
-        m
-        for m in board.metrics
-        if board.role(m) in ("forgetting", "attack") and not m.endswith("_gap")
-    ]
-    candidates = [*board.avg_gap_metrics, *moved]
-    metrics = [m for m in dict.fromkeys(candidates) if m in board.table]
-    if not metrics:
-        return
-    table = board.table
-    for _, group in table.groupby(GROUP_KEYS, sort=False):
-        original = group[group["method"] == board.original]
-        if original.empty:
-            continue
-        base = original[metrics].iloc[0].astype(float)
-        have = [m for m in metrics if not math.isnan(float(base[m]))]
-        if not have or any(m in board.avg_gap_metrics for m in metrics if m not in have):
-            continue
-        rows = group[~group["method"].isin([board.original, board.reference])]
-        distance = (rows[have].astype(float) - base[have]).abs()
-        close = distance.le(NO_EFFECT_MARGIN).all(axis=1)
-        unflagged = rows[FLAGS] == ""
-        table.loc[rows.index[close & unflagged], FLAGS] = NO_EFFECT
-
-
-def find_uninformative(board: Leaderboard) -> list[Uninformative]:
-    """Per group, every evaluator whose attack strength is below its threshold.
-
-    A strength measured on the original is the same in every row: when every
-    row's mean is below, one item marks the group. One that differs between
-    rows (measured on the model each method unlearns from) decides per row:
-    where only some rows are below, an item per such row marks that row alone."""
-    strengths = [(m, board.about[m]) for m in board.metrics if board.role(m) == "attack_strength"]
-    found: list[Uninformative] = []
-    if not strengths:
-        return found
-    for key, group in board.table.groupby(GROUP_KEYS, sort=False):
-        for metric, about in strengths:
-            values = group[metric].astype(float).dropna()
-            if values.empty:
-                continue
-            threshold = float(about["informative_above"])
-            below = values[values < threshold]
-            if below.empty:
-                continue
-            evaluator = about.get("evaluator", "")
-            attack = tuple(
-                m
-                for m in board.metrics
-                if board.role(m) == "attack" and board.about[m].get("evaluator") == evaluator
-            )
-            where = tuple(str(k) for k in key)
-            strength = float(values.mean())
-            if len(below) == len(values):  # a strength of the original: always so
-                found.append(
-                    Uninformative(
-                        where,
-                        evaluator,
-                        metric,
-                        strength,
-                        threshold,
-                        attack,
-                        tuple(int(i) for i in group.index),
-                    )
-                )
-                continue
-            for index, value in below.items():
-                method = str(group.at[index, "method"])
-                found.append(
-                    Uninformative(
-                        where,
-                        evaluator,
-                        metric,
-                        float(value),
-                        threshold,
-                        attack,
-                        (int(index),),
-                        (method,),
-                    )
-                )
-    return found
-
-
-def _plot_series(name: str) -> bool:
-    base = name.split("@", 1)[0].rsplit(".", 1)[-1]
-    return any(hint in base for hint in PLOT_SERIES_HINTS)
-
-
 def _with_anchor_rows(table: pd.DataFrame, reference: str, original: str) -> pd.DataFrame:
     """Reorder each group as reference, original, the rest; add missing anchors empty.
 
@@ -548,74 +335,6 @@ def _with_anchor_rows(table: pd.DataFrame, reference: str, original: str) -> pd.
     out = pd.concat(ordered, ignore_index=True)
     out["seeds"] = out["seeds"].fillna(0).astype(int)
     return out
-
-
-def _with_gaps(
-    table: pd.DataFrame,
-    per_seed: pd.DataFrame,
-    gap_metrics: list[str],
-    avg_metrics: list[str],
-    reference: str,
-) -> pd.DataFrame:
-    """Add ``<metric>_gap`` (and ``avg_gap``) columns, each the mean over seeds of the
-    per-seed gap ``|value - reference's value on the same seed|`` with its 95%
-    interval: one convention for every gap, the accuracies' and the attacks' alike
-    (an evaluator's own ``X_gap`` metric is already that mean of per-seed gaps)."""
-    seeds = per_seed_gaps(per_seed, gap_metrics, avg_metrics, reference)
-    columns = [c for c in seeds.columns if c not in (*KEYS, "seed")]
-    with_ci = any(c.endswith("_ci95") for c in table.columns)  # as the means: 2+ seeds
-    records = []
-    for key, group in seeds.groupby(KEYS, sort=False):
-        record: dict[str, Any] = dict(zip(KEYS, key, strict=True))
-        for column in columns:
-            record[column] = _mean(group[column])
-            if with_ci and group["seed"].nunique() >= 2:
-                record[f"{column}_ci95"] = ci95(group[column])
-        records.append(record)
-    wanted = [f"{c}{suffix}" for c in columns for suffix in ("", "_ci95")[: 1 + with_ci]]
-    out = table.merge(pd.DataFrame(records, columns=[*KEYS, *wanted]), on=KEYS, how="left")
-    out.index = table.index
-    if AVG_GAP in out:  # a placeholder anchor row (0 seeds) has no Avg. Gap
-        out.loc[out["seeds"] == 0, [c for c in (AVG_GAP, f"{AVG_GAP}_ci95") if c in out]] = math.nan
-    return out
-
-
-def per_seed_gaps(
-    per_seed: pd.DataFrame, gap_metrics: list[str], avg_metrics: list[str], reference: str
-) -> pd.DataFrame:
-    """KEYS + seed + one ``<metric>_gap`` per gap metric (and ``avg_gap``): each cell's
-    distance to the reference's cell of the same group and seed (paired by seed). The
-    Avg. Gap of a seed is the mean of that seed's gaps over ``avg_metrics`` present
-    (an evaluator's ``X_gap`` value where it reports one)."""
-    present = [m for m in gap_metrics if m in per_seed]
-    if per_seed.empty:
-        return pd.DataFrame(columns=[*KEYS, "seed"])
-    ref = per_seed[per_seed["method"] == reference][[*GROUP_KEYS, "seed", *present]]
-    merged = per_seed.merge(ref, on=[*GROUP_KEYS, "seed"], how="left", suffixes=("", "@ref"))
-    out = merged[[*KEYS, "seed"]].copy()
-    for metric in present:
-        out[f"{metric}_gap"] = (
-            merged[metric].astype(float) - merged[f"{metric}@ref"].astype(float)
-        ).abs()
-    if avg_metrics:
-        parts = []
-        for metric in avg_metrics:
-            name = f"{metric}_gap"
-            source = out if name in out else merged
-            parts.append(
-                source[name].astype(float)
-                if name in source
-                else pd.Series(float("nan"), index=out.index)
-            )
-        out[AVG_GAP] = pd.concat(parts, axis=1).mean(axis=1)
-    return out
-
-
-def gap_columns(board: Leaderboard) -> list[str]:
-    """The gap columns shown: those averaged in ``avg_gap``, ``avg_gap``, the others."""
-    main = [f"{m}_gap" for m in board.avg_gap_metrics]
-    rest = [f"{m}_gap" for m in board.gap_metrics if m not in board.avg_gap_metrics]
-    return [*main, AVG_GAP, *rest] if main else rest
 
 
 def best_cells(board: Leaderboard) -> set[tuple[int, str]]:
@@ -741,6 +460,8 @@ RATIO_LEGEND = (
     "speed-ups (ratios) are geometric means over seeds with the 95% interval in brackets "
     "(Student's t on the log scale), never arithmetic means of ratios."
 )
+
+
 BOLD_RULE = (
     "A best value is marked only when its 95% interval does not overlap the runner-up's "
     "(one seed, or a tie, marks nothing)."
@@ -750,14 +471,3 @@ BOLD_RULE = (
 def notes(board: Leaderboard) -> list[str]:
     """One line per uninformative attack and group, for under the tables and the terminal."""
     return [f"{DAGGER} {item.message()}" for item in board.uninformative]
-
-
-def gap_legend(board: Leaderboard) -> str:
-    used = ", ".join(board.avg_gap_metrics) or "none present"
-    return (
-        f"Gap to {board.reference}: per seed, |a row's value - {board.reference}'s value on "
-        "the same seed| (paired), then the mean over seeds ± its 95% interval; lower is "
-        f"closer to exact unlearning. avg_gap is SalUn's Avg. Gap: per seed, the mean of "
-        f"the gaps over {used}, then the mean over seeds. Every gap, accuracies' and "
-        "attacks' alike, follows this one convention."
-    )

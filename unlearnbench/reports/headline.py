@@ -36,15 +36,14 @@ import pandas as pd
 
 from unlearnbench.reports.board import (
     ARROWS,
-    AVG_GAP,
     BOLD_RULE,
-    FLAGS,
-    GROUP_KEYS,
     RATIO_LEGEND,
     Leaderboard,
     format_value,
     is_geometric,
 )
+from unlearnbench.reports.flags import FLAGS
+from unlearnbench.reports.gaps import AVG_GAP, GROUP_KEYS
 from unlearnbench.reports.units import format_ratio, format_unit, unit_label
 
 AGREEMENT_METRICS = ("consistency",)

@@ -21,18 +21,9 @@ from typing import Any
 
 import pandas as pd
 
-from unlearnbench.reports.board import (
-    DAGGER,
-    FLAGS,
-    GROUP_KEYS,
-    KEYS,
-    Leaderboard,
-    best_cells,
-    gap_columns,
-    gap_legend,
-    legend,
-    notes,
-)
+from unlearnbench.reports.board import DAGGER, Leaderboard, best_cells, legend, notes
+from unlearnbench.reports.flags import FLAGS
+from unlearnbench.reports.gaps import GROUP_KEYS, KEYS, gap_columns, gap_legend
 from unlearnbench.reports.headline import (
     format_cell,
     group_title,

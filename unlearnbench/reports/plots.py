@@ -37,8 +37,9 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from unlearnbench.reports.board import AVG_GAP_METRICS, GROUP_KEYS, KEYS, ci95, per_seed_gaps
+from unlearnbench.reports.gaps import GROUP_KEYS, KEYS, per_seed_gaps
 from unlearnbench.reports.headline import speed_metrics
+from unlearnbench.reports.stats import ci95
 
 if TYPE_CHECKING:
     from unlearnbench.reports.board import Leaderboard
@@ -130,8 +131,9 @@ def paired_gaps(board: Leaderboard, metrics: list[str]) -> pd.DataFrame:
 
 
 def _accuracy_metrics(board: Leaderboard) -> list[str]:
-    """The accuracy metrics of the Avg. Gap (its membership-attack metric left out)."""
-    return [m for m in board.avg_gap_metrics if m in AVG_GAP_METRICS]
+    """The metrics declared in the Avg. Gap (``Metric.avg_gap``: the accuracies), its
+    membership-attack term left out."""
+    return [m for m in board.avg_gap_metrics if board.about.get(m, {}).get("avg_gap")]
 
 
 def speed_axis(board: Leaderboard) -> str | None:

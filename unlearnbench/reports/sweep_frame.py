@@ -1,7 +1,7 @@
 """The table behind a suite's ``[[plots]]``: one row per cell, then one per point.
 
 :func:`cell_frame` flattens every finished cell of a board into one row: its
-labels, seed, every config path (:mod:`unlearnbench.execution.config_paths`)
+labels, seed, every config path (:mod:`unlearnbench.reports.config_paths`)
 and every metric. :func:`select` keeps the rows a plot's ``where`` names and
 gives each its x and its series; :func:`points` averages a metric over seeds
 per (series, x) with the board's 95% interval. What a plot names but no cell
@@ -18,9 +18,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from unlearnbench.execution.config_paths import LABELS, TARGET_SIZE, flatten, plain
-from unlearnbench.execution.suite import PlotSpec
-from unlearnbench.reports.board import KEYS, Leaderboard, ci95, geometric_mean_ci95
+from unlearnbench.reports.board import Leaderboard
+from unlearnbench.reports.config_paths import LABELS, TARGET_SIZE, flatten, plain
+from unlearnbench.reports.gaps import KEYS
+from unlearnbench.reports.plot_requests import PlotRequest
+from unlearnbench.reports.stats import ci95, geometric_mean_ci95
 
 X, SERIES, LABEL = "_x", "_series", "_label"
 PATHS = (*KEYS, "seed", TARGET_SIZE)
@@ -63,29 +65,29 @@ def cell_frame(board: Leaderboard) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def select(frame: pd.DataFrame, spec: PlotSpec) -> Selection:
-    """The rows ``spec.where`` keeps, with their x, series and legend label."""
-    missing = [m for m in spec.metrics if not _has(frame, m)]
+def select(frame: pd.DataFrame, plot: PlotRequest) -> Selection:
+    """The rows ``plot.where`` keeps, with their x, series and legend label."""
+    missing = [m for m in plot.metrics if not _has(frame, m)]
     if missing:
         known = sorted(c for c in frame.columns if "." not in c and c not in PATHS)
         raise PlotProblem(f"no cell has the metric(s) {missing}; the cells have {known}")
-    for what, path in (("x", spec.x), ("series", spec.series), *_where_items(spec)):
+    for what, path in (("x", plot.x), ("series", plot.series), *_where_items(plot)):
         if not _has(frame, path):
             raise PlotProblem(f"no cell has the path {path!r} ({what}){_path_hint(frame, path)}")
     rows = frame
-    for path, value in spec.where.items():
+    for path, value in plot.where.items():
         rows = rows[_equals(rows[path], value)]
     if rows.empty:
-        raise PlotProblem(f"no cell matches where = {spec.where}")
-    rows = rows[rows[spec.x].notna()].copy()
+        raise PlotProblem(f"no cell matches where = {plot.where}")
+    rows = rows[rows[plot.x].notna()].copy()
     if rows.empty:
-        raise PlotProblem(f"no cell that matches has a value for x = {spec.x!r}")
-    xs = list(dict.fromkeys(rows[spec.x]))
+        raise PlotProblem(f"no cell that matches has a value for x = {plot.x!r}")
+    xs = list(dict.fromkeys(rows[plot.x]))
     numeric_x = all(_number(v) for v in xs)
-    rows[X] = rows[spec.x].astype(float) if numeric_x else rows[spec.x].map(str)
+    rows[X] = rows[plot.x].astype(float) if numeric_x else rows[plot.x].map(str)
     x_order = sorted(float(v) for v in xs) if numeric_x else [str(v) for v in xs]
-    _add_series(rows, spec.series)
-    return Selection(rows, numeric_x, x_order, _label_order(rows), _pooled(rows, spec))
+    _add_series(rows, plot.series)
+    return Selection(rows, numeric_x, x_order, _label_order(rows), _pooled(rows, plot))
 
 
 def points(selection: Selection, metric: str, *, geometric: bool = False) -> pd.DataFrame:
@@ -146,14 +148,14 @@ def _label_order(rows: pd.DataFrame) -> list[str]:
     return [*fallback, *valued[LABEL].tolist()]
 
 
-def _pooled(rows: pd.DataFrame, spec: PlotSpec) -> str:
+def _pooled(rows: pd.DataFrame, plot: PlotRequest) -> str:
     """A sentence on the first (label, x) point that mixes several board rows."""
     for (label, x), group in rows.groupby([LABEL, X], sort=False):
         distinct = group.drop_duplicates(KEYS)
         if len(distinct) > 1:
             names = "; ".join("/".join(str(r[k]) for k in KEYS) for _, r in distinct.iterrows())
             return (
-                f"{label} at {spec.x} = {_short(x)} averages {len(distinct)} leaderboard rows "
+                f"{label} at {plot.x} = {_short(x)} averages {len(distinct)} leaderboard rows "
                 f"({names}) as if they were seeds; add a where to keep one"
             )
     return ""
@@ -168,8 +170,8 @@ def _path_hint(frame: pd.DataFrame, path: str) -> str:
     return f"; the cells have {near}" if near else ""
 
 
-def _where_items(spec: PlotSpec) -> list[tuple[str, str]]:
-    return [(f"where.{path}", path) for path in spec.where]
+def _where_items(plot: PlotRequest) -> list[tuple[str, str]]:
+    return [(f"where.{path}", path) for path in plot.where]
 
 
 def _has(frame: pd.DataFrame, column: str) -> bool:

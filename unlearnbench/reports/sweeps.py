@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from unlearnbench.execution.suite import PlotSpec
 from unlearnbench.reports.board import Leaderboard, is_geometric, metric_header
+from unlearnbench.reports.plot_requests import PlotRequest
 from unlearnbench.reports.plots import _colors, _grid, _markers, legend_outside, png_bytes
 from unlearnbench.reports.sweep_frame import (
     LABEL,
@@ -41,43 +41,45 @@ log = logging.getLogger(__name__)
 MAX_TICKS = 12  # up to this many x values each get a labelled tick
 
 
-def make_sweeps(board: Leaderboard, specs: Sequence[PlotSpec]) -> dict[str, bytes]:
+def make_sweeps(board: Leaderboard, plot_requests: Sequence[PlotRequest]) -> dict[str, bytes]:
     """Each drawable plot: its name -> PNG bytes, in the suite's order."""
     out: dict[str, bytes] = {}
-    if not specs:
+    if not plot_requests:
         return out
     frame = cell_frame(board)
-    for spec in specs:
+    for plot in plot_requests:
         try:
-            figure = sweep_figure(board, spec, frame)
+            figure = sweep_figure(board, plot, frame)
         except PlotProblem as exc:
-            log.warning("plot %r is left out: %s", spec.name, exc)
+            log.warning("plot %r is left out: %s", plot.name, exc)
             continue
         except Exception:
-            log.warning("the %r plot failed and is left out", spec.name, exc_info=True)
+            log.warning("the %r plot failed and is left out", plot.name, exc_info=True)
             continue
-        out[spec.name] = png_bytes(figure)
+        out[plot.name] = png_bytes(figure)
     return out
 
 
-def sweep_figure(board: Leaderboard, spec: PlotSpec, frame: pd.DataFrame | None = None) -> Figure:
-    """One panel per metric of ``spec``; raises :class:`PlotProblem` when it cannot be drawn."""
+def sweep_figure(
+    board: Leaderboard, plot: PlotRequest, frame: pd.DataFrame | None = None
+) -> Figure:
+    """One panel per metric of ``plot``; raises :class:`PlotProblem` when it cannot be drawn."""
     if frame is None:
         frame = cell_frame(board)
     if frame.empty:
         raise PlotProblem("the results hold no finished cell")
-    selection = select(frame, spec)
+    selection = select(frame, plot)
     if selection.pooled:
-        log.warning("plot %r: %s", spec.name, selection.pooled)
-    log_x = spec.log_x and selection.numeric_x
-    if spec.log_x and not log_x:
-        log.warning("plot %r: x = %r is not numeric; drawn on a linear axis", spec.name, spec.x)
-    colors = _series_colors(board, spec, selection)
+        log.warning("plot %r: %s", plot.name, selection.pooled)
+    log_x = plot.log_x and selection.numeric_x
+    if plot.log_x and not log_x:
+        log.warning("plot %r: x = %r is not numeric; drawn on a linear axis", plot.name, plot.x)
+    colors = _series_colors(board, plot, selection)
     markers = _markers(selection.labels)
-    n = len(spec.metrics)
-    figure, axes = _grid(n, min(3, n), 4.2, 3.4, spec.title)
+    n = len(plot.metrics)
+    figure, axes = _grid(n, min(3, n), 4.2, 3.4, plot.title)
     handles: dict[str, Any] = {}
-    for ax, metric in zip(axes, spec.metrics, strict=True):
+    for ax, metric in zip(axes, plot.metrics, strict=True):
         label, factor = _y_label(board, metric)
         table = points(selection, metric, geometric=is_geometric(board, metric))
         if board.role(metric) == "speed":  # the do-nothing anchor's speed-up is a floor
@@ -99,25 +101,25 @@ def sweep_figure(board: Leaderboard, spec: PlotSpec, frame: pd.DataFrame | None 
                 label=series,
             )
             handles.setdefault(series, drawn)
-        _x_axis(ax, spec, selection, log_x)
-        if spec.log_y:
+        _x_axis(ax, plot, selection, log_x)
+        if plot.log_y:
             ax.set_yscale("log", nonpositive="mask")
         ax.set_ylabel(label, fontsize=8)
         ax.set_title(metric, fontsize=9)
         ax.grid(True, alpha=0.3)
-    legend_outside(figure, handles, spec.series)
+    legend_outside(figure, handles, plot.series)
     return figure
 
 
-def _series_colors(board: Leaderboard, spec: PlotSpec, selection: Selection) -> dict[str, Any]:
+def _series_colors(board: Leaderboard, plot: PlotRequest, selection: Selection) -> dict[str, Any]:
     """Method lines keep the colour the other plots give the method."""
-    if spec.series == "method" and not board.table.empty:
+    if plot.series == "method" and not board.table.empty:
         return _colors([*board.table["method"], *selection.labels])
     return _colors(selection.labels)
 
 
 def _y_label(board: Leaderboard, metric: str) -> tuple[str, float]:
-    """The metric's header with its unit (``test_accuracy (%) ↑``) and the factor
+    """The metric's header with its unit (``accuracy (%) ↑``) and the factor
     its values are drawn at."""
     unit, factor = axis_unit(board.units.get(metric, ""))
     header = metric_header(board, metric)
@@ -133,8 +135,8 @@ def _positions(selection: Selection, xs: pd.Series) -> np.ndarray:
     return np.array([selection.x_order.index(x) for x in xs], dtype=float)
 
 
-def _x_axis(ax: Any, spec: PlotSpec, selection: Selection, log_x: bool) -> None:
-    ax.set_xlabel(spec.x + (" (log)" if log_x else ""), fontsize=8)
+def _x_axis(ax: Any, plot: PlotRequest, selection: Selection, log_x: bool) -> None:
+    ax.set_xlabel(plot.x + (" (log)" if log_x else ""), fontsize=8)
     if log_x:
         ax.set_xscale("log", nonpositive="mask")
     order = selection.x_order

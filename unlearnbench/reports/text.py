@@ -22,17 +22,14 @@ from tabulate import tabulate
 
 from unlearnbench.reports.board import (
     DAGGER,
-    FLAGS,
-    GROUP_KEYS,
-    KEYS,
     Leaderboard,
     best_cells,
-    gap_columns,
-    gap_legend,
     legend,
     notes,
     variant_parameters,
 )
+from unlearnbench.reports.flags import FLAGS
+from unlearnbench.reports.gaps import GROUP_KEYS, KEYS, gap_columns, gap_legend
 from unlearnbench.reports.headline import (
     format_cell,
     group_title,
@@ -53,7 +50,7 @@ def md_escape(value: Any) -> str:
     """``value`` as Markdown text that renders as itself: HTML characters become
     entities, and backslash, backtick, ``*``, ``~``, ``|``, a ``]`` that would
     close a link (before ``(`` or ``[``) and word-edge underscores are
-    backslash-escaped (an underscore inside a word, as in ``test_accuracy``, is
+    backslash-escaped (an underscore inside a word, as in ``forget_rate``, is
     never emphasis, and ``ft[tuned]`` no link: they stay as they are). Control
     characters, newlines included, become spaces, so a cell stays one cell."""
     text = _CONTROL.sub(" ", str(value))

@@ -9,14 +9,14 @@ the suite's ``[[plots]]``); :func:`render` gives one format as text
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from pathlib import Path
 
-from unlearnbench.execution.cache import atomic_write_bytes
+from unlearnbench._files import atomic_write_bytes
 from unlearnbench.execution.store import ResultStore
-from unlearnbench.execution.suite import PlotSpec
 from unlearnbench.reports.board import (
     ORIGINAL,
+    Declared,
     Leaderboard,
     build_leaderboard,
     infer_reference,
@@ -24,6 +24,7 @@ from unlearnbench.reports.board import (
 )
 from unlearnbench.reports.devices import by_device
 from unlearnbench.reports.html import to_html
+from unlearnbench.reports.plot_requests import PlotRequest
 from unlearnbench.reports.plots import caption, make_plots
 from unlearnbench.reports.sweeps import make_sweeps
 from unlearnbench.reports.text import to_csv, to_json, to_markdown
@@ -39,7 +40,7 @@ def render(
     *,
     plots: Mapping[str, str] | None = None,
     images: Mapping[str, bytes] | None = None,
-    sweeps: Sequence[PlotSpec] = (),
+    sweeps: Sequence[PlotRequest] = (),
 ) -> str:
     """One format as text. ``plots`` (caption -> path) goes into Markdown; the HTML
     page embeds ``images`` (plot name -> PNG bytes), drawn here when not given
@@ -57,19 +58,19 @@ def render(
     raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
 
 
-def draw_plots(board: Leaderboard, sweeps: Sequence[PlotSpec] = ()) -> dict[str, bytes]:
+def draw_plots(board: Leaderboard, sweeps: Sequence[PlotRequest] = ()) -> dict[str, bytes]:
     """Plot name -> PNG bytes: the built-in plots, then the suite's ``[[plots]]``."""
     return {**make_plots(board), **make_sweeps(board, sweeps)}
 
 
-def plot_captions(names: Iterable[str], sweeps: Sequence[PlotSpec] = ()) -> dict[str, str]:
+def plot_captions(names: Iterable[str], sweeps: Sequence[PlotRequest] = ()) -> dict[str, str]:
     """Plot name -> caption: a suite plot's title, a built-in plot's caption."""
-    titles = {spec.name: spec.title for spec in sweeps}
+    titles = {plot.name: plot.title for plot in sweeps}
     return {name: titles.get(name) or caption(name) for name in names}
 
 
 def write_plots(
-    board: Leaderboard, out_dir: Path, sweeps: Sequence[PlotSpec] = ()
+    board: Leaderboard, out_dir: Path, sweeps: Sequence[PlotRequest] = ()
 ) -> tuple[dict[str, str], dict[str, bytes]]:
     """Write ``plots/<name>.png`` under ``out_dir``; return caption -> relative path, bytes.
 
@@ -115,13 +116,15 @@ def write_board(
     original: str = ORIGINAL,
     formats: Sequence[str] = FORMATS,
     cells: Collection[str] | None = None,
-    sweeps: Sequence[PlotSpec] = (),
+    sweeps: Sequence[PlotRequest] = (),
+    declared: Callable[[], Declared] | None = None,
 ) -> Leaderboard:
     """:func:`write_leaderboards`, returning the board (for the run's terminal summary);
-    ``sweeps``: the suite's ``[[plots]]``, drawn after the built-in plots."""
+    ``sweeps``: the suite's ``[[plots]]``, drawn after the built-in plots; ``declared``:
+    see :func:`~unlearnbench.reports.board.build_leaderboard`."""
     if reference is None:
         reference = infer_reference(store)
-    board = build_leaderboard(by_device(store, cells), reference, original, cells)
+    board = build_leaderboard(by_device(store, cells), reference, original, cells, declared)
     for line in notes(board):
         log.warning("%s", line)
     paths, images = write_plots(board, out_dir, sweeps)

@@ -17,13 +17,21 @@ from unlearnbench.specs import EvaluationInputs, MethodContext
 from unlearnbench.training import accuracy
 
 METRICS = (
-    Metric("test_accuracy", "higher", "fraction", "accuracy on the test split", role="utility"),
+    Metric(
+        "test_accuracy",
+        "higher",
+        "fraction",
+        "accuracy on the test split",
+        role="utility",
+        avg_gap=True,
+    ),
     Metric(
         "retain_accuracy",
         "higher",
         "fraction",
         "accuracy on the retained target points (memorisation, not quality: not a "
         "utility role, since a sharded model memorises less and is not collapsed)",
+        avg_gap=True,
     ),
     Metric(
         "forget_accuracy",
@@ -31,6 +39,7 @@ METRICS = (
         "fraction",
         "accuracy on the forgotten points (compare with retrain's, not maximise)",
         role="forgetting",
+        avg_gap=True,
     ),
     Metric(
         "naive_test_accuracy_gap",

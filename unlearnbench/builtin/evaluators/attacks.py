@@ -272,6 +272,7 @@ EFFICACY_METRICS = (
         "share of the forget set a retain-vs-test SVC attack calls non-member; "
         "higher = more forgotten; retrain's value is the target, and overshooting it is a tell too",
         role="attack",
+        mia_gap=0,  # SalUn's own attack: the Avg. Gap's attack term when present
     ),
     Metric(
         "mia_efficacy_gap",

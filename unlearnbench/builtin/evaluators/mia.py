@@ -74,6 +74,7 @@ METRICS = (
         "share of the forget set the attack calls non-member, FN/(TP+FN) (seed 000); "
         "higher = more forgotten; retrain's value is the target, and overshooting it is a tell too",
         role="attack",
+        mia_gap=1,  # the Avg. Gap's attack term where mia_efficacy is not measured
     ),
     Metric(
         "mia_fnr_gap",

@@ -50,7 +50,8 @@ from typing import Any, Protocol
 import torch
 from tqdm import tqdm
 
-from unlearnbench.execution.cache import ArtifactCache, FileLock, remove_stale_temporaries
+from unlearnbench._files import remove_stale_temporaries
+from unlearnbench.execution.cache import ArtifactCache, FileLock
 from unlearnbench.execution.plan import CellPlan, Plan, TaskPlan
 from unlearnbench.execution.store import CellRecord, ResultStore
 from unlearnbench.execution.task_runner import Runner, RunSummary, Work, pending_work

@@ -1,9 +1,9 @@
 """Config paths: dotted names for the values a cell ran with (``method.epsilon``).
 
 A suite's ``[[plots]]`` tables name their x axis, their series and their
-``where`` filter by such paths; this module checks a path's shape when the suite
-is read and flattens a cell's recorded configuration into path -> value when a
-plot is drawn. Paths:
+``where`` filter by such paths; this module checks a path's shape when a plot
+request is read (:mod:`.plot_requests`) and flattens a cell's recorded
+configuration into path -> value when a plot is drawn. Paths:
 
 - ``method``, ``dataset``, ``architecture``, ``request``: the cell's labels (the
   leaderboard's row names, e.g. ``deepobliviate(epsilon=0.1)``, ``mnist1d-5k``);
