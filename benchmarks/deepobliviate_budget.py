@@ -37,9 +37,9 @@ from pathlib import Path
 import torch
 from tabulate import tabulate
 
-from unlearnbench.config import ForgetRequest, SplitSizes, TrainRecipe
 from unlearnbench.host.manager import load_registry
 from unlearnbench.specs import resolve_params
+from unlearnbench.task_values import ForgetRequest, SplitSizes, TrainRecipe
 from unlearnbench.testing import make_task
 from unlearnbench.training import accuracy
 

@@ -47,9 +47,9 @@ from typing import Any
 import torch
 from tabulate import tabulate
 
-from unlearnbench.config import ForgetRequest, SplitSizes, TrainRecipe
 from unlearnbench.specs import MethodContext, MethodSpec, Unlearned, resolve_params
 from unlearnbench.task import Task
+from unlearnbench.task_values import ForgetRequest, SplitSizes, TrainRecipe
 from unlearnbench.testing import make_task, registry
 from unlearnbench.training import accuracy, predict_logits
 

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import torch
 
-from unlearnbench.config import ForgetRequest, SplitSizes, TrainRecipe
 from unlearnbench.specs import MethodContext, resolve_params
 from unlearnbench.task import Task
+from unlearnbench.task_values import ForgetRequest, SplitSizes, TrainRecipe
 from unlearnbench.testing import make_task, registry
 from unlearnbench.training import accuracy, predict_proba
 

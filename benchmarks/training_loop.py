@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from sklearn.datasets import load_digits
 from torch import nn
 
-from unlearnbench.config import TrainRecipe
+from unlearnbench.task_values import TrainRecipe
 from unlearnbench.training import train_model
 
 

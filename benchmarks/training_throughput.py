@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnbench.config import TrainRecipe
 from unlearnbench.specs import resolve_params
+from unlearnbench.task_values import TrainRecipe
 from unlearnbench.testing import registry
 from unlearnbench.training import train_model
 

@@ -186,8 +186,11 @@ KNOWABLE = [
     ('name = "original"', 'name = "sisa"\nparams = { shards = 301 }', "methods[0].params: shards"),
     ('name = "original"', 'name = "sisa"\ngrid = { shards = [3, 400] }', "methods[0].grid: shards"),
     ('name = "original"', 'name = "sisa"\nparams = { shards = 100, slices = 4 }', "slices"),
-    ('evaluators = ["accuracy"]', 'evaluators = [{ name = "mia", params = { holdout = 1.0 } }]',
-     "evaluators[0].params: holdout"),
+    (
+        'evaluators = ["accuracy"]',
+        'evaluators = [{ name = "mia", params = { holdout = 1.0 } }]',
+        "evaluators[0].params: holdout",
+    ),
     ('[[datasets]]\nname = "digits"\n', '[[datasets]]\nname = "digits"\n' * 2, "datasets[1]"),
     ('name = "digits"', 'name = "mnist"\nparams = { root = "/no/such/dir" }', "/no/such/dir"),
     # [[plots]] tables (suite-declared figures), checked when the suite is read
@@ -238,7 +241,7 @@ def test_an_absurd_training_budget_is_a_warning(tmp_path, capsys, caplog) -> Non
 
 def test_an_undertrained_model_at_chance_is_not_called_diverged(tmp_path) -> None:
     """The rule's other half: at chance, but its loss did not rise (one epoch at lr=1e-4)."""
-    from unlearnbench.config import SplitSizes, TrainRecipe
+    from unlearnbench.task_values import SplitSizes, TrainRecipe
     from unlearnbench.testing import make_task
     from unlearnbench.training import accuracy, check_learned
 
@@ -514,7 +517,7 @@ def test_csv_neutralises_formulas_but_not_numbers(tmp_path) -> None:
         if cell.startswith(("=", "+", "-", "@")):
             float(cell)  # only numbers may start so (-0.5 stays a number)
     assert "-0.5" in cells
-    assert "'=HYPERLINK(\"http://evil.example\",\"click\")" in cells
+    assert '\'=HYPERLINK("http://evil.example","click")' in cells
     assert "'@SUM(A1)" in cells and "'+1+cmd" in cells
 
 
@@ -536,8 +539,10 @@ HOSTILE_PLUGIN = "tests.plugins.hostile_plugins:HostilePlugin"
     ("params", "message"),
     [
         ("{ nan = true }", "data set 'bad_digits' has non-finite features (NaN or infinity) in 1"),
-        ("{ label = 10 }", "labels outside [0, num_classes=10) in 1 examples (the first: "
-         "example 11, label 10)"),
+        (
+            "{ label = 10 }",
+            "labels outside [0, num_classes=10) in 1 examples (the first: example 11, label 10)",
+        ),
         ("{ label = -1 }", "label -1)"),
     ],
 )

@@ -25,7 +25,7 @@ import torch
 from tests.suites import suite_toml
 from unlearnbench.cli import EXIT_OK, EXIT_USAGE, main
 from unlearnbench.execution.cache import ArtifactCache, content_key
-from unlearnbench.execution.executors import WorkerConfig
+from unlearnbench.execution.executors import WorkerSetup
 from unlearnbench.execution.executors.processes import _worker_main
 from unlearnbench.execution.plan import build_plan
 from unlearnbench.execution.store import ResultStore
@@ -217,7 +217,7 @@ def one_unit() -> tuple[object, list[object]]:
 def start_worker(tmp_path: Path) -> tuple[threading.Thread, list[BaseException], object]:
     """``_worker_main`` in a thread (its parent, this process, stays alive)."""
     parent, child = multiprocessing.Pipe()
-    config = WorkerConfig(
+    config = WorkerSetup(
         registry_factory=RegistryFactory(load_entry_points=False),
         cache_root=str(tmp_path / "cache"),
         device="cpu",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from unlearnbench.config import ForgetRequest
+from unlearnbench.task_values import ForgetRequest
 from unlearnbench.testing import (
     check_architecture_contract,
     check_dataset_contract,

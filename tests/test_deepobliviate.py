@@ -12,11 +12,11 @@ from unlearnbench.builtin.methods import deepobliviate as do
 from unlearnbench.builtin.methods.deepobliviate import blocks as do_blocks
 from unlearnbench.builtin.methods.deepobliviate import method as do_method
 from unlearnbench.builtin.methods.deepobliviate import residual_memory as rm
-from unlearnbench.config import ForgetRequest
 from unlearnbench.execution.cell import run_method
 from unlearnbench.execution.plan import Component
 from unlearnbench.partition import block_of
 from unlearnbench.specs import combine_stream_costs, resolve_params
+from unlearnbench.task_values import ForgetRequest
 from unlearnbench.testing import check_method_contract, registry
 
 SMALL = {"blocks": 8, "epochs_per_block": 2}
@@ -44,7 +44,7 @@ def method(**params: Any) -> do.DeepObliviate:
 
 def naive_retraining(task, ctx, forget: torch.Tensor, **params: Any) -> dict[str, torch.Tensor]:
     """The same blocks and seeds trained from P_0 without ``forget``, written out here."""
-    cfg = do.Config.from_params({**SMALL, **params})
+    cfg = do.Settings.from_params({**SMALL, **params})
     blocks = method(**params).partition(task)
     model = task.new_model("init")
     for j, members in enumerate(blocks):
@@ -130,7 +130,7 @@ def test_persisted_optimizer_state_is_exact_and_costs_storage(make_tiny_task) ->
     persist = method(epsilon=0.0, optimizer_state="persist")
     fresh_state = fresh.fit(task, ctx)
     state = persist.fit(task, ctx)
-    cfg = do.Config.from_params({**SMALL, "optimizer_state": "persist"})
+    cfg = do.Settings.from_params({**SMALL, "optimizer_state": "persist"})
     blocks = persist.partition(task)
     forget = task.splits.forget
     naive = do_blocks.stored_training(task, ctx, cfg, blocks, exclude=forget)
@@ -171,7 +171,7 @@ def test_two_deletions_in_sequence_equal_one_of_both(make_tiny_task) -> None:
     assert_same(result.model.state_dict(), both.model.state_dict())
     assert sorted(state.deleted.tolist()) == sorted(task.splits.forget.tolist())
     # the stored checkpoints are those of naive training without both sets
-    cfg = do.Config.from_params(SMALL)
+    cfg = do.Settings.from_params(SMALL)
     naive = do_blocks.stored_training(task, ctx, cfg, m.partition(task), exclude=task.splits.forget)
     for ours, theirs in zip(state.checkpoints, naive["checkpoints"], strict=True):
         assert_same(ours, theirs)

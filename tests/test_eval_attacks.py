@@ -9,8 +9,8 @@ import torch
 from torch import nn
 
 from unlearnbench.builtin.evaluators import attacks
-from unlearnbench.config import ForgetRequest, TrainRecipe
 from unlearnbench.specs import Evaluation, EvaluationInputs, ParamError, resolve_params
+from unlearnbench.task_values import ForgetRequest, TrainRecipe
 from unlearnbench.testing import check_evaluator_contract
 
 EFFICACY = resolve_params(attacks.EFFICACY_PARAMS, {})

@@ -6,8 +6,8 @@ import torch
 from torch import nn
 
 from unlearnbench.builtin.evaluators import backdoor
-from unlearnbench.config import ForgetRequest, TrainRecipe
 from unlearnbench.specs import EvaluationInputs
+from unlearnbench.task_values import ForgetRequest, TrainRecipe
 from unlearnbench.testing import check_evaluator_contract
 
 REQUEST = ForgetRequest(kind="backdoor", count=30, target_class=0)

@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from unlearnbench.builtin.evaluators import mia
-from unlearnbench.config import ForgetRequest, TrainRecipe
 from unlearnbench.specs import EvaluationInputs, ParamError, resolve_params
+from unlearnbench.task_values import ForgetRequest, TrainRecipe
 from unlearnbench.testing import check_evaluator_contract
 
 # MNIST-1D is hard for an MLP: it fits its 300 training points and generalises
@@ -136,9 +136,9 @@ def test_bad_params_name_the_parameter(name, value):
 def _sisa_cell(make_tiny_task, method: str = "sisa", params: dict | None = None):
     """A SISA (or ``method``) cell through the host's path, with ``shadow_in`` the
     target's size as ML-Leaks trains it, and the cell's ``trained_on``."""
-    from unlearnbench.config import SplitSizes
     from unlearnbench.execution.cell import TrainedOn, run_method
     from unlearnbench.execution.plan import Component
+    from unlearnbench.task_values import SplitSizes
     from unlearnbench.testing import registry
 
     splits = SplitSizes(target=300, nonmember=100, test=200, shadow_in=300, shadow_out=300)

@@ -19,8 +19,8 @@ from torch import nn
 
 from unlearnbench.builtin.methods.gan import PARAMS, GanState, create, retain_subset
 from unlearnbench.builtin.methods.gan.critic import critic_loss, gradient_penalty
-from unlearnbench.config import ForgetRequest, SplitSizes, TrainRecipe
 from unlearnbench.specs import resolve_params
+from unlearnbench.task_values import ForgetRequest, SplitSizes, TrainRecipe
 from unlearnbench.testing import check_method_contract
 from unlearnbench.training import accuracy, epoch_order, predict_proba
 

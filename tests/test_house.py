@@ -23,7 +23,7 @@ def _loaded_after(code: str) -> set[str]:
     [
         "import unlearnbench",
         "from unlearnbench import *",
-        "import unlearnbench.config",
+        "import unlearnbench.task_values",
         "import unlearnbench.hookspecs",
         "import unlearnbench.testing",  # the pytest11 plugin every test session of a user loads
     ],
@@ -51,11 +51,11 @@ def test_the_testing_plugin_gives_its_checks_on_first_use() -> None:
         _ = testing.no_such_check  # type: ignore[attr-defined]
 
 
-def test_task_reexports_the_config_values_and_the_context() -> None:
-    from unlearnbench import config, specs, task
+def test_task_reexports_the_task_values_and_the_context() -> None:
+    from unlearnbench import specs, task, task_values
 
     for name in ("ForgetRequest", "SplitSizes", "TrainRecipe", "TaskError", "SPLIT_NAMES"):
-        assert getattr(task, name) is getattr(config, name)
+        assert getattr(task, name) is getattr(task_values, name)
     assert task.MethodContext is specs.MethodContext
 
 

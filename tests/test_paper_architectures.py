@@ -7,8 +7,8 @@ import re
 import pytest
 import torch
 
-from unlearnbench.config import TrainRecipe
 from unlearnbench.specs import resolve_params
+from unlearnbench.task_values import TrainRecipe
 from unlearnbench.testing import check_architecture_contract, registry
 from unlearnbench.training import predict_logits, train_model
 

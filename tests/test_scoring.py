@@ -9,10 +9,10 @@ import pytest
 import torch
 
 from tests.test_leaderboard import make_store
-from unlearnbench.config import ForgetRequest
 from unlearnbench.execution.store import CellRecord, MetricValue, ResultStore
 from unlearnbench.reports.board import best_cells, build_leaderboard, notes
 from unlearnbench.reports.write import render
+from unlearnbench.task_values import ForgetRequest
 from unlearnbench.testing import registry
 
 # Every metric a registered evaluator declares, with the direction it must have.
@@ -317,8 +317,10 @@ count = 5
     with caplog.at_level("WARNING"):
         code = main(["run", str(suite), "--check", "--out", str(tmp_path / "out")])
     assert code == 0
-    assert any("splits.shadow_in" in r.getMessage() and "ML-Leaks" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        "splits.shadow_in" in r.getMessage() and "ML-Leaks" in r.getMessage()
+        for r in caplog.records
+    )
 
 
 def test_a_method_that_wrecks_the_model_in_one_seed_is_flagged_collapsed(tmp_path: Path) -> None:

@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from unlearnbench.builtin.methods.sisa import ShardEnsemble, SisaConfig, create
+from unlearnbench.builtin.methods.sisa import ShardEnsemble, SisaSettings, create
 from unlearnbench.builtin.methods.sisa.shards import make_layout, slice_epochs, train_shards
-from unlearnbench.config import ForgetRequest, TrainRecipe
 from unlearnbench.partition import block_of
 from unlearnbench.specs import ParamError
+from unlearnbench.task_values import ForgetRequest, TrainRecipe
 from unlearnbench.testing import check_method_contract, registry, run_unlearning
 from unlearnbench.training import accuracy, predict_logits, predict_proba
 from unlearnbench.training import stacking_pays as prefer_stacked
@@ -98,7 +98,7 @@ def test_retrained_sample_epochs_match_the_schedule(make_tiny_task):
 
 def test_unlearning_equals_training_without_the_points(make_tiny_task):
     task, ctx = make_tiny_task(request=ForgetRequest(kind="random", count=12, steps=3))
-    config = SisaConfig(shards=3, slices=3, stacked="off")
+    config = SisaSettings(shards=3, slices=3, stacked="off")
     method = create({"shards": 3, "slices": 3, "stacked": "off"})
     state = method.fit(task, ctx)
     for forget in task.forget_steps:

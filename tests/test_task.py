@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from unlearnbench.config import ForgetRequest, SplitSizes, TaskError
 from unlearnbench.partition import block_of, label_balanced_blocks
 from unlearnbench.task import Backdoor, build_splits, default_trigger_size, select_forget
+from unlearnbench.task_values import ForgetRequest, SplitSizes, TaskError
 
 
 def test_splits_are_disjoint_sized_and_deterministic() -> None:

@@ -19,11 +19,11 @@ from unlearnbench import MethodSpec, Unlearned, hookimpl
 from unlearnbench.builtin.evaluators import backdoor
 from unlearnbench.builtin.methods import deepobliviate as do
 from unlearnbench.builtin.methods import sisa
-from unlearnbench.config import ForgetRequest
 from unlearnbench.execution.cell import Outcome, evaluate_cell, run_method
 from unlearnbench.execution.plan import Component
 from unlearnbench.host.manager import load_registry
 from unlearnbench.specs import EvaluationInputs, resolve_params
+from unlearnbench.task_values import ForgetRequest
 from unlearnbench.testing import check_method_contract, registry
 from unlearnbench.training import predict_logits
 

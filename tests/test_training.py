@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
-from unlearnbench.config import TrainRecipe
+from unlearnbench.task_values import TrainRecipe
 from unlearnbench.training import (
     StackedJob,
     TrainingDiverged,

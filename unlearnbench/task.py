@@ -10,7 +10,7 @@ non-member posteriors), which no evaluator reads, so a method never trains on
 the points the attacks then score it on.
 
 The plain, validated values a suite gives (recipe, split sizes, forget
-request) are in :mod:`unlearnbench.config`; ``MethodContext`` is in
+request) are in :mod:`unlearnbench.task_values`; ``MethodContext`` is in
 :mod:`unlearnbench.specs`. Both are re-exported here for existing imports.
 """
 
@@ -23,7 +23,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from unlearnbench.config import (
+from unlearnbench.partition import block_of, label_balanced_blocks
+from unlearnbench.seeding import derive_seed, generator, seed_torch
+from unlearnbench.specs import MethodContext
+from unlearnbench.task_values import (
     REQUEST_KINDS,
     SPLIT_NAMES,
     ForgetRequest,
@@ -32,11 +35,8 @@ from unlearnbench.config import (
     TaskError,
     TrainRecipe,
 )
-from unlearnbench.partition import block_of, label_balanced_blocks
-from unlearnbench.seeding import derive_seed, generator, seed_torch
-from unlearnbench.specs import MethodContext
 
-__all__ = [  # the plain values live in unlearnbench.config; re-exported for plugins
+__all__ = [  # the plain values live in unlearnbench.task_values; re-exported for plugins
     "REQUEST_KINDS",
     "SPLIT_NAMES",
     "Backdoor",
@@ -53,6 +53,7 @@ __all__ = [  # the plain values live in unlearnbench.config; re-exported for plu
     "default_trigger_size",
     "select_forget",
 ]
+
 
 @dataclass
 class Splits:

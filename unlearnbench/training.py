@@ -30,9 +30,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad_and_value, vmap
 
-from unlearnbench.config import TrainRecipe
 from unlearnbench.seeding import derive_seed, seed_torch
 from unlearnbench.specs import UnlearnbenchError
+from unlearnbench.task_values import TrainRecipe
 
 if TYPE_CHECKING:
     from unlearnbench.task import Task

@@ -24,12 +24,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from unlearnbench.config import ForgetRequest, SplitSizes, TaskError, TrainRecipe
 from unlearnbench.execution.cache import content_key
 from unlearnbench.execution.suite import Suite, SuiteEntry, SuiteError
 from unlearnbench.host.registry import Kind, Registry, RegistryError
 from unlearnbench.specs import DatasetArrays, MethodSpec, ParamError, SizeCheck, resolve_params
 from unlearnbench.task import build_splits, select_forget
+from unlearnbench.task_values import ForgetRequest, SplitSizes, TaskError, TrainRecipe
 
 log = logging.getLogger(__name__)
 BUDGET_WARNING_SAMPLE_PASSES = 10**8

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from unlearnbench._tables import KeyedError, typed
-from unlearnbench.config import ForgetRequest, SplitSizes, TaskError, TrainRecipe
+from unlearnbench.task_values import ForgetRequest, SplitSizes, TaskError, TrainRecipe
 
 TOP_KEYS = {
     "name",
@@ -59,7 +59,7 @@ class SuiteEntry:
 
 
 @dataclass(frozen=True)
-class TuningConfig:
+class TuningOptions:
     """The suite's ``[tuning]`` table: one budget for every method (see
     :mod:`unlearnbench.execution.tuning`).
 
@@ -99,7 +99,7 @@ class Suite:
     reference: SuiteEntry
     description: str = ""
     source: str = ""
-    tuning: TuningConfig | None = None
+    tuning: TuningOptions | None = None
     plots: tuple[dict[str, Any], ...] = ()
 
 
@@ -176,7 +176,7 @@ def _plot_tables(raw: Any) -> tuple[dict[str, Any], ...]:
     return tuple(dict(item) for item in raw)
 
 
-def _tuning(raw: Any) -> TuningConfig:
+def _tuning(raw: Any) -> TuningOptions:
     """The ``[tuning]`` table's shape: a budget of at least one trial and a work
     cap above zero (tunable names and ranges are checked against the registry
     by :func:`unlearnbench.execution.tuning.check_tuning`)."""
@@ -209,7 +209,7 @@ def _tuning(raw: Any) -> TuningConfig:
             raise SuiteError(
                 f"tuning.space.{label}", "must be a non-empty table of tunable = true | [low, high]"
             )
-    return TuningConfig(trials, float(cap), seed, tuned, {k: dict(v) for k, v in space.items()})
+    return TuningOptions(trials, float(cap), seed, tuned, {k: dict(v) for k, v in space.items()})
 
 
 def _suite_name(data: dict[str, Any], default_name: str) -> str:

@@ -23,7 +23,7 @@ import json
 from dataclasses import fields
 from typing import Any
 
-from unlearnbench.config import SPLIT_NAMES, ForgetRequest, SplitSizes, TaskError, TrainRecipe
+from unlearnbench.task_values import SPLIT_NAMES, ForgetRequest, SplitSizes, TaskError, TrainRecipe
 
 LABELS = ("dataset", "architecture", "method", "request")
 PLUGIN_ROOTS = ("method", "dataset", "architecture")
@@ -84,7 +84,7 @@ def flatten(config: dict[str, Any], labels: dict[str, Any]) -> dict[str, Any]:
 
 def target_size(config: dict[str, Any]) -> int | None:
     """The number of target points a cell trained on, from its config, counted by
-    :meth:`unlearnbench.config.SplitSizes.count` in a pool of the data set's
+    :meth:`unlearnbench.task_values.SplitSizes.count` in a pool of the data set's
     ``samples`` (a count needs no pool); None when that cannot be known (a fraction on
     a data set that declares no pool size, or no valid target size)."""
     value = (config.get("splits") or {}).get("target")

@@ -13,7 +13,6 @@ from typing import Any
 
 import torch
 
-from unlearnbench.config import ForgetRequest, SplitSizes, TrainRecipe
 from unlearnbench.execution.cache import ArtifactCache, content_key
 from unlearnbench.execution.cell import Replicates
 from unlearnbench.execution.context import TaskContext
@@ -30,6 +29,7 @@ from unlearnbench.specs import (
     resolve_params,
 )
 from unlearnbench.task import Task, build_task
+from unlearnbench.task_values import ForgetRequest, SplitSizes, TrainRecipe
 
 TINY_SPLITS = SplitSizes(target=300, nonmember=100, test=200, shadow_in=150, shadow_out=150)
 TINY_RECIPE = TrainRecipe(epochs=5, batch_size=32, lr=0.003)
@@ -177,9 +177,8 @@ def check_method_contract(
     with torch.no_grad():
         second.model.eval()
         again = second.model(x)
-    assert torch.allclose(logits, again, atol=1e-5), (
-        f"{name}: not deterministic for a seed"
-        + (", or trained() changed the state unlearn starts from" if before else "")
+    assert torch.allclose(logits, again, atol=1e-5), f"{name}: not deterministic for a seed" + (
+        ", or trained() changed the state unlearn starts from" if before else ""
     )
 
 

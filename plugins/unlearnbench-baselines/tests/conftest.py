@@ -6,8 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from unlearnbench.config import ForgetRequest, TrainRecipe
 from unlearnbench.task import Task
+from unlearnbench.task_values import ForgetRequest, TrainRecipe
 from unlearnbench.testing import make_task
 
 # Long enough on the tiny digits task that the original fits its training set

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 from conftest import forget_loss, same_weights
-from unlearnbench.config import ForgetRequest
+from unlearnbench.task_values import ForgetRequest
 from unlearnbench.testing import registry, run_unlearning
 from unlearnbench.training import accuracy, predict_logits
 

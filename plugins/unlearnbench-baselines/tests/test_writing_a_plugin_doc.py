@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from unlearnbench import MethodSpec, Unlearned
-from unlearnbench.config import ForgetRequest
+from unlearnbench.task_values import ForgetRequest
 from unlearnbench.testing import run_unlearning
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "writing-a-plugin.md"

@@ -92,7 +92,7 @@ class ExecutorOptions:
 
 
 @dataclass(frozen=True)
-class WorkerConfig:
+class WorkerSetup:
     """Everything a worker needs to build its own runner."""
 
     registry_factory: Callable[[], Registry]
@@ -105,7 +105,7 @@ class WorkerConfig:
     setup_timeout: float | None = None
 
 
-def make_worker_runner(config: WorkerConfig) -> Runner:
+def make_worker_runner(config: WorkerSetup) -> Runner:
     """A store-less runner with its own registry and torch thread count."""
     torch.set_num_threads(config.threads)
     registry = config.registry_factory()

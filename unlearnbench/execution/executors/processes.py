@@ -40,7 +40,7 @@ from unlearnbench.execution.executors.base import (
     Job,
     JobOutcome,
     JobPool,
-    WorkerConfig,
+    WorkerSetup,
     call_job,
     make_worker_runner,
 )
@@ -68,7 +68,7 @@ def _exit_with_parent(parent_pid: int) -> None:
 PIPE_GONE = (BrokenPipeError, ConnectionResetError, EOFError)
 
 
-def _worker_main(conn: Connection, config: WorkerConfig, parent_pid: int) -> None:
+def _worker_main(conn: Connection, config: WorkerSetup, parent_pid: int) -> None:
     """A long-lived worker: receive (task, cells) units, send records back.
 
     When the pipe to the parent is gone (the parent was killed, or stopped
@@ -82,7 +82,7 @@ def _worker_main(conn: Connection, config: WorkerConfig, parent_pid: int) -> Non
 
 
 def _spawn(
-    ctx: Any, target: Callable[..., None], child: Connection, config: WorkerConfig, name: str
+    ctx: Any, target: Callable[..., None], child: Connection, config: WorkerSetup, name: str
 ) -> Any:
     """Start a daemon worker on ``target`` with its end of the pipe; the parent keeps
     only its own end (closing the child's, so a dead worker reads as EOF)."""
@@ -97,7 +97,7 @@ def _log_like_the_cli() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
 
-def _serve(conn: Connection, config: WorkerConfig) -> None:
+def _serve(conn: Connection, config: WorkerSetup) -> None:
     def run_unit(runner: Runner, unit: Any) -> None:
         task_plan, cells = unit
         runner.run_task(
@@ -112,7 +112,7 @@ def _serve(conn: Connection, config: WorkerConfig) -> None:
 
 
 def _serve_messages(
-    conn: Connection, config: WorkerConfig, handle: Callable[[Runner, Any], None]
+    conn: Connection, config: WorkerSetup, handle: Callable[[Runner, Any], None]
 ) -> None:
     """Build the worker's runner (or report why not), then ``handle`` every message
     until the parent sends ``None`` or the pipe closes."""
@@ -176,7 +176,7 @@ class ProcessExecutor:
     def jobs(self, parallel: int) -> ProcessJobs:
         """Single jobs on ``min(workers, parallel)`` workers (each with its device)."""
         count = max(1, min(self.workers, parallel))
-        config = WorkerConfig(
+        config = WorkerSetup(
             registry_factory=self.registry_factory,
             cache_root=self.cache_root,
             device=self.devices[0],
@@ -189,7 +189,7 @@ class ProcessExecutor:
     def _start(self, index: int) -> _Worker:
         ctx = get_context("spawn")  # fork after torch started its thread pools can hang
         parent, child = ctx.Pipe()
-        config = WorkerConfig(
+        config = WorkerSetup(
             registry_factory=self.registry_factory,
             cache_root=self.cache_root,
             device=self.devices[index],
@@ -318,7 +318,7 @@ class ProcessExecutor:
 # --- single jobs (tune's trials) -------------------------------------------------------------
 
 
-def _job_worker_main(conn: Connection, config: WorkerConfig, parent_pid: int) -> None:
+def _job_worker_main(conn: Connection, config: WorkerSetup, parent_pid: int) -> None:
     """A long-lived worker: receive ``(key, fn, payload)`` jobs, send outcomes back."""
     _exit_with_parent(parent_pid)
     _log_like_the_cli()
@@ -326,7 +326,7 @@ def _job_worker_main(conn: Connection, config: WorkerConfig, parent_pid: int) ->
         _serve_jobs(conn, config)
 
 
-def _serve_jobs(conn: Connection, config: WorkerConfig) -> None:
+def _serve_jobs(conn: Connection, config: WorkerSetup) -> None:
     def run_job(runner: Runner, job: Any) -> None:
         key, fn, payload = job
         conn.send(("done", call_job(key, fn, runner, payload)))
@@ -354,7 +354,7 @@ class ProcessJobs(JobPool):
 
     name = "processes"
 
-    def __init__(self, config: WorkerConfig, devices: list[str]) -> None:
+    def __init__(self, config: WorkerSetup, devices: list[str]) -> None:
         self.config = config
         self.devices = devices
         self.threads = config.threads

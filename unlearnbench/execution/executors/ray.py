@@ -31,7 +31,7 @@ from unlearnbench.execution.executors.base import (
     Job,
     JobOutcome,
     JobPool,
-    WorkerConfig,
+    WorkerSetup,
     call_job,
     make_worker_runner,
 )
@@ -41,10 +41,10 @@ from unlearnbench.execution.store import CellRecord
 from unlearnbench.execution.task_runner import Runner, Work
 from unlearnbench.host.registry import Registry
 
-_RAY_RUNNERS: dict[WorkerConfig, Runner] = {}
+_RAY_RUNNERS: dict[WorkerSetup, Runner] = {}
 
 
-def _ray_runner(config: WorkerConfig) -> Runner:
+def _ray_runner(config: WorkerSetup) -> Runner:
     """One runner per Ray worker process and configuration (data sets stay loaded)."""
     if config not in _RAY_RUNNERS:
         _RAY_RUNNERS[config] = make_worker_runner(config)
@@ -52,7 +52,7 @@ def _ray_runner(config: WorkerConfig) -> Runner:
 
 
 def _ray_original(
-    config: WorkerConfig, task_plan: TaskPlan
+    config: WorkerSetup, task_plan: TaskPlan
 ) -> tuple[str, bytes, dict[str, Any]] | None:
     """Build (or load) a training configuration's original model; return its artifact.
 
@@ -75,7 +75,7 @@ def _ray_original(
 
 
 def _ray_unit(
-    config: WorkerConfig,
+    config: WorkerSetup,
     task_plan: TaskPlan,
     cells: list[CellPlan],
     original: tuple[str, bytes, dict[str, Any]] | None,
@@ -169,11 +169,11 @@ class RayExecutor:
         config, options = self._resources()
         return RayJobs(config, options, self.address, self.num_cpus)
 
-    def _resources(self) -> tuple[WorkerConfig, dict[str, Any]]:
+    def _resources(self) -> tuple[WorkerSetup, dict[str, Any]]:
         """The workers' configuration and each Ray task's options."""
         cuda = self.runner.device.type == "cuda"
         gpus = self.gpus_per_task if self.gpus_per_task is not None else (1.0 if cuda else 0.0)
-        config = WorkerConfig(
+        config = WorkerSetup(
             registry_factory=self.registry_factory,
             cache_root=self.cache_root,
             device="cuda" if cuda and gpus > 0 else "cpu",  # Ray sets CUDA_VISIBLE_DEVICES
@@ -243,7 +243,7 @@ class RayExecutor:
 # --- single jobs (tune's trials) -------------------------------------------------------------
 
 
-def _ray_job(config: WorkerConfig, key: Hashable, fn: Job, payload: Any) -> JobOutcome:
+def _ray_job(config: WorkerSetup, key: Hashable, fn: Job, payload: Any) -> JobOutcome:
     """A Ray task: one job on this Ray worker's runner."""
     return call_job(key, fn, _ray_runner(config), payload)
 
@@ -255,7 +255,7 @@ class RayJobs(JobPool):
 
     def __init__(
         self,
-        config: WorkerConfig,
+        config: WorkerSetup,
         options: dict[str, Any],
         address: str | None,
         num_cpus: int | None,

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from unlearnbench.execution.cache import FileLock
 from unlearnbench.execution.executors.base import LOCKS_DIR, JobOutcome, JobPool
-from unlearnbench.execution.suite import TuningConfig
+from unlearnbench.execution.suite import TuningOptions
 from unlearnbench.execution.tuning.studies import (
     Study,
     StudyResult,
@@ -122,7 +122,7 @@ def _sole_tuner(out: Path) -> Iterator[None]:
             locks.rmdir()
 
 
-def _open_study(study: Study, storage: Any, registry: Registry, tuning: TuningConfig) -> _Live:
+def _open_study(study: Study, storage: Any, registry: Registry, tuning: TuningOptions) -> _Live:
     """Create or load a study; mark the trials a dead run left running as interrupted;
     give a study with no trial that counts its defaults as trial 0."""
     import optuna
@@ -176,7 +176,7 @@ class _Loop:
 
     lives: list[_Live]
     pool: JobPool
-    tuning: TuningConfig
+    tuning: TuningOptions
     bar: Any
     references: dict[str, Reference | None] = field(default_factory=dict)
 

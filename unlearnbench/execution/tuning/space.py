@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from unlearnbench.execution.plan import Component
-from unlearnbench.execution.suite import Suite, SuiteError, TuningConfig
+from unlearnbench.execution.suite import Suite, SuiteError, TuningOptions
 from unlearnbench.specs import MethodSpec, Param, ParamError
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ def search_space(
 ) -> list[Dimension]:
     """The dimensions searched for one method entry; bad names and ranges raise
     :class:`SuiteError` naming ``tuning.space.<label>.<name>``."""
-    tuning = suite.tuning or TuningConfig()
+    tuning = suite.tuning or TuningOptions()
     label = entry_label(suite, component)
     declared = {p.name: p for p in spec.params}
     tunables = {name: p for name, p in declared.items() if p.tunable}

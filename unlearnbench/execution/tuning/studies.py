@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from unlearnbench.execution.cache import content_key
 from unlearnbench.execution.plan import Component, Plan, TaskPlan
-from unlearnbench.execution.suite import SuiteError, TuningConfig
+from unlearnbench.execution.suite import SuiteError, TuningOptions
 from unlearnbench.execution.tuning.space import (
     Dimension,
     entry_label,
@@ -95,7 +95,7 @@ def plan_studies(plan: Plan, registry: Registry) -> list[Study]:
 
 
 def study_name(
-    task: TaskPlan, method: Component, space: Sequence[Dimension], tuning: TuningConfig
+    task: TaskPlan, method: Component, space: Sequence[Dimension], tuning: TuningOptions
 ) -> str:
     ident = {
         "task": task.key,

@@ -18,7 +18,7 @@ from unlearnbench.execution.context import TaskContext
 from unlearnbench.execution.isolation import TaskDataChanged
 from unlearnbench.execution.limits import CellTimeout, time_limit
 from unlearnbench.execution.plan import Component, TaskPlan
-from unlearnbench.execution.suite import TuningConfig
+from unlearnbench.execution.suite import TuningOptions
 from unlearnbench.execution.task_runner import Runner
 from unlearnbench.execution.tuning.validation import (
     ValidationData,
@@ -36,7 +36,7 @@ class ReferenceJob:
     """Measure a task's reference on its validation data (once per task)."""
 
     task: TaskPlan
-    tuning: TuningConfig
+    tuning: TuningOptions
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ class TrialJob:
     method: Component
     params: dict[str, Any]
     reference: dict[str, float]
-    tuning: TuningConfig
+    tuning: TuningOptions
     seed: int
 
 
@@ -146,7 +146,7 @@ def evaluate_params(
     data: ValidationData,
     reference: dict[str, float],
     cache: ArtifactCache,
-    tuning: TuningConfig,
+    tuning: TuningOptions,
 ) -> tuple[float, dict[str, float], float]:
     """One trial: fit, then the capped unlearning stream on ``V``; the Avg. Gap,
     the gaps, and the unlearning work. Raises :class:`WorkCapExceeded`."""

@@ -16,7 +16,7 @@ from typing import Any
 
 from unlearnbench.execution.cache import content_key
 from unlearnbench.execution.plan import CellPlan, Component, Plan
-from unlearnbench.execution.suite import SuiteError, TuningConfig
+from unlearnbench.execution.suite import SuiteError, TuningOptions
 from unlearnbench.execution.tuning.studies import (
     STORAGE_FILE,
     StudyResult,
@@ -106,7 +106,7 @@ def add_tuned_cells(plan: Plan, registry: Registry, out: Path) -> None:
             plan.size_checks[label] = spec.check
 
 
-def summary_markdown(results: Sequence[StudyResult], tuning: TuningConfig) -> str:
+def summary_markdown(results: Sequence[StudyResult], tuning: TuningOptions) -> str:
     """A table of every study: trials, pruned, best Avg. Gap, best and default params."""
     lines = [
         "# Tuning",

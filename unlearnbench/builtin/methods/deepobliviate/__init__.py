@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from unlearnbench import MethodSpec, hookimpl
 from unlearnbench.builtin.methods.deepobliviate.blocks import DeepObliviateState
-from unlearnbench.builtin.methods.deepobliviate.config import PARAMS, Config
 from unlearnbench.builtin.methods.deepobliviate.description import DESCRIPTION
 from unlearnbench.builtin.methods.deepobliviate.method import DeepObliviate, create
+from unlearnbench.builtin.methods.deepobliviate.settings import PARAMS, Settings
 
-__all__ = ["PARAMS", "Config", "DeepObliviate", "DeepObliviateState", "create"]
+__all__ = ["PARAMS", "DeepObliviate", "DeepObliviateState", "Settings", "create"]
 
 
 @hookimpl

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from unlearnbench.builtin.methods.deepobliviate import residual_memory as rm
-from unlearnbench.builtin.methods.deepobliviate.config import Config, OptimizerState, StateDict
+from unlearnbench.builtin.methods.deepobliviate.settings import OptimizerState, Settings, StateDict
 from unlearnbench.specs import MethodContext
 from unlearnbench.task import Task
 from unlearnbench.training import make_optimizer
@@ -27,7 +27,7 @@ def block_seed_label(block: int) -> tuple[str, int]:
     return ("deepobliviate", block)
 
 
-def make_block_optimizer(model: nn.Module, task: Task, cfg: Config) -> torch.optim.Optimizer:
+def make_block_optimizer(model: nn.Module, task: Task, cfg: Settings) -> torch.optim.Optimizer:
     """The optimizer blocks are trained with (the recipe's unless overridden)."""
     recipe = task.recipe
     if cfg.optimizer == "sgd":
@@ -53,7 +53,7 @@ def optimizer_snapshot(optimizer: torch.optim.Optimizer) -> OptimizerState:
 
 
 def restore_optimizer(
-    model: nn.Module, task: Task, cfg: Config, saved: OptimizerState
+    model: nn.Module, task: Task, cfg: Settings, saved: OptimizerState
 ) -> torch.optim.Optimizer:
     """A block optimizer for ``model`` carrying a copy of ``saved`` state."""
     optimizer = make_block_optimizer(model, task, cfg)
@@ -74,7 +74,7 @@ def train_block(
     blocks: list[torch.Tensor],
     task: Task,
     ctx: MethodContext,
-    cfg: Config,
+    cfg: Settings,
     exclude: torch.Tensor | None = None,
 ) -> int:
     """Train ``model`` on block ``block`` (minus ``exclude``); returns sample-epochs."""
@@ -92,7 +92,7 @@ def train_block(
 def stored_training(
     task: Task,
     ctx: MethodContext,
-    cfg: Config,
+    cfg: Settings,
     blocks: list[torch.Tensor],
     exclude: torch.Tensor | None = None,
 ) -> dict[str, Any]:
@@ -172,7 +172,7 @@ def retrain_to_end(
     deleted: torch.Tensor,
     task: Task,
     ctx: MethodContext,
-    cfg: Config,
+    cfg: Settings,
 ) -> dict[str, Any]:
     """Blocks ``first``..B−1 (0-based) retrained from P_first without ``deleted``.
 

@@ -28,11 +28,11 @@ from unlearnbench.builtin.methods.deepobliviate.blocks import (
     to_device,
     train_block,
 )
-from unlearnbench.builtin.methods.deepobliviate.config import (
+from unlearnbench.builtin.methods.deepobliviate.settings import (
     ARTIFACT,
     NAIVE_ARTIFACT,
-    Config,
     OptimizerState,
+    Settings,
     StateDict,
 )
 from unlearnbench.partition import label_balanced_blocks
@@ -44,7 +44,7 @@ class DeepObliviate:
     """The method object: ``fit`` builds (or loads) stored training, ``unlearn`` deletes,
     ``naive`` retrains the stored training to the end without the deleted points."""
 
-    def __init__(self, cfg: Config) -> None:
+    def __init__(self, cfg: Settings) -> None:
         self.cfg = cfg
 
     def partition(self, task: Task) -> list[torch.Tensor]:
@@ -280,4 +280,4 @@ def _costs(state: DeepObliviateState, *, retrained: int, sample_epochs: int) -> 
 
 
 def create(params: Mapping[str, Any]) -> DeepObliviate:
-    return DeepObliviate(Config.from_params(params))
+    return DeepObliviate(Settings.from_params(params))

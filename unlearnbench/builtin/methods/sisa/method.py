@@ -14,8 +14,8 @@ from typing import Any
 import torch
 
 from unlearnbench import Unlearned
-from unlearnbench.builtin.methods.sisa.config import PARAMS, SisaConfig
 from unlearnbench.builtin.methods.sisa.ensemble import ShardEnsemble
+from unlearnbench.builtin.methods.sisa.settings import PARAMS, SisaSettings
 from unlearnbench.builtin.methods.sisa.shards import (
     SisaState,
     init_label,
@@ -32,15 +32,15 @@ from unlearnbench.training import stacking_pays, stacking_unsupported
 class Sisa:
     """SISA training (``fit``) and unlearning by retraining affected shards (``unlearn``)."""
 
-    def __init__(self, config: SisaConfig) -> None:
-        self.config = config
+    def __init__(self, settings: SisaSettings) -> None:
+        self.settings = settings
 
     def use_stacked(self, task: Task) -> bool:
         """Resolve ``stacked`` for this task's architecture and device."""
-        mode = self.config.stacked
-        if mode == "off" or (mode == "auto" and self.config.shards < 2):
+        mode = self.settings.stacked
+        if mode == "off" or (mode == "auto" and self.settings.shards < 2):
             return False
-        probe = task.new_model(init_label(self.config, 0))
+        probe = task.new_model(init_label(self.settings, 0))
         if mode == "on":
             reason = stacking_unsupported(probe)
             if reason is not None:
@@ -49,25 +49,25 @@ class Sisa:
         return stacking_pays(probe, task.device)
 
     def fit(self, task: Task, ctx: MethodContext) -> SisaState:
-        config = self.config
+        settings = self.settings
         stacked = self.use_stacked(task)
-        layout = make_layout(task, config)
+        layout = make_layout(task, settings)
 
         def build() -> dict[str, Any]:
-            models = {s: task.new_model(init_label(config, s)) for s in range(config.shards)}
-            start = dict.fromkeys(range(config.shards), 0)
+            models = {s: task.new_model(init_label(settings, s)) for s in range(settings.shards)}
+            start = dict.fromkeys(range(settings.shards), 0)
             none = task.splits.target.new_empty(0)
             ckpts, sample_epochs, _ = train_shards(
-                task, ctx, config, layout, models, start, none, stacked=stacked
+                task, ctx, settings, layout, models, start, none, stacked=stacked
             )
             return {
-                "checkpoints": [ckpts[s] for s in range(config.shards)],
+                "checkpoints": [ckpts[s] for s in range(settings.shards)],
                 "sample_epochs": sample_epochs,
             }
 
         value = ctx.cached("sisa", self.procedure(task, stacked), build)
         checkpoints = [list(c) for c in value["checkpoints"]]
-        template = task.new_model(init_label(config, 0))
+        template = task.new_model(init_label(settings, 0))
         models = []
         for shard_checkpoints in checkpoints:
             model = copy.deepcopy(template)
@@ -89,7 +89,7 @@ class Sisa:
     def unlearn(
         self, state: SisaState, forget: torch.Tensor, task: Task, ctx: MethodContext
     ) -> Unlearned:
-        config = self.config
+        settings = self.settings
         forget = torch.unique(forget.to(task.device))
         outside = forget[state.shard_of[forget] < 0]
         if outside.numel():
@@ -103,11 +103,11 @@ class Sisa:
         for s, r in zip(state.shard_of[new].tolist(), state.slice_of[new].tolist(), strict=True):
             start[s] = min(r, start.get(s, r))
         models = {
-            s: state.load(s, r - 1) if r > 0 else task.new_model(init_label(config, s))
+            s: state.load(s, r - 1) if r > 0 else task.new_model(init_label(settings, s))
             for s, r in start.items()
         }
         fresh, sample_epochs, steps_run = train_shards(
-            task, ctx, config, state.layout, models, start, deleted, stacked=state.stacked
+            task, ctx, settings, state.layout, models, start, deleted, stacked=state.stacked
         )
         checkpoints, shard_models = list(state.checkpoints), list(state.models)
         for s, r in start.items():
@@ -120,7 +120,7 @@ class Sisa:
             "shards_retrained": float(len(start)),
             "slices_retrained": float(steps_run),
             "retrain_sample_epochs": float(sample_epochs),
-            "storage_bytes": float(checkpoint_bytes * config.shards * config.slices),
+            "storage_bytes": float(checkpoint_bytes * settings.shards * settings.slices),
             "prediction_cost": float(len(ensemble.members)),
         }
         return Unlearned(model=ensemble, state=new_state, costs=costs)
@@ -128,12 +128,12 @@ class Sisa:
     def procedure(self, task: Task, stacked: bool) -> dict[str, Any]:
         """What SISA's training depends on (the cache key of ``fit`` and ``naive``):
         not ``aggregation``, which only combines the trained models."""
-        config = self.config
+        settings = self.settings
         return {
-            "shards": config.shards,
-            "slices": config.slices,
-            "epochs": config.epochs or task.recipe.epochs,
-            "partition": config.partition,
+            "shards": settings.shards,
+            "slices": settings.slices,
+            "epochs": settings.epochs or task.recipe.epochs,
+            "partition": settings.partition,
             "stacked": stacked,
         }
 
@@ -150,7 +150,7 @@ class Sisa:
         """Exact retraining under SISA's procedure: every shard trained from its
         initialisation over all its slices without ``forget`` (and whatever
         ``state`` has deleted), no checkpoint reused; ``state`` is not changed."""
-        config = self.config
+        settings = self.settings
         removed = torch.unique(torch.cat([state.deleted, forget.to(task.device)]))
         key = {
             **self.procedure(task, state.stacked),
@@ -158,12 +158,12 @@ class Sisa:
         }
 
         def build() -> dict[str, Any]:
-            models = {s: task.new_model(init_label(config, s)) for s in range(config.shards)}
-            start = dict.fromkeys(range(config.shards), 0)
+            models = {s: task.new_model(init_label(settings, s)) for s in range(settings.shards)}
+            start = dict.fromkeys(range(settings.shards), 0)
             ckpts, _, _ = train_shards(
-                task, ctx, config, state.layout, models, start, removed, stacked=state.stacked
+                task, ctx, settings, state.layout, models, start, removed, stacked=state.stacked
             )
-            return {"weights": [ckpts[s][-1] for s in range(config.shards)]}
+            return {"weights": [ckpts[s][-1] for s in range(settings.shards)]}
 
         weights = ctx.cached("sisa-naive", key, build)["weights"]
         models = []
@@ -182,8 +182,8 @@ class Sisa:
         members = [model for model, n in zip(state.models, left, strict=True) if n > 0]
         if not members:
             raise ValueError("sisa: every target point has been deleted; no shard model is left")
-        return ShardEnsemble(members, task.num_classes, self.config.aggregation)
+        return ShardEnsemble(members, task.num_classes, self.settings.aggregation)
 
 
 def create(params: Mapping[str, Any]) -> Sisa:
-    return Sisa(SisaConfig(**resolve_params(PARAMS, params)))
+    return Sisa(SisaSettings(**resolve_params(PARAMS, params)))

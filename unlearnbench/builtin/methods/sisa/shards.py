@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from unlearnbench.builtin.methods.sisa.config import SisaConfig
+from unlearnbench.builtin.methods.sisa.settings import SisaSettings
 from unlearnbench.partition import label_balanced_blocks
 from unlearnbench.seeding import derive_seed
 from unlearnbench.specs import MethodContext, ParamError
@@ -33,7 +33,7 @@ def slice_epochs(epochs: int, slices: int) -> list[int]:
     ]
 
 
-def make_layout(task: Task, config: SisaConfig) -> list[list[torch.Tensor]]:
+def make_layout(task: Task, config: SisaSettings) -> list[list[torch.Tensor]]:
     """``layout[s][r]``: the target indices of slice r of shard s."""
     target = task.splits.target
     if config.shards > target.numel():
@@ -59,11 +59,11 @@ def make_layout(task: Task, config: SisaConfig) -> list[list[torch.Tensor]]:
     return layout
 
 
-def init_label(config: SisaConfig, shard: int) -> object:
+def init_label(config: SisaSettings, shard: int) -> object:
     return "init" if config.shards == 1 else ("sisa-shard", shard)
 
 
-def step_label(config: SisaConfig, shard: int, step: int) -> object:
+def step_label(config: SisaSettings, shard: int, step: int) -> object:
     return "train" if config.shards == 1 and config.slices == 1 else ("sisa", shard, step)
 
 
@@ -115,7 +115,7 @@ def _snapshot(model: nn.Module) -> StateDict:
 def train_shards(
     task: Task,
     ctx: MethodContext,
-    config: SisaConfig,
+    config: SisaSettings,
     layout: list[list[torch.Tensor]],
     models: Mapping[int, nn.Module],
     start: Mapping[int, int],

@@ -1,4 +1,4 @@
-"""SISA's parameters (:data:`PARAMS`, :class:`SisaConfig`) and the size check run before training.
+"""SISA's parameters (:data:`PARAMS`, :class:`SisaSettings`) and the size check run before training.
 
 Each choice the paper leaves open is a parameter; docs/methods.md ("SISA") says
 which default was chosen and why.
@@ -44,7 +44,7 @@ PARAMS = (
 
 
 @dataclass(frozen=True)
-class SisaConfig:
+class SisaSettings:
     """The method's parameters (see :data:`PARAMS`; the host checks their ranges)."""
 
     shards: int = 5

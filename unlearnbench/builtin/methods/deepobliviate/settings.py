@@ -1,4 +1,4 @@
-"""DeepObliviate's parameters (:data:`PARAMS`) and the validated :class:`Config` of a cell.
+"""DeepObliviate's parameters (:data:`PARAMS`) and the validated :class:`Settings` of a cell.
 
 The defaults follow paper 002 where it is explicit; each choice it leaves open is a
 parameter (docs/methods.md, "DeepObliviate", says which and why).
@@ -115,7 +115,7 @@ PARAMS = (
 
 
 @dataclass(frozen=True)
-class Config:
+class Settings:
     """Validated parameters of one ``deepobliviate`` cell."""
 
     blocks: int
@@ -134,7 +134,7 @@ class Config:
     lr: float
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> Config:
+    def from_params(cls, params: Mapping[str, Any]) -> Settings:
         """Defaults overlaid with ``params``, each checked against its declaration."""
         values = {}
         for p in PARAMS:
