@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from unlearnbench.config import TrainRecipe
+from unlearnbench import ArchitectureSpec, TrainRecipe
 from unlearnbench.specs import resolve_params
 from unlearnbench.testing import registry
 from unlearnbench.training import train_model
@@ -71,9 +71,10 @@ CONFIGS = (
 
 
 def build(case: Case) -> Callable[[], nn.Module]:
-    spec = registry().get("architecture", case.architecture)
-    params = resolve_params(spec.params, dict(case.params))  # type: ignore[attr-defined]
-    return lambda: spec.build(case.shape, 10, params)  # type: ignore[attr-defined]
+    """The case's model (10 classes), built as a suite builds it: from the registry."""
+    spec: ArchitectureSpec = registry().get("architecture", case.architecture)  # type: ignore[assignment]
+    params = resolve_params(spec.params, dict(case.params))
+    return lambda: spec.build(case.shape, 10, params)
 
 
 def sync(device: torch.device) -> None:
