@@ -78,3 +78,29 @@ def test_the_dry_run_checks_every_gpu_sized_reproduction(tmp_path: Path) -> None
     assert GPU_SUITES
     for suite in GPU_SUITES:
         assert re.search(rf"\| {suite.parent.name} \| ok \|", text), suite.parent.name
+
+
+def test_the_gpu_run_asks_for_cuda_and_full_sizes_in_every_step(tmp_path: Path) -> None:
+    """What the dry run cannot exercise: the GPU run's own arguments."""
+    from benchmarks.gpu.check import build_parser, steps
+
+    args = build_parser().parse_args([])
+    groups = steps(args, tmp_path)
+    argvs = [step.argv for _, group in groups for step in group if step.argv]
+    assert len(groups) == 4
+    for argv in argvs:
+        assert argv[argv.index("--device") + 1] == "cuda", argv
+    joined = [" ".join(argv) for argv in argvs]
+    assert "--size full" in joined[0]
+    assert "--dataset mnist5k" in joined[1]
+    assert all("suite-small.toml" in j for j in joined if "unlearnbench.cli" in j)
+    if any("--executor ray" in j for j in joined):  # Ray installed
+        assert any("--executor ray --gpus-per-task 0.25" in j for j in joined)
+
+
+@pytest.mark.parametrize("suite", ["suite-small.toml", "suite-dry-run.toml"])
+def test_the_end_to_end_suites_pass_the_check(suite: str, tmp_path: Path) -> None:
+    from unlearnbench.cli import main
+
+    path = ROOT / "benchmarks" / "gpu" / suite
+    assert main(["run", str(path), "--check", "--device", "cpu", "--out", str(tmp_path)]) == 0

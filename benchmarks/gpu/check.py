@@ -218,7 +218,7 @@ def section(step: Step, outcome: Outcome | None) -> tuple[str, bool]:
     return text, ok
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--dry-run", action="store_true", help="the same steps on the CPU, toy")
     parser.add_argument(
@@ -227,7 +227,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, help="step 4: a root with the real MNIST/CIFAR-10")
     parser.add_argument("--gpus-per-task", type=float, default=0.25, help="step 3's Ray runs")
     parser.add_argument("--only", type=int, nargs="+", choices=[1, 2, 3, 4], help="these steps")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     needed = dict(NEEDED) if args.dry_run else {**NEEDED, **NEEDED_ON_GPU}
     missing = missing_modules(needed)
     if missing:
