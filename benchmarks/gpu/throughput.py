@@ -162,7 +162,14 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"Random tensors of the data sets' shapes, 10 classes, Adam (lr 1e-3); median of "
         f"{args.repeats} alternated epochs after one warm-up epoch each; samples/s. AMP: "
-        f"{'float16 + GradScaler' if cuda else 'bfloat16'} autocast, as the shared loop does.\n"
+        f"{'float16 + GradScaler' if cuda else 'bfloat16'} autocast, as the shared loop does."
+        + (
+            f" fp32: float32 weights; cuDNN's TF32 for convolutions left at torch's default "
+            f"({torch.backends.cudnn.allow_tf32})."
+            if cuda
+            else ""
+        )
+        + "\n"
     )
     print("| model | samples | batch | configuration | shared /s | bare /s | shared / bare |")
     print("|---|---:|---:|---|---:|---:|---:|")
