@@ -94,10 +94,15 @@ def test_every_error_has_one_base_and_keeps_its_builtin_one() -> None:
     from unlearnbench.cli import UsageError
     from unlearnbench.execution.cache import StaleArtifactError
     from unlearnbench.execution.executors import ExecutorError
-    from unlearnbench.execution.store import StoreError
+    from unlearnbench.execution.isolation import TaskDataChanged
+    from unlearnbench.execution.run import RunRefused
+    from unlearnbench.execution.store import NoSpaceError, StoreError
     from unlearnbench.execution.suite import SuiteError
+    from unlearnbench.execution.tuning import TuningError
     from unlearnbench.host.manager import PluginLoadError
     from unlearnbench.host.registry import RegistryError
+    from unlearnbench.reports.plot_requests import PlotError
+    from unlearnbench.reports.screenshot import ScreenshotError
     from unlearnbench.training import TrainingDiverged
 
     builtin_bases = {
@@ -111,6 +116,42 @@ def test_every_error_has_one_base_and_keeps_its_builtin_one() -> None:
         PluginLoadError: Exception,
         RegistryError: Exception,
         UsageError: Exception,
+        RunRefused: Exception,
+        PlotError: ValueError,
+        TuningError: RuntimeError,
+        NoSpaceError: Exception,
+        TaskDataChanged: Exception,
+        ScreenshotError: RuntimeError,
     }
     for error, base in builtin_bases.items():
         assert issubclass(error, UnlearnbenchError) and issubclass(error, base), error
+
+
+# Signals that never reach a user: caught inside the package (a cell's time limit is a
+# BaseException so that a plugin's ``except Exception`` cannot swallow it).
+INTERNAL_SIGNALS = {"_NotArchitecture", "CellTimeout", "WorkCapExceeded", "PlotProblem"}
+
+
+def test_every_error_a_user_can_see_is_an_unlearnbench_error() -> None:
+    """Found by walking the package, so a new error class cannot miss the base."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    from unlearnbench import UnlearnbenchError
+
+    missing = []
+    for info in pkgutil.walk_packages(unlearnbench.__path__, "unlearnbench."):
+        if info.name.endswith("__main__"):
+            continue
+        module = importlib.import_module(info.name)
+        for name, value in vars(module).items():
+            if (
+                inspect.isclass(value)
+                and issubclass(value, BaseException)
+                and value.__module__ == module.__name__
+                and name not in INTERNAL_SIGNALS
+                and not issubclass(value, UnlearnbenchError)
+            ):
+                missing.append(f"{info.name}.{name}")
+    assert missing == []

@@ -13,10 +13,12 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from unlearnbench.specs import UnlearnbenchError
+
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "chrome")
 
 
-class ScreenshotError(RuntimeError):
+class ScreenshotError(UnlearnbenchError, RuntimeError):
     """No browser, or the browser wrote no image."""
 
 

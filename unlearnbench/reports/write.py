@@ -23,7 +23,7 @@ from unlearnbench.reports.board import (
     notes,
 )
 from unlearnbench.reports.devices import by_device
-from unlearnbench.reports.html import to_html
+from unlearnbench.reports.html_page import to_html
 from unlearnbench.reports.plot_requests import PlotRequest
 from unlearnbench.reports.plots import caption, make_plots
 from unlearnbench.reports.sweeps import make_sweeps
