@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from unlearnbench.execution import cell
+from unlearnbench.execution import cell, context
 from unlearnbench.task import ForgetRequest
 from unlearnbench.testing import make_replicates
 
@@ -47,8 +47,8 @@ def test_same_seed_same_replicates_and_the_second_call_trains_nothing(make_tiny_
     task, ctx = make_tiny_task(request=REQUEST)
     first = make_replicates(task, ctx, "finetune")(2, "replicate")
     calls = []
-    real = cell.train_model
-    monkeypatch.setattr(cell, "train_model", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = context.train_model
+    monkeypatch.setattr(context, "train_model", lambda *a, **k: calls.append(1) or real(*a, **k))
     again = make_replicates(task, ctx, "finetune")(2, "replicate")  # a new cell, same cache
     assert calls == []
     for a, b in zip(first, again, strict=True):
@@ -129,8 +129,8 @@ def test_deepobliviate_naive_replicates_are_cached_across_cells(make_tiny_task, 
     task, ctx = make_tiny_task()
     first = make_replicates(task, ctx, "deepobliviate")(1, "replicate", naive=True)
     calls = []
-    real = cell.train_model
-    monkeypatch.setattr(cell, "train_model", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = context.train_model
+    monkeypatch.setattr(context, "train_model", lambda *a, **k: calls.append(1) or real(*a, **k))
     again = make_replicates(task, ctx, "deepobliviate")(1, "replicate", naive=True)
     assert calls == [] and _same(first[0].naive, again[0].naive)
     assert not _same(first[0].naive, first[0].retrained)
