@@ -160,9 +160,19 @@ def build_splits(pool_size: int, sizes: SplitSizes, seed: int) -> dict[str, torc
 
 
 def select_forget(
-    target: torch.Tensor, y: torch.Tensor, request: ForgetRequest, seed: int
+    target: torch.Tensor, y: torch.Tensor, request: ForgetRequest, seed: int, repeat: int = 0
 ) -> torch.Tensor:
-    """The forget set of ``request`` (a subset of ``target``), deterministic for ``seed``."""
+    """The forget set of ``request`` (a subset of ``target``), deterministic for ``seed``.
+
+    ``repeat`` ``r`` of a request with ``repeats`` = N takes the ``r``-th of N
+    disjoint slices of the one seeded permutation the plain request draws from:
+    repeat 0 is the plain request's forget set, and no two repeats share a
+    point (independent draws would: 50 single points from 3,000 collide with
+    probability 1/3). Each slice alone is a uniform random draw. Raises
+    :class:`TaskError` when the eligible points cannot fill N slices.
+    """
+    if not 0 <= repeat < request.repeats:
+        raise TaskError(f"repeat {repeat} is not one of the request's {request.repeats} repeats")
     candidates = target
     if request.position >= 0:
         if request.blocks > target.numel():
@@ -173,6 +183,12 @@ def select_forget(
         first = block_of(request.position, request.blocks)
         candidates = parts[first]
         if request.kind == "random" and request.count > candidates.numel():
+            if request.repeats > 1:
+                raise TaskError(
+                    f"request.repeats={request.repeats} needs count <= the {candidates.numel()} "
+                    "points of the block at position (a larger count fills whole consecutive "
+                    "blocks, the same points for every repeat)"
+                )
             return _consecutive_blocks(parts, first, request.count, seed)
     if request.kind == "block":
         return candidates.clone()
@@ -184,19 +200,34 @@ def select_forget(
             raise TaskError(f"the target set holds no point of class {request.label}")
         if request.fraction:
             keep = max(1, int(request.fraction * chosen.numel()))
-            chosen = chosen[torch.randperm(chosen.numel(), generator=generator(seed, "cls"))[:keep]]
+            perm = torch.randperm(chosen.numel(), generator=generator(seed, "cls"))
+            chosen = chosen[_repeat_slice(perm, keep, request, repeat, f"class {request.label}")]
         return chosen
     if request.kind == "backdoor":
         candidates = candidates[y[candidates] != request.target_class]
     count = request.count or max(1, int(request.fraction * target.numel()))
+    where = "the chosen block" if request.position >= 0 else "the target set"
     if count > candidates.numel():
-        where = "the chosen block" if request.position >= 0 else "the target set"
         raise TaskError(
             f"request asks to forget {count} points but {where} has only {candidates.numel()}"
             + (" eligible (not of target_class)" if request.kind == "backdoor" else "")
         )
     perm = torch.randperm(candidates.numel(), generator=generator(seed, "forget"))
-    return candidates[perm[:count]]
+    return candidates[_repeat_slice(perm, count, request, repeat, where)]
+
+
+def _repeat_slice(
+    perm: torch.Tensor, count: int, request: ForgetRequest, repeat: int, where: str
+) -> torch.Tensor:
+    """Slice ``repeat`` of ``count`` of ``perm`` (``perm[:count]`` without repeats),
+    refused when ``perm`` cannot fill all of the request's repeats."""
+    need = count * request.repeats
+    if need > perm.numel():
+        raise TaskError(
+            f"request.repeats={request.repeats} x {count} points needs {need} distinct points "
+            f"(no two repeats share one) but {where} has only {perm.numel()} eligible"
+        )
+    return perm[repeat * count : (repeat + 1) * count]
 
 
 def _consecutive_blocks(
@@ -241,10 +272,15 @@ def build_task(
     key: str,
     train_key: str,
     config: dict[str, Any] | None = None,
+    repeat: int = 0,
 ) -> Task:
-    """Derive the splits and forget set, stamp backdoors, move data to ``device``."""
+    """Derive the splits and forget set, stamp backdoors, move data to ``device``.
+
+    ``repeat``: which of the request's ``repeats`` forget sets (see
+    :func:`select_forget`); everything else (splits, seed, models) is the same
+    for every repeat."""
     parts = build_splits(int(y.numel()), sizes, seed)
-    forget = select_forget(parts["target"], y, request, seed)
+    forget = select_forget(parts["target"], y, request, seed, repeat)
     backdoor = None
     clean_y = y.to(device)
     if request.kind == "backdoor":

@@ -19,6 +19,24 @@ RequestKind = Literal["random", "class", "block", "backdoor"]
 REQUEST_KINDS: tuple[str, ...] = ("random", "class", "block", "backdoor")
 
 
+REPEAT_REFUSALS: dict[str, str] = {
+    "block": (
+        "it deletes the whole block at position, so every repeat would delete the same "
+        "points; use a random request with position and count instead"
+    ),
+    "class": (
+        "it deletes every target point of the class, so every repeat would delete the same "
+        "points; set fraction to delete a random part of the class"
+    ),
+    "backdoor": (
+        "its forget set is the poisoned points the original model is trained on, so each "
+        "repeat would need an original model of its own; add seeds instead"
+    ),
+}
+"""Why ``repeats`` > 1 is refused for a request kind (a ``class`` request with a
+``fraction`` is drawn at random and may repeat)."""
+
+
 class TaskError(UnlearnbenchError, ValueError):
     """Split sizes, a recipe or a forget request that is invalid or that the data
     cannot satisfy. ``field`` names the offending field when there is one (the
@@ -157,6 +175,13 @@ class ForgetRequest:
 
     ``steps`` > 1 makes a stream: the forget set is split into that many
     deletions, executed in sequence.
+
+    ``repeats`` = N > 1 runs N independent deletions of this kind and size,
+    each from the same trained original (not a stream): repeat ``r`` deletes
+    the ``r``-th of N disjoint draws from one seeded permutation, so repeat 0
+    deletes exactly the plain request's points and no two repeats share one.
+    Only requests whose forget set is drawn at random can repeat (``random``,
+    and ``class`` with a ``fraction``); see :data:`REPEAT_REFUSALS`.
     """
 
     kind: RequestKind = "random"
@@ -168,6 +193,7 @@ class ForgetRequest:
     steps: int = 1
     target_class: int = 0
     trigger_size: int = 0
+    repeats: int = 1
 
     def __post_init__(self) -> None:
         if self.kind not in REQUEST_KINDS:
@@ -184,6 +210,25 @@ class ForgetRequest:
             raise TaskError("position must be in [0, 1] and comes with blocks >= 1")
         if self.steps < 1:
             raise TaskError("request steps must be >= 1")
+        self._check_repeats()
+
+    def _check_repeats(self) -> None:
+        """``repeats`` is an integer >= 1, and > 1 only where each repeat can draw
+        another forget set (see :data:`REPEAT_REFUSALS`)."""
+        if not isinstance(self.repeats, int) or isinstance(self.repeats, bool) or self.repeats < 1:
+            raise TaskError(
+                f"request.repeats must be an integer >= 1, got {self.repeats!r}",
+                field="repeats",
+                detail=f"must be an integer >= 1, got {self.repeats!r}",
+            )
+        if self.repeats == 1:
+            return
+        why = REPEAT_REFUSALS.get(self.kind)
+        if self.kind == "class" and self.fraction:
+            why = None  # a random part of the class: drawn again for each repeat
+        if why:
+            detail = f"must be 1 for a {self.kind} request, not {self.repeats}: {why}"
+            raise TaskError(f"request.repeats {detail}", field="repeats", detail=detail)
 
     @property
     def label_text(self) -> str:
@@ -203,7 +248,14 @@ class ForgetRequest:
             text += f"@{self.position:g}/{self.blocks}"
         if self.steps > 1:
             text += f"x{self.steps}"
+        if self.repeats > 1:
+            text += f" ×{self.repeats}"
         return text
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The request's fields; ``repeats`` only when > 1, so the configuration (and
+        every key hashed from it) of a request without repeats is as it always was."""
+        out = asdict(self)
+        if self.repeats == 1:
+            del out["repeats"]
+        return out

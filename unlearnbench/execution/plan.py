@@ -71,9 +71,12 @@ class TaskPlan:
     evaluators: list[Component]
     reference: Component
     cells: list[CellPlan] = field(default_factory=list)
+    repeat: int = 0  # which of the request's repeats (see ForgetRequest.repeats)
 
     def config(self) -> dict[str, Any]:
-        return {
+        """The task's full configuration, hashed into its key. ``repeat`` is in it
+        only for a request with ``repeats`` > 1 (a plain request's key is unchanged)."""
+        config = {
             "dataset": self.dataset.ident(),
             "architecture": self.architecture.ident(),
             "splits": asdict(self.splits),
@@ -83,6 +86,9 @@ class TaskPlan:
             "evaluators": [e.ident() for e in self.evaluators],
             "reference": self.reference.ident(),
         }
+        if self.request.repeats > 1:
+            config["repeat"] = self.repeat
+        return config
 
 
 @dataclass
@@ -164,19 +170,20 @@ def build_plan(suite: Suite, registry: Registry) -> Plan:
                 for arch, request, seed in itertools.product(
                     arch_components, suite.requests, suite.seeds
                 ):
-                    tasks.append(
-                        _task_plan(
-                            dataset,
-                            arch,
-                            splits,
-                            recipe,
-                            request,
-                            seed,
-                            evaluators,
-                            reference[0],
-                            methods,
+                    for repeat in range(request.repeats):
+                        tasks.append(
+                            _task_plan(
+                                dataset,
+                                arch,
+                                splits,
+                                recipe,
+                                (request, repeat),
+                                seed,
+                                evaluators,
+                                reference[0],
+                                methods,
+                            )
                         )
-                    )
     if not tasks:
         raise SuiteError("datasets", "no dataset x architecture pair is left to run")
     size_checks = {}
@@ -257,12 +264,16 @@ def _task_plan(
     arch: Component,
     splits: SplitSizes,
     recipe: TrainRecipe,
-    request: ForgetRequest,
+    repeat_of: tuple[ForgetRequest, int],
     seed: int,
     evaluators: list[Component],
     reference: Component,
     methods: list[Component],
 ) -> TaskPlan:
+    """One task of the plan: repeat ``repeat_of[1]`` of the request ``repeat_of[0]``.
+    Every repeat has the same ``train_key`` (one original model, one set of shared
+    artifacts) and its own ``key`` (its own forget set, cells and reference run)."""
+    request, repeat = repeat_of
     train_ident = {
         "dataset": dataset.ident(),
         "architecture": arch.ident(),
@@ -283,6 +294,7 @@ def _task_plan(
         seed=seed,
         evaluators=evaluators,
         reference=reference,
+        repeat=repeat,
     )
     plan.key = content_key(plan.config())
     plan.cells = [

@@ -10,6 +10,11 @@ A store is checked when it is opened (SQLite's ``quick_check`` and the
 tables' columns), before anything is written to it: a damaged file or a file
 that is not a results store raises :class:`StoreError`, and the file is left
 exactly as it was, so no readable row is lost.
+
+Each repeat of a request with ``repeats`` > 1 is its own cell row (its index in
+its configuration); the read paths the boards use (:meth:`ResultStore.metric_rows`,
+:meth:`ResultStore.series_rows`) give one row per cell over its repeats
+(:mod:`unlearnbench.execution.repeats`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from unlearnbench.execution.repeats import aggregate_metric_rows, first_repeat_series
 from unlearnbench.specs import UnlearnbenchError
 
 SCHEMA = """
@@ -95,9 +101,7 @@ def no_space(exc: BaseException) -> bool:
     if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         return True
     if isinstance(exc, sqlite3.Error):
-        return getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL" or "disk is full" in str(
-            exc
-        )
+        return getattr(exc, "sqlite_errorname", "") == "SQLITE_FULL" or "disk is full" in str(exc)
     return False
 
 
@@ -387,20 +391,26 @@ class ResultStore:
         return [dict(zip(names, row, strict=True)) for row in cursor]
 
     def metric_rows(self) -> list[dict[str, Any]]:
+        """One row per ``ok`` cell and metric, in the cells' order. The cells of a
+        request's repeats are one row per metric and seed: the aggregate over the
+        repeats, with ``repeats`` their count (1 elsewhere); see
+        :mod:`unlearnbench.execution.repeats`."""
         cursor = self._conn.execute(
             "SELECT c.cell_id, c.dataset, c.architecture, c.method, c.request, c.seed, "
             "m.name, m.value, m.direction, m.unit, m.position, "
-            + ("m.meta " if "meta" in self._metric_columns() else "'{}' AS meta ")
-            + "FROM metrics m JOIN cells c USING (cell_id) WHERE c.status = 'ok' "
+            + ("m.meta, " if "meta" in self._metric_columns() else "'{}' AS meta, ")
+            + "c.config FROM metrics m JOIN cells c USING (cell_id) WHERE c.status = 'ok' "
             "ORDER BY c.rowid, m.position"
         )
         names = [d[0] for d in cursor.description]
-        return [dict(zip(names, row, strict=True)) for row in cursor]
+        return aggregate_metric_rows(dict(zip(names, row, strict=True)) for row in cursor)
 
     def series_rows(self, names: Iterable[str] | None = None) -> list[dict[str, Any]]:
+        """One row per ``ok`` cell and series (those in ``names``, if given); of a
+        request's repeats, the lowest repeat's."""
         cursor = self._conn.execute(
             "SELECT c.cell_id, c.dataset, c.architecture, c.method, c.request, c.seed, "
-            "s.name, s.points FROM series s JOIN cells c USING (cell_id) "
+            "s.name, s.points, c.config FROM series s JOIN cells c USING (cell_id) "
             "WHERE c.status = 'ok' ORDER BY c.rowid"
         )
         wanted = set(names) if names is not None else None
@@ -417,9 +427,10 @@ class ResultStore:
                         "seed": row[5],
                         "name": row[6],
                         "points": json.loads(row[7]),
+                        "config": row[8],
                     }
                 )
-        return rows
+        return first_repeat_series(rows)
 
 
 def _finite_or_none(value: float) -> float | None:

@@ -182,6 +182,7 @@ class Runner:
             key=plan.key,
             train_key=plan.train_key,
             config=plan.config(),
+            repeat=plan.repeat,
         )
 
     def run_task(
