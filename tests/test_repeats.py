@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,16 @@ def test_a_plain_request_keeps_its_configuration_and_keys() -> None:
     assert ForgetRequest("random", count=1, repeats=50).as_dict()["repeats"] == 50
     assert ForgetRequest("random", count=1, repeats=50).label_text == "random:1 ×50"
     assert ForgetRequest("random", count=1).label_text == "random:1"
+    from unlearnbench.testing import registry
+
+    def cell_ids(request: dict[str, object]) -> list[str]:
+        text = suite_toml(requests=(request,))
+        plan = build_plan(parse_suite(tomllib.loads(text)), registry())
+        return [c.cell_id for _, c in plan.cells()]
+
+    plain = cell_ids({"kind": "random", "count": 1})
+    assert cell_ids({"kind": "random", "count": 1, "repeats": 1}) == plain
+    assert not set(cell_ids({"kind": "random", "count": 1, "repeats": 2})) & set(plain)
 
 
 @pytest.mark.parametrize(
@@ -114,7 +125,7 @@ def test_the_plan_has_a_task_per_repeat_sharing_one_training(tmp_path: Path) -> 
         seeds=(0, 1),
         requests=({"kind": "random", "count": 1, "repeats": 4}, {"kind": "random", "count": 1}),
     )
-    plan = build_plan(parse_suite(__import__("tomllib").loads(text)), registry())
+    plan = build_plan(parse_suite(tomllib.loads(text)), registry())
     repeated = [t for t in plan.tasks if t.request.repeats == 4]
     plain = [t for t in plan.tasks if t.request.repeats == 1]
     assert len(repeated) == 8 and len(plain) == 2
@@ -132,7 +143,12 @@ def test_the_plan_has_a_task_per_repeat_sharing_one_training(tmp_path: Path) -> 
 RUN_SUITE = suite_toml(
     "rep",
     evaluators=("accuracy", "time"),
-    methods=("retrain", "original", {"name": "sisa", "params": {"shards": 2, "slices": 1}}),
+    methods=(
+        "retrain",
+        "original",
+        {"name": "sisa", "params": {"shards": 2, "slices": 1}},
+        {"name": "deepobliviate", "params": {"blocks": 10}},
+    ),
     requests=({"kind": "random", "count": 1, "repeats": 3},),
 )
 
@@ -152,7 +168,7 @@ def test_a_repeated_request_runs_distinct_deletions_of_one_original(tmp_path: Pa
     from unlearnbench.testing import registry
 
     result, out = _run(tmp_path)
-    assert (result.summary.ok, result.summary.failed) == (9, 0)
+    assert (result.summary.ok, result.summary.failed) == (12, 0)
     runner = Runner(registry(), ArtifactCache(out / "cache"), torch.device("cpu"))
     tasks = [runner.build_task(plan) for plan in result.plan.tasks]
     forgets = [tuple(t.splits.forget.tolist()) for t in tasks]
@@ -166,15 +182,23 @@ def test_a_repeated_request_runs_distinct_deletions_of_one_original(tmp_path: Pa
     assert all(torch.equal(originals[0], o) for o in originals[1:])  # the same original
     kinds = [p.read_text() for p in (out / "cache").rglob("*.json")]
     assert sum('"artifact": "original"' in k for k in kinds) == 1  # trained once
-    # SISA's own trained state is built once too, and each repeat unlearns from it
+    # SISA's and DeepObliviate's own trained states are built once too, and each
+    # repeat unlearns from them
     assert sum('"artifact": "sisa"' in k for k in kinds) == 1
+    assert sum('"artifact": "deepobliviate-stored-training"' in k for k in kinds) == 1
     with ResultStore(out / "results.sqlite", read_only=True) as store:
         cells = store.cells()
-        assert len(cells) == 9
+        assert len(cells) == 12
         repeats = sorted(json.loads(c["config"])["repeat"] for c in cells)
-        assert repeats == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+        assert repeats == [0] * 4 + [1] * 4 + [2] * 4
         assert {c["request"] for c in cells} == {"random:1 ×3"}
         rows = store.metric_rows()
+    from unlearnbench.reports.board import build_leaderboard
+
+    with ResultStore(out / "results.sqlite", read_only=True) as store:
+        board = build_leaderboard(store)
+    assert set(board.table["request"]) == {"random:1 ×3"}
+    assert set(board.table["seeds"]) == {1}
     per = {(r["method"], r["name"]): r for r in rows}
     assert len(per) == len(rows)  # one row per method and metric (one seed)
     raw = sqlite3.connect(out / "results.sqlite").execute(
@@ -183,6 +207,8 @@ def test_a_repeated_request_runs_distinct_deletions_of_one_original(tmp_path: Pa
     values: dict[tuple[str, str], list[float]] = {}
     for method, name, value in raw:
         values.setdefault((method, name), []).append(value)
+    retrain = board.table[board.table["method"] == "retrain"].iloc[0]
+    assert retrain["test_accuracy"] == pytest.approx(per["retrain", "test_accuracy"]["value"])
     for key, row in per.items():
         assert row["repeats"] == 3
         if key[1].endswith("speedup"):
@@ -207,7 +233,7 @@ def test_a_resumed_run_keeps_the_repeats_already_done(tmp_path: Path) -> None:
     con.commit()
     con.close()
     again, _ = _run(tmp_path)
-    assert (again.summary.ok, again.summary.skipped) == (3, 6)
+    assert (again.summary.ok, again.summary.skipped) == (4, 8)
     after = dict(sqlite3.connect(db).execute("SELECT cell_id, finished_at FROM cells").fetchall())
     assert set(after) == set(before)
     assert all(after[c] == before[c] for c in before if c not in lost)
