@@ -239,6 +239,34 @@ def test_a_resumed_run_keeps_the_repeats_already_done(tmp_path: Path) -> None:
     assert all(after[c] == before[c] for c in before if c not in lost)
 
 
+def test_repeat_0_measures_what_the_plain_request_measures(tmp_path: Path) -> None:
+    """The same forget set, original, reference and method run: the same metrics."""
+    from unlearnbench.execution import run_suite
+    from unlearnbench.testing import registry
+
+    text = suite_toml(
+        requests=(
+            {"kind": "random", "count": 2},
+            {"kind": "random", "count": 2, "repeats": 2},
+        ),
+    )
+    suite = write(tmp_path / "s.toml", text)
+    result = run_suite(suite, tmp_path / "out", registry(), device="cpu")
+    assert result.summary.ok == 6
+    con = sqlite3.connect(tmp_path / "out" / "results.sqlite")
+    found: dict[tuple[str, object], dict[str, float]] = {}
+    for method, config, name, value in con.execute(
+        "SELECT c.method, c.config, m.name, m.value FROM metrics m JOIN cells c USING (cell_id)"
+    ):
+        repeat = json.loads(config).get("repeat", "plain")
+        found.setdefault((method, repeat), {})[name] = value
+    for method in ("retrain", "original"):
+        assert found[method, "plain"] == found[method, 0]
+    # repeat 1 unlearns from the same original, but retrains without other points
+    assert found["original", 1]["test_accuracy"] == found["original", 0]["test_accuracy"]
+    assert found["retrain", 1]["retain_accuracy"] != found["retrain", 0]["retain_accuracy"]
+
+
 def _record(cell: str, method: str, repeat: int | None, values: dict[str, float]) -> CellRecord:
     config: dict[str, object] = {"method": {"name": method}, "seed": 0}
     if repeat is not None:

@@ -69,8 +69,12 @@ def _groups(
     kept), and each group's ``(repeat, row)`` members."""
     order: list[Any] = []
     members: dict[Any, list[tuple[int, dict[str, Any]]]] = {}
+    parsed: dict[str, tuple[str, int] | None] = {}  # cell id -> its group: one parse a cell
     for row in rows:
-        found = repeat_group(row.pop("config", None))
+        config = row.pop("config", None)
+        if row["cell_id"] not in parsed:
+            parsed[row["cell_id"]] = repeat_group(config)
+        found = parsed[row["cell_id"]]
         if found is None:
             order.append(row)
             continue
