@@ -1,9 +1,11 @@
 """Suite x registry -> tasks and cells, with every name and parameter resolved.
 
-A *task* is (dataset, architecture, splits, recipe, request, seed); its cells
-are the methods run on it. Keys are content hashes of the resolved
-configuration, so the same cell has the same id in every run (resume) and the
-same trained model has the same cache key wherever it is needed (sharing).
+A *task* is (dataset, architecture, splits, recipe, request, seed, and for a
+request with ``repeats`` = N > 1 the repeat 0..N-1); its cells are the methods
+run on it. A request's repeats share one ``train_key`` (one original model).
+Keys are content hashes of the resolved configuration, so the same cell has
+the same id in every run (resume) and the same trained model has the same
+cache key wherever it is needed (sharing).
 Feasibility (split sizes, forget requests, method parameters against the
 split sizes through :attr:`MethodSpec.check`) is checked against the real data
 before any training, and an absurd training budget is warned about.
