@@ -312,3 +312,21 @@ def test_the_store_aggregates_a_cells_repeats_per_seed(tmp_path: Path) -> None:
     assert repeated["acc"]["cell_id"] == "r2"  # the lowest repeat's
     assert [s["cell_id"] for s in series] == ["p", "r2"]
     assert "config" not in rows[0] and "config" not in series[0]
+
+
+def test_a_tuned_suite_tunes_each_repeat_under_its_own_name() -> None:
+    """Each repeat's validation forget set is drawn beside its own forget set: one study
+    per repeat, named apart."""
+    from unlearnbench.execution.tuning import plan_studies
+    from unlearnbench.testing import registry
+
+    text = suite_toml(
+        methods=("retrain", "finetune"),
+        requests=({"kind": "random", "count": 1, "repeats": 2},),
+    )
+    text += "\n[tuning]\ntrials = 2\nmax_sample_passes = 1000\n"
+    reg = registry()
+    studies = plan_studies(build_plan(parse_suite(tomllib.loads(text)), reg), reg)
+    assert [s.task.repeat for s in studies] == [0, 1]
+    assert "random:1 ×2/seed 0/repeat 1 |" in studies[1].name
+    assert len({s.name for s in studies}) == 2

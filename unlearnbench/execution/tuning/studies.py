@@ -104,9 +104,10 @@ def study_name(
         "seed": tuning.seed,
         "cap": tuning.max_sample_passes,
     }
+    repeat = f"/repeat {task.repeat}" if task.request.repeats > 1 else ""
     return (
         f"{method.label} | {task.dataset.label}/{task.architecture.label}/"
-        f"{task.request.label_text}/seed {task.seed} | {content_key(ident)[:16]}"
+        f"{task.request.label_text}/seed {task.seed}{repeat} | {content_key(ident)[:16]}"
     )
 
 
