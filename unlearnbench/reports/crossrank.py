@@ -192,7 +192,8 @@ def diagram(board: Leaderboard) -> Figure | None:
         return None
     import scikit_posthocs as sp
 
-    figure = Figure(figsize=(8, 2.2 * len(results)), layout="constrained")
+    height = sum(1.2 + 0.17 * len(r.ranks) for r in results)  # labels stack per side
+    figure = Figure(figsize=(8, height), layout="constrained")
     axes = figure.subplots(len(results), 1, squeeze=False).ravel()
     for ax, result in zip(axes, results, strict=True):
         ranks: dict[str, Any] = {str(m): float(r) for m, r in result.ranks.items()}
