@@ -211,15 +211,17 @@ def test_critical_difference_on_a_hand_worked_example(tmp_path: Path) -> None:
         tmp_path,
         {
             "retrain": [0.5] * 4,  # anchors: never ranked
-            "original": [0.95] * 4,
+            "original": [0.65] * 4,
             "m1": [0.9, 0.9, 0.8, 0.9],  # 1  1  2  1     1.25
             "m2": [0.8, 0.7, 0.9, 0.8],  # 2  3  1  2     2.00
             "m3": [0.7, 0.8, 0.7, 0.7],  # 3  2  3  3     2.75
             "m4": [0.6, 0.6, 0.6, 0.6],  # 4  4  4  4     4.00
+            "wreck": [0.1] * 4,  # collapsed (0.55 below the original): never ranked
         },
     )
     result = crossrank.rank(board, "utility")
     assert not result.reason and result.groups == 4
+    assert result.left_out == ["wreck"]
     assert list(result.ranks.index) == ["m1", "m2", "m3", "m4"]
     assert list(result.ranks) == pytest.approx([1.25, 2.0, 2.75, 4.0])
     # Friedman: 12N/(k(k+1)) * sum(R_j^2) - 3N(k+1) = 2.4 * 29.125 - 60 = 9.9 (no ties)

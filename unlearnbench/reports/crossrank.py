@@ -13,8 +13,9 @@ ranks differ by more than the critical difference
 ``CD = q_0.05(k, ∞)/√2 · √(k(k+1)/(6N))`` for k methods over N groups. The
 diagram is scikit-posthocs' ``critical_difference_diagram``.
 
-A method missing from a group (or without a value there) is left out of that
-measure's ranking (and named); fewer than ``MIN_GROUPS`` groups or ``MIN_METHODS``
+A method missing from a group, without a value there or flagged there (collapsed,
+no effect: never ranked, as in the tables) is left out of that measure's ranking
+(and named); fewer than ``MIN_GROUPS`` groups or ``MIN_METHODS``
 methods rank nothing ("not enough groups").
 """
 
@@ -84,11 +85,15 @@ def critical_difference(k: int, n: int, level: float = LEVEL) -> float:
 
 
 def scores(board: Leaderboard, column: str, direction: str) -> pd.DataFrame:
-    """Groups x methods: the value ranked, oriented so that lower is better."""
+    """Groups x methods: the value ranked, oriented so that lower is better; a row
+    flagged collapsed or no effect has none (it is never ranked, as in the tables)."""
     table = board.table
     rows = {}
+    flagged = board.collapsed_rows()
     for key, group in table.groupby(GROUP_KEYS, sort=False):
-        values = group.set_index("method")[column].astype(float)
+        values = group[column].astype(float)
+        values[group.index.isin(list(flagged))] = math.nan  # never ranked, as in the tables
+        values.index = group["method"]
         if direction == "none":
             reference = values.get(board.reference, math.nan)
             values = (values - reference).abs()
@@ -145,7 +150,7 @@ def summary(result: CrossRank) -> str:
         return f"{result.measure}: {result.reason}."
     verdict = "the methods' ranks differ" if result.pvalue < LEVEL else "no difference shown"
     missing = ", ".join(result.left_out)
-    left = f"; left out (missing in a group): {missing}" if missing else ""
+    left = f"; left out (flagged or missing in a group): {missing}" if missing else ""
     return (
         f"{result.measure} (by {result.column}): Friedman χ² = {result.statistic:.3g}, "
         f"p = {_p(result.pvalue)} over {result.groups} groups and {len(result.ranks)} methods "
