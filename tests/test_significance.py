@@ -232,6 +232,8 @@ def test_critical_difference_on_a_hand_worked_example(tmp_path: Path) -> None:
     assert result.separated("m1") == ["m4"]  # 2.75 > CD
     assert result.separated("m2") == []  # 2.00 < CD
     assert result.pairwise.loc["m1", "m4"] < 0.05 < result.pairwise.loc["m2", "m4"]
+    result.pvalue = 0.2  # a Friedman test that does not reject: no pair is read
+    assert result.separated("m1") == []
     text = to_markdown(board)
     assert "Friedman χ² = 9.9" in text and "CD = 2.35" in text
     assert "| 1   | m1       | 1.25           | m4" in text

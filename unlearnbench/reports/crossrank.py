@@ -60,8 +60,9 @@ class CrossRank:
     reason: str = ""  # why nothing is ranked, else ""
 
     def separated(self, method: str) -> list[str]:
-        """The methods whose average rank differs from ``method``'s by more than CD."""
-        if self.ranks.empty or math.isnan(self.cd):
+        """The methods whose average rank differs from ``method``'s by more than CD;
+        none unless the Friedman test rejected equal ranks first (Demšar 2006)."""
+        if self.ranks.empty or math.isnan(self.cd) or not self.pvalue < LEVEL:
             return []
         mine = float(self.ranks[method])
         return [str(m) for m, r in self.ranks.items() if abs(float(r) - mine) > self.cd + 1e-12]
@@ -167,8 +168,8 @@ LEGEND = (
     "the group's mean (ties averaged); utility higher is better, forgetting closest to the "
     "reference is better, speed by the work speed-up. The Friedman test asks whether the "
     "average ranks differ; two methods differ at 95% (Nemenyi) when their average ranks "
-    "differ by more than CD. 'Differs from': the methods a row is separated from; the "
-    "others tie with it."
+    "differ by more than CD, tested only where the Friedman test rejects equal ranks. "
+    "'Differs from': the methods a row is separated from; the others tie with it."
 )
 
 
