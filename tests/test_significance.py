@@ -3,6 +3,7 @@ and the ranking across tasks (Friedman, Nemenyi critical difference)."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -238,6 +239,9 @@ def test_critical_difference_on_a_hand_worked_example(tmp_path: Path) -> None:
     assert "Friedman χ² = 9.9" in text and "CD = 2.35" in text
     assert "| 1   | m1       | 1.25           | m4" in text
     assert "critical_difference" in make_plots(board)
+    (utility,) = [m for m in json.loads(render(board, "json"))["across_tasks"] if m["groups"]]
+    assert utility["measure"] == "utility" and utility["friedman_chi2"] == pytest.approx(9.9)
+    assert utility["average_ranks"] == pytest.approx({"m1": 1.25, "m2": 2, "m3": 2.75, "m4": 4})
 
 
 def test_too_few_groups_rank_nothing(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ terminal (no control characters or escape sequences).
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -384,6 +385,28 @@ def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
+def across_tasks_json(board: Leaderboard) -> list[dict[str, Any]]:
+    """Per headline measure: the Friedman test, the average ranks and the Nemenyi CD."""
+
+    def number(value: float) -> float | None:
+        return None if math.isnan(value) else value
+
+    return [
+        {
+            "measure": r.measure,
+            "metric": r.column,
+            "groups": r.groups,
+            "friedman_chi2": number(r.statistic),
+            "friedman_p": number(r.pvalue),
+            "critical_difference": number(r.cd),
+            "average_ranks": {str(m): float(v) for m, v in r.ranks.items()},
+            "left_out": r.left_out,
+            "not_ranked": r.reason,
+        }
+        for r in crossrank.rank_all(board)
+    ]
+
+
 def to_json(board: Leaderboard) -> str:
     rows = json.loads(board.table.to_json(orient="records"))
     return json.dumps(
@@ -421,6 +444,7 @@ def to_json(board: Leaderboard) -> str:
             ],
             "failures": board.failures,
             "non_finite": board.non_finite,
+            "across_tasks": [] if board.table.empty else across_tasks_json(board),
         },
         indent=2,
         default=str,
