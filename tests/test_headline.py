@@ -21,6 +21,10 @@ TIME = {"evaluator": "time", "role": "speed"}
 COST = {"evaluator": "cost", "role": "cost"}
 
 
+def strength_meta(threshold: float) -> dict:
+    return {"role": "attack_strength", "informative_above": threshold}
+
+
 def metrics(acc: float, forget: float, speed: float, backdoor: bool) -> dict:
     """Name -> (value, direction, unit, meta), in the order evaluators report them."""
     out = {
@@ -37,6 +41,8 @@ def metrics(acc: float, forget: float, speed: float, backdoor: bool) -> dict:
     }
     if backdoor:
         out["backdoor_success_gap"] = (forget / 2, "lower", "fraction", BACKDOOR)
+        out["backdoor_strength"] = (0.95, "higher", "fraction", {**BACKDOOR, **strength_meta(0.5)})
+    out["mia_efficacy_strength"] = (0.7, "higher", "AUC", {**MIA, **strength_meta(0.6)})
     return out
 
 
@@ -84,20 +90,23 @@ def test_headline_columns_are_chosen_by_role_in_reading_order(board) -> None:
         "forget_accuracy",  # forgetting
         "consistency",  # agreement with the reference
         "avg_gap",
-        "mia_efficacy_gap",  # attack gaps
+        "mia_efficacy_gap",  # attack gaps (each group keeps its strongest)
         "backdoor_success_gap",
-        "work_speedup",  # speed: work-based first, then wall-clock
-        "speedup",
+        "work_speedup",  # speed-up over the reference: work-based
+        "naive_speedup",  # over the method's own naive retraining (the reference has none)
         "storage_bytes",  # cost in bytes
-    ]  # not retain_accuracy (no role), unlearn_seconds (cost in s), naive_speedup (no ref)
+    ]  # not retain_accuracy (no role), unlearn_seconds (cost in s), speedup (wall-clock)
     labels = {c.key: c.label for c in headline_columns(board)}
     assert labels["test_accuracy"] == "test accuracy % ↑"
     assert labels["avg_gap"] == "Avg. Gap % ↓"
 
 
-def test_backdoor_columns_only_where_the_request_has_one(board) -> None:
+def test_each_group_shows_its_strongest_attack_on_the_original(board) -> None:
     by_request = {key[2]: [c.key for c in cols] for key, _, cols in headline_groups(board)}
+    # backdoor: (0.95 - 0.5) / 0.5 = 0.9 beats the MIA's (0.7 - 0.6) / 0.4 = 0.25
     assert "backdoor_success_gap" in by_request["backdoor:5"]
+    assert "mia_efficacy_gap" not in by_request["backdoor:5"]
+    assert "mia_efficacy_gap" in by_request["random:5"]  # no backdoor there
     assert "backdoor_success_gap" not in by_request["random:5"]
 
 
@@ -113,7 +122,9 @@ def test_markdown_puts_headline_first_with_group_headings_and_legends(board) -> 
     assert "| dataset" not in head  # dataset and architecture are in the heading
     assert "retrain (reference)" in head and "original (no unlearning)" in head
     assert head.count("Bold: best of the group") == 2  # one legend line per table
-    assert "79.5 ± 6.4" in head  # close's test accuracy, percent (0.79, 0.80 over seeds)
+    # close's test accuracy, percent (0.79, 0.80 over seeds), with the paired difference
+    # to retrain (0.80, 0.81: -1 point on each seed); the unpaired interval in the details
+    assert "79.5, Δ −1.0 ± 0" in head and "79.5 ± 6.4" in text.split("## Details")[1]
     assert "2.5 ± 0 MB" in head and "10× (±0)" in head  # storage, close's work speed-up
     assert "**" not in head.split("wrecked")[1].split("\n")[0]  # a collapsed row: no bold
 

@@ -1,7 +1,8 @@
 """Results store -> leaderboard: one row per (dataset, architecture, method,
 request), each metric's mean over seeds with its 95% interval, the gaps to the
 reference and Avg. Gap (:mod:`.gaps`), the rows never ranked (:mod:`.flags`) and
-the best values of each group (:func:`best_cells`).
+the best values of each group (:func:`best_cells`, decided by a paired test in
+:mod:`.significance`) and the paired differences to the anchors (:mod:`.paired`).
 
 Metric roles, Avg. Gap membership and attack thresholds come from the
 evaluators' declarations, stored with every metric, so reports know no
@@ -31,7 +32,9 @@ from unlearnbench.reports.flags import (
     flag_collapsed,
     flag_no_effect,
 )
-from unlearnbench.reports.gaps import GROUP_KEYS, KEYS, avg_gap_metrics, gap_columns, with_gaps
+from unlearnbench.reports.gaps import GROUP_KEYS, KEYS, avg_gap_metrics, with_gaps
+from unlearnbench.reports.paired import paired_metrics, with_paired
+from unlearnbench.reports.significance import TEST_NAME, marks
 from unlearnbench.reports.stats import ci95, geometric_mean_ci95, mean_or_nan
 
 log = logging.getLogger(__name__)
@@ -71,6 +74,9 @@ class Leaderboard:
     configs: dict[tuple[Any, ...], dict[str, Any]] = field(default_factory=dict)
     # KEYS + seed, metric and value of each metric an evaluator returned as NaN or infinite
     non_finite: list[dict[str, Any]] = field(default_factory=list)
+    # results derived from the table once (the significance marks), keyed by what they
+    # were computed from; not part of the board's data
+    cache: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def role(self, metric: str) -> str:
         return str(self.about.get(metric, {}).get("role", ""))
@@ -93,18 +99,6 @@ class Leaderboard:
 def is_geometric(board: Leaderboard, column: str) -> bool:
     """Whether ``column`` is a ratio aggregated geometrically (its ``_ci95`` is a factor)."""
     return board.role(column) in GEOMETRIC_ROLES
-
-
-def interval(board: Leaderboard, index: int, column: str) -> tuple[float, float] | None:
-    """The 95% interval of a row's value in ``column``; ``None`` without one (one seed)."""
-    row = board.table.loc[index]
-    value, ci = row.get(column), row.get(f"{column}_ci95")
-    if value is None or ci is None or math.isnan(float(value)) or math.isnan(float(ci)):
-        return None
-    value, ci = float(value), float(ci)
-    if is_geometric(board, column):
-        return value / ci, value * ci
-    return value - ci, value + ci
 
 
 def _blank_anchor_ratios(
@@ -199,6 +193,8 @@ def build_leaderboard(
     table = table.reindex(columns=columns)
     gap_metrics = [m for m in metrics if not m.endswith("_gap") and f"{m}_gap" not in set(metrics)]
     avg_metrics = avg_gap_metrics(metrics, about)
+    anchors = {"ref": reference, "orig": original}
+    table = with_paired(table, wide, paired_metrics(metrics, about), anchors)
     table = with_gaps(table, wide, gap_metrics, avg_metrics, reference)
     table.insert(table.columns.get_loc("seeds") + 1, FLAGS, "")
     wanted = [r for r in store.series_rows() if keep(r["cell_id"])]
@@ -338,83 +334,10 @@ def _with_anchor_rows(table: pd.DataFrame, reference: str, original: str) -> pd.
 
 
 def best_cells(board: Leaderboard) -> set[tuple[int, str]]:
-    """(row index, column) pairs holding the best value of their group's column.
-
-    Only unlearning methods compete: the reference (retrain: consistency 1 and
-    every gap 0 by definition) and the original (doing nothing) are the two
-    anchors every row is read against, never marked.
-    ``higher``/``lower`` metrics: the extreme mean; gap columns: the smallest gap
-    among rows other than the reference (whose gap is zero by definition);
-    ``none`` metrics: the row closest to the reference row (reference excluded),
-    nothing when the group has no reference value, and nothing for metrics
-    without a unit (cost counters a method reports, which the runner passes on
-    undeclared: closeness to retrain's counters means nothing). A best value is
-    marked only when its 95% interval does not overlap the runner-up's (see
-    :func:`_separated`): ties, one-seed rows and overlaps mark nothing. Never
-    marked: the original row, collapsed rows, uninformative attack values.
-    """
-    marked: set[tuple[int, str]] = set()
-    table = board.table
-    if table.empty:
-        return marked
-    excluded_rows = board.collapsed_rows()
-    hidden = board.hidden_cells()
-    columns = [
-        (m, "gap" if m.endswith("_gap") else board.directions.get(m, "none")) for m in board.metrics
-    ]
-    columns += [(c, "gap") for c in gap_columns(board) if c not in board.directions]
-    for _, group in table.groupby(GROUP_KEYS, sort=False):
-        is_ref = group["method"] == board.reference
-        anchors = group["method"].isin([board.original, board.reference])
-        contenders = ~anchors & ~group.index.isin(excluded_rows)
-        for column, direction in columns:
-            if column not in group:
-                continue
-            values = group[column].astype(float)
-            if direction == "none" and not board.units.get(column):
-                continue  # a raw cost counter passed through by the runner: not comparable
-            if board.role(column.removesuffix("_gap")) == "attack_strength":
-                continue  # how much the check can tell, not how well a method did (gap too)
-            if direction in ("gap", "none"):
-                if direction == "none":
-                    ref_value = values[is_ref].dropna()
-                    if ref_value.empty:
-                        continue
-                    values = (values - float(ref_value.iloc[0])).abs()
-                values = values[~is_ref]
-            values = values[contenders.reindex(values.index)]
-            values = values[[(int(i), column) not in hidden for i in values.index]].dropna()
-            if len(values) < 2:
-                continue
-            best = values.max() if direction == "higher" else values.min()
-            winners = values.index[values == best]
-            if len(winners) == 1 and _separated(board, column, values, winners[0], direction):
-                marked.add((int(winners[0]), column))
-    return marked
-
-
-def _separated(
-    board: Leaderboard, column: str, values: pd.Series, best: Any, direction: str
-) -> bool:
-    """Whether the best row's 95% interval clears the runner-up's (no overlap).
-
-    ``values`` are what is ranked (distances to the reference for ``none``
-    columns, whose interval is the metric's own half-width around that
-    distance). A row without an interval (one seed) separates from nothing.
-    """
-    others = values.drop(best)
-    runner_up = others.idxmax() if direction == "higher" else others.idxmin()
-    spans = []
-    for index in (best, runner_up):
-        span = interval(board, int(index), column)
-        if span is None:
-            return False
-        if direction == "none":  # distance to the reference: the metric's width around it
-            half = (span[1] - span[0]) / 2
-            span = (float(values[index]) - half, float(values[index]) + half)
-        spans.append(span)
-    (best_lo, best_hi), (other_lo, other_hi) = spans
-    return best_lo > other_hi if direction == "higher" else best_hi < other_lo
+    """(row index, column) pairs holding the best value of their group's column,
+    separated from every other contender by a paired test over shared seeds (see
+    :func:`~unlearnbench.reports.significance.marks`, which also gives the ties)."""
+    return marks(board).best
 
 
 def format_value(value: Any, ci: Any = None) -> str:
@@ -463,8 +386,10 @@ RATIO_LEGEND = (
 
 
 BOLD_RULE = (
-    "A best value is marked only when its 95% interval does not overlap the runner-up's "
-    "(one seed, or a tie, marks nothing)."
+    f"A best value is marked only when {TEST_NAME} separates it from every other "
+    "unlearning method of the group (so from the runner-up); otherwise ≈ marks every "
+    "method not separated from the best, the best included; a column where all tie, or "
+    "with one seed, marks nothing."
 )
 
 

@@ -21,19 +21,23 @@ from typing import Any
 
 import pandas as pd
 
-from unlearnbench.reports.board import DAGGER, Leaderboard, best_cells, legend, notes
+from unlearnbench.reports import crossrank
+from unlearnbench.reports.board import DAGGER, Leaderboard, legend, notes
 from unlearnbench.reports.flags import FLAGS
 from unlearnbench.reports.gaps import GROUP_KEYS, KEYS, gap_columns, gap_legend
 from unlearnbench.reports.headline import (
     format_cell,
+    format_headline_cell,
     group_title,
     headline_groups,
     headline_legend,
     raw_header,
     row_label,
 )
+from unlearnbench.reports.paired import paired_columns
 from unlearnbench.reports.plots import caption
-from unlearnbench.reports.text import non_finite_lines
+from unlearnbench.reports.significance import TIED, Marks, few_seeds, marks
+from unlearnbench.reports.text import non_finite_lines, paired_legend, paired_metric_names
 
 TRADEOFF = "tradeoff"
 
@@ -48,6 +52,8 @@ table.board th[aria-sort=ascending]::after{content:" ▲"}
 table.board th[aria-sort=descending]::after{content:" ▼"}
 table.board td.num{text-align:right;font-variant-numeric:tabular-nums}
 table.board td.best{font-weight:700;background:#e6f4ea}
+table.board td.tied{background:#f3f8f4}
+p.warning{color:#8a4b00;font-weight:600}
 table.board td.uninformative{color:#aaa}
 table.board tr.collapsed td{background:#fdecea}
 table.board tr.no-effect td{color:#888}
@@ -112,11 +118,16 @@ def _table(
     *,
     rows: pd.DataFrame | None = None,
     keys: tuple[str, ...] = tuple(KEYS),
+    marked: Marks | None = None,
+    headline: bool = False,
 ) -> str:
     """``columns``: (column in board.table, header text); adds #, ``keys``, seeds, flags.
 
-    ``rows``: the table's rows in display order (default: the whole board)."""
-    marks, hidden = best_cells(board), board.hidden_cells()
+    ``rows``: the table's rows in display order (default: the whole board);
+    ``marked``: the bold and tied cells (default: :func:`.significance.marks`);
+    ``headline``: values with their paired difference to the reference."""
+    found, hidden = (marks(board) if marked is None else marked), board.hidden_cells()
+    formatted = format_headline_cell if headline else format_cell
     rows = board.table if rows is None else rows
     heads = ["#", *keys, "seeds", FLAGS] + [header for _, header in columns]
     out = [f'<div class="scroll"><table class="board" id="{table_id}"><thead><tr>']
@@ -144,10 +155,12 @@ def _table(
         out.append(f'<td data-v="{_data(row[FLAGS])}">{escape(str(row[FLAGS]))}</td>')
         for column, _ in columns:
             value = row.get(column)
-            cls = "num best" if (index, column) in marks else "num"
+            cls = "num best" if (index, column) in found.best else "num"
+            text = formatted(board, row, column)
+            if (index, column) in found.tied:
+                cls, text = "num tied", f"{text} {TIED}"
             if (index, column) in hidden:
                 cls = "num uninformative"
-            text = format_cell(board, row, column)
             text = escape(text + (f" {DAGGER}" if cls.endswith("ive") and text != "–" else ""))
             out.append(f'<td class="{cls}" data-v="{_data(value)}">{text}</td>')
         out.append("</tr>")
@@ -167,6 +180,7 @@ def _figure(name: str, png: bytes, captions: Mapping[str, str]) -> str:
 def _headline(board: Leaderboard) -> list[str]:
     """Per group: a heading, the headline table, its legend line."""
     parts = []
+    found = marks(board)
     for number, (key, rows, columns) in enumerate(headline_groups(board)):
         parts.append(f"<h2>{escape(group_title(key))}</h2>")
         parts.append(
@@ -176,9 +190,32 @@ def _headline(board: Leaderboard) -> list[str]:
                 [(c.key, c.label) for c in columns],
                 rows=rows,
                 keys=("method",),
+                marked=found,
+                headline=True,
             )
         )
         parts.append(f'<p class="legend">{escape(headline_legend(board, PAGE_MARK))}</p>')
+    return parts
+
+
+def _crossrank(board: Leaderboard) -> list[str]:
+    """The across-tasks section: per measure, the test's line and the rank table."""
+    parts = [
+        "<h2>Across tasks: Friedman test and critical difference</h2>",
+        f'<p class="legend">{escape(crossrank.LEGEND)}</p>',
+    ]
+    for result in crossrank.rank_all(board):
+        parts.append(f"<h3>{escape(result.measure)}</h3>")
+        parts.append(f'<p class="legend">{escape(crossrank.summary(result))}</p>')
+        if result.reason:
+            continue
+        parts.append(f'<table class="board" id="crossrank-{escape(result.measure)}"><thead><tr>')
+        parts += [f"<th>{escape(h)}</th>" for h in crossrank.HEADERS]
+        parts.append("</tr></thead><tbody>")
+        for row in crossrank.table_rows(result):
+            cells = "".join(f'<td data-v="{escape(c, quote=True)}">{escape(c)}</td>' for c in row)
+            parts.append(f"<tr>{cells}</tr>")
+        parts.append("</tbody></table>")
     return parts
 
 
@@ -201,11 +238,13 @@ def to_html(
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",
         f"<h1>{escape(title)}</h1>",
     ]
+    parts += [f'<p class="warning">Warning: {escape(line)}.</p>' for line in few_seeds(board)]
     if board.table.empty:
         parts.append("<p>No finished cells yet.</p>")
     else:
         parts += _headline(board)
         parts += [f'<p class="note">{escape(line)}</p>' for line in notes(board)]
+        parts += _crossrank(board)
     if TRADEOFF in images:
         parts.append(_figure(TRADEOFF, images[TRADEOFF], captions))
     if not board.table.empty:
@@ -225,6 +264,14 @@ def to_html(
                 f'</summary><p class="legend">{escape(gap_legend(board))}</p>'
             )
             parts.append(_table(board, "gaps", [(c, raw_header(board, c)) for c in gaps]))
+            parts.append("</details>")
+        paired = [c for m in paired_metric_names(board) for c in paired_columns(m)]
+        if paired:
+            parts.append(
+                '<details id="details-paired"><summary>Paired differences</summary>'
+                f'<p class="legend">{escape(paired_legend(board))}</p>'
+            )
+            parts.append(_table(board, "paired", [(c, c) for c in paired], marked=Marks()))
             parts.append("</details>")
     others = {n: png for n, png in images.items() if n != TRADEOFF}
     if others:

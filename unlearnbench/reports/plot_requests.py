@@ -25,7 +25,12 @@ PLOTS_FILE = "plots.json"
 PLOT_KEYS = {"name", "title", "metrics", "x", "series", "where", "log_x", "log_y"}
 # a plot's name is its file name, plots/<name>.png
 PLOT_NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,100}")
-BUILTIN_PLOTS = ("tradeoff", "residual_memory", "roc")  # reports.plots.PLOTS: never overwritten
+BUILTIN_PLOTS = (
+    "tradeoff",
+    "residual_memory",
+    "roc",
+    "critical_difference",
+)  # reports.plots.PLOTS: never overwritten
 
 
 class PlotError(KeyedError):

@@ -18,6 +18,8 @@ Three plots, each skipped cleanly when its data is missing:
   ``first_block`` metric the x axis counts blocks from it (so ``stop_block`` is
   in the same unit); otherwise x is the 0-based index into the series and the
   stop value is read as such an index.
+- ``critical_difference``: one critical-difference diagram per headline
+  measure across the board's groups (:mod:`.crossrank`), when it has enough.
 - ``roc``: membership-attack ROC curves, series pairs ``<prefix>roc_fpr`` /
   ``<prefix>roc_tpr`` of one cell; per method, the mean TPR over seeds on a
   common FPR grid (linear interpolation), the chance diagonal dashed.
@@ -37,6 +39,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
+from unlearnbench.reports import crossrank
 from unlearnbench.reports.gaps import GROUP_KEYS, KEYS, per_seed_gaps
 from unlearnbench.reports.headline import speed_metrics
 from unlearnbench.reports.stats import ci95
@@ -52,6 +55,7 @@ CAPTIONS = {
     "tradeoff": TRADEOFF_CAPTION,
     "residual_memory": "Residual memory (Δ) curves and stopping points",
     "roc": "Membership-attack ROC curves",
+    "critical_difference": crossrank.CAPTION,
 }
 
 
@@ -345,4 +349,9 @@ def roc(board: Leaderboard) -> Figure | None:
     return figure
 
 
-PLOTS = {"tradeoff": tradeoff, "residual_memory": delta_curves, "roc": roc}
+PLOTS = {
+    "tradeoff": tradeoff,
+    "residual_memory": delta_curves,
+    "roc": roc,
+    "critical_difference": crossrank.diagram,
+}

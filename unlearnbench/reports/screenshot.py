@@ -26,8 +26,9 @@ def find_browser() -> str | None:
     return next((path for name in BROWSERS if (path := shutil.which(name))), None)
 
 
-def screenshot(page: Path, target: Path, *, width: int = 1400, height: int = 2200,
-               timeout: float = 60.0) -> Path:
+def screenshot(
+    page: Path, target: Path, *, width: int = 1400, height: int = 2200, timeout: float = 60.0
+) -> Path:
     """Write a ``width`` x ``height`` PNG of ``page`` (a local HTML file) to ``target``."""
     browser = find_browser()
     if browser is None:

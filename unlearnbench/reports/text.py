@@ -13,6 +13,7 @@ terminal (no control characters or escape sequences).
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -20,10 +21,10 @@ from typing import Any
 import pandas as pd
 from tabulate import tabulate
 
+from unlearnbench.reports import crossrank
 from unlearnbench.reports.board import (
     DAGGER,
     Leaderboard,
-    best_cells,
     legend,
     notes,
     variant_parameters,
@@ -32,18 +33,24 @@ from unlearnbench.reports.flags import FLAGS
 from unlearnbench.reports.gaps import GROUP_KEYS, KEYS, gap_columns, gap_legend
 from unlearnbench.reports.headline import (
     format_cell,
+    format_headline_cell,
     group_title,
     headline_groups,
     headline_legend,
     raw_header,
     row_label,
 )
+from unlearnbench.reports.paired import paired_columns
 from unlearnbench.reports.plots import TRADEOFF_CAPTION
+from unlearnbench.reports.significance import TIED, Marks, few_seeds
+from unlearnbench.reports.significance import marks as significance_marks
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _MD_SPECIAL = re.compile(r"[\\`*~|]|\](?=[(\[])|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
 _MD_HTML = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+TERMINAL_MARKS = {(True, False): "*", (False, True): TIED}
+"""A terminal has no bold: the best value gets ``*``, a tie ``≈``."""
 
 
 def md_escape(value: Any) -> str:
@@ -81,19 +88,25 @@ def cell_text(
     board: Leaderboard,
     index: int,
     column: str,
-    marks: set[tuple[int, str]],
+    marks: Marks,
     hidden: set[tuple[int, str]],
+    *,
+    headline: bool = False,
 ) -> str:
-    """One formatted value: bold when best, a dagger when uninformative."""
-    text = md_escape(format_cell(board, board.table.loc[index], column))
+    """One formatted value: bold when best, ``≈`` when tied with the best, a dagger
+    when uninformative; ``headline``: with the paired difference to the reference."""
+    shown = format_headline_cell if headline else format_cell
+    text = md_escape(shown(board, board.table.loc[index], column))
     if (index, column) in hidden and text != "–":
         return f"{text} {DAGGER}"
-    return f"**{text}**" if (index, column) in marks else text
+    if (index, column) in marks.tied:
+        return f"{text} {TIED}"
+    return f"**{text}**" if (index, column) in marks.best else text
 
 
 def markdown_tables(board: Leaderboard) -> tuple[list[str], list[list[str]]]:
     """Headers and formatted cells of the main table (best values in bold)."""
-    marks, hidden = best_cells(board), board.hidden_cells()
+    marks, hidden = significance_marks(board), board.hidden_cells()
     headers = [*KEYS, "seeds", FLAGS] + [md_escape(raw_header(board, m)) for m in board.metrics]
     body = []
     for index, row in board.table.iterrows():
@@ -112,10 +125,14 @@ def to_markdown(
 ) -> str:
     """The leaderboard as GitHub Markdown; ``plots`` maps captions to image paths."""
     lines = [f"# {md_escape(title)}", ""]
+    warnings = few_seeds(board)
+    if warnings:
+        lines += [md_escape(f"Warning: {line}.") for line in warnings] + [""]
     if not board.table.empty:
         lines += headline_markdown(board)
     if board.uninformative:
         lines += [*(md_escape(note) for note in notes(board)), ""]
+    lines += crossrank_markdown(board)
     if plots and TRADEOFF_CAPTION in plots:
         lines += [f"![{TRADEOFF_CAPTION}]({plots[TRADEOFF_CAPTION]})", ""]
     headers, body = markdown_tables(board)
@@ -123,7 +140,7 @@ def to_markdown(
     lines += [tabulate(body, headers=headers, tablefmt="github", disable_numparse=True), ""]
     columns = gap_columns(board)
     if gaps and columns and not board.table.empty:
-        marks, hidden = best_cells(board), board.hidden_cells()
+        marks, hidden = significance_marks(board), board.hidden_cells()
         gap_body = []
         for index, row in board.table.iterrows():
             cells = [str(v) for v in _row_key(row)]
@@ -149,6 +166,7 @@ def to_markdown(
             ),
             "",
         ]
+    lines += paired_markdown(board)
     variants = variant_parameters(board)
     if variants:
         lines += ["## Tuned parameters", ""]
@@ -202,13 +220,13 @@ def headline_rows(
     board: Leaderboard, rows: pd.DataFrame, columns: list[Any], *, bold: bool = True
 ) -> tuple[list[str], list[list[str]]]:
     """Headers and cells of one group's headline table (Markdown-escaped)."""
-    marks = best_cells(board) if bold else set()
+    marks = significance_marks(board) if bold else Marks()
     hidden = board.hidden_cells()
     headers = ["method", "seeds", FLAGS, *(md_escape(c.label) for c in columns)]
     body = []
     for index, row in rows.iterrows():
         cells = [md_escape(row_label(board, row)), str(row["seeds"]), md_escape(row[FLAGS])]
-        cells += [cell_text(board, index, c.key, marks, hidden) for c in columns]
+        cells += [cell_text(board, index, c.key, marks, hidden, headline=True) for c in columns]
         body.append(cells)
     return headers, body
 
@@ -217,14 +235,18 @@ def _plain_rows(
     board: Leaderboard, rows: pd.DataFrame, columns: list[Any]
 ) -> tuple[list[str], list[list[str]]]:
     """:func:`headline_rows` for a terminal: raw text, control characters removed."""
-    hidden = board.hidden_cells()
+    hidden, marks = board.hidden_cells(), significance_marks(board)
     headers = ["method", "seeds", FLAGS, *(plain_text(c.label) for c in columns)]
     body = []
     for index, row in rows.iterrows():
         cells = [plain_text(row_label(board, row)), str(row["seeds"]), plain_text(row[FLAGS])]
         for c in columns:
-            text = plain_text(format_cell(board, row, c.key))
-            cells.append(f"{text} {DAGGER}" if (index, c.key) in hidden and text != "–" else text)
+            text = plain_text(format_headline_cell(board, row, c.key))
+            cell = (index, c.key)
+            suffix = TERMINAL_MARKS.get((cell in marks.best, cell in marks.tied))
+            if (index, c.key) in hidden and text != "–":
+                suffix = DAGGER
+            cells.append(f"{text} {suffix}" if suffix else text)
         body.append(cells)
     return headers, body
 
@@ -243,6 +265,62 @@ def _md_url(path: str) -> str:
     return "".join(
         {" ": "%20", "(": "%28", ")": "%29", "<": "%3C", ">": "%3E"}.get(c, c) for c in str(path)
     )
+
+
+def crossrank_markdown(board: Leaderboard) -> list[str]:
+    """The across-tasks section: per headline measure, the Friedman test and the
+    average ranks with the methods within the critical difference (:mod:`.crossrank`)."""
+    if board.table.empty:
+        return []
+    lines = ["## Across tasks: Friedman test and critical difference", ""]
+    lines += [md_escape(crossrank.LEGEND), ""]
+    for result in crossrank.rank_all(board):
+        lines += [f"### {result.measure}", "", md_escape(crossrank.summary(result)), ""]
+        if not result.reason:
+            body = [[md_escape(c) for c in row] for row in crossrank.table_rows(result)]
+            lines.append(
+                tabulate(body, headers=crossrank.HEADERS, tablefmt="github", disable_numparse=True)
+            )
+            lines.append("")
+    return lines
+
+
+def paired_metric_names(board: Leaderboard) -> list[str]:
+    """The metrics with paired differences in the table (see :mod:`.paired`)."""
+    return [m for m in board.metrics if paired_columns(m)[0] in board.table]
+
+
+def paired_legend(board: Leaderboard) -> str:
+    return (
+        f"Paired differences: per seed, the row's value − {board.reference}'s (and − "
+        f"{board.original}'s) on the same seed, then the mean over seeds ± the half-width of "
+        "its 95% Student-t interval; the seeds' shared split and initialisation cancel, so "
+        "these intervals are much narrower than the unpaired ones above. Percent-points for "
+        "fractions."
+    )
+
+
+def paired_markdown(board: Leaderboard) -> list[str]:
+    """The details table of paired differences to the reference and the original."""
+    metrics = paired_metric_names(board)
+    if not metrics or board.table.empty:
+        return []
+    columns = [c for m in metrics for c in paired_columns(m) if c in board.table]
+    empty = Marks()
+    body = []
+    for index, row in board.table.iterrows():
+        cells = [str(v) for v in _row_key(row)]
+        cells += [cell_text(board, index, c, empty, set()) for c in columns]
+        body.append(cells)
+    headers = [*KEYS, "seeds", FLAGS, *(md_escape(c) for c in columns)]
+    return [
+        "## Details: paired differences",
+        "",
+        md_escape(paired_legend(board)),
+        "",
+        tabulate(body, headers=headers, tablefmt="github", disable_numparse=True),
+        "",
+    ]
 
 
 def headline_markdown(board: Leaderboard) -> list[str]:
@@ -282,6 +360,11 @@ def terminal_summary(board: Leaderboard, max_rows: int = 20, best: int = 5) -> s
         if len(shown) < len(rows):
             parts.append(f"({len(rows) - len(shown)} more rows: see the leaderboard)")
         parts.append("")
+    parts.append(
+        f"* best, separated from every other method by a paired t-test (95%); {TIED} tied "
+        "with the best; Δ: paired difference to the reference"
+    )
+    parts += [f"warning: {plain_text(line)}" for line in few_seeds(board)]
     if board.non_finite:
         parts.append("not finite (shown as –):")
         parts += [f"  {plain_text(line)}" for line in non_finite_lines(board)]
@@ -300,6 +383,28 @@ def to_csv(board: Leaderboard) -> str:
 
 def _short(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def across_tasks_json(board: Leaderboard) -> list[dict[str, Any]]:
+    """Per headline measure: the Friedman test, the average ranks and the Nemenyi CD."""
+
+    def number(value: float) -> float | None:
+        return None if math.isnan(value) else value
+
+    return [
+        {
+            "measure": r.measure,
+            "metric": r.column,
+            "groups": r.groups,
+            "friedman_chi2": number(r.statistic),
+            "friedman_p": number(r.pvalue),
+            "critical_difference": number(r.cd),
+            "average_ranks": {str(m): float(v) for m, v in r.ranks.items()},
+            "left_out": r.left_out,
+            "not_ranked": r.reason,
+        }
+        for r in crossrank.rank_all(board)
+    ]
 
 
 def to_json(board: Leaderboard) -> str:
@@ -339,6 +444,7 @@ def to_json(board: Leaderboard) -> str:
             ],
             "failures": board.failures,
             "non_finite": board.non_finite,
+            "across_tasks": [] if board.table.empty else across_tasks_json(board),
         },
         indent=2,
         default=str,

@@ -26,6 +26,7 @@ from unlearnbench.reports.devices import by_device
 from unlearnbench.reports.html_page import to_html
 from unlearnbench.reports.plot_requests import PlotRequest
 from unlearnbench.reports.plots import caption, make_plots
+from unlearnbench.reports.significance import few_seeds
 from unlearnbench.reports.sweeps import make_sweeps
 from unlearnbench.reports.text import to_csv, to_json, to_markdown
 
@@ -125,7 +126,7 @@ def write_board(
     if reference is None:
         reference = infer_reference(store)
     board = build_leaderboard(by_device(store, cells), reference, original, cells, declared)
-    for line in notes(board):
+    for line in [*notes(board), *few_seeds(board)]:
         log.warning("%s", line)
     paths, images = write_plots(board, out_dir, sweeps)
     for fmt in formats:
