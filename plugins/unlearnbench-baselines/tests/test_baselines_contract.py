@@ -5,7 +5,11 @@ from __future__ import annotations
 import pytest
 from unlearnbench.testing import check_method_contract, registry
 
-METHODS = (
+from unlearnbench_baselines.plugin import METHOD_MODULES
+
+# every method the plugin registers: a new module in METHOD_MODULES is picked up here
+METHODS = tuple(module.NAME for module in METHOD_MODULES)
+FIRST_EIGHT = (
     "finetune",
     "gradient_ascent",
     "neggrad_plus",
@@ -17,6 +21,18 @@ METHODS = (
 )
 
 
+def fast(name: str) -> dict[str, int]:
+    """Two epochs for a method that trains: the contract (shapes, streams,
+    determinism) stays fast; the behaviour tests run the defaults."""
+    spec = registry().get("method", name)
+    return {"epochs": 2} if any(p.name == "epochs" for p in spec.params) else {}
+
+
+def test_the_registered_methods_include_the_first_eight():
+    assert set(FIRST_EIGHT) <= set(METHODS)
+    assert len(set(METHODS)) == len(METHODS)
+
+
 def test_entry_point_registers_every_baseline():
     reg = registry()
     for name in METHODS:
@@ -26,9 +42,7 @@ def test_entry_point_registers_every_baseline():
 
 @pytest.mark.parametrize("name", METHODS)
 def test_method_contract(name, make_tiny_task):
-    # two epochs keep the contract (shapes, streams, determinism) fast; the
-    # behaviour tests run the default epochs
-    check_method_contract(name, make_tiny_task, params={"epochs": 2})
+    check_method_contract(name, make_tiny_task, params=fast(name))
 
 
 @pytest.mark.parametrize(
@@ -63,7 +77,7 @@ def test_unlearning_counts_its_sample_passes(name, make_tiny_task):
 
     spec = registry().get("method", name)
     task, ctx = make_tiny_task()
-    method = spec.create(resolve_params(spec.params, {"epochs": 2}))
+    method = spec.create(resolve_params(spec.params, fast(name)))
     state = method.fit(task, ctx)
     before = ctx.work
     result = method.unlearn(state, task.splits.forget, task, ctx)

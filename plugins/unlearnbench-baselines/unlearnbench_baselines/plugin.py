@@ -18,6 +18,7 @@ from unlearnbench_baselines import (
     random_label,
     salun,
     scrub,
+    ssd,
 )
 
 METHOD_MODULES = (
@@ -29,6 +30,7 @@ METHOD_MODULES = (
     salun,
     l1_sparse,
     boundary_shrink,
+    ssd,
 )
 
 
