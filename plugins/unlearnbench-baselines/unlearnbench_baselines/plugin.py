@@ -10,6 +10,7 @@ from __future__ import annotations
 from unlearnbench import MethodSpec, hookimpl
 
 from unlearnbench_baselines import (
+    bad_teacher,
     boundary_shrink,
     finetune,
     gradient_ascent,
@@ -31,6 +32,7 @@ METHOD_MODULES = (
     l1_sparse,
     boundary_shrink,
     ssd,
+    bad_teacher,
 )
 
 
