@@ -10,6 +10,7 @@ from __future__ import annotations
 from unlearnbench import MethodSpec, hookimpl
 
 from unlearnbench_baselines import (
+    amnesiac,
     bad_teacher,
     boundary_shrink,
     finetune,
@@ -33,6 +34,7 @@ METHOD_MODULES = (
     boundary_shrink,
     ssd,
     bad_teacher,
+    amnesiac,
 )
 
 
