@@ -13,6 +13,8 @@ from unlearnbench_baselines import (
     amnesiac,
     bad_teacher,
     boundary_shrink,
+    cf_k,
+    eu_k,
     finetune,
     gradient_ascent,
     l1_sparse,
@@ -35,6 +37,8 @@ METHOD_MODULES = (
     ssd,
     bad_teacher,
     amnesiac,
+    cf_k,
+    eu_k,
 )
 
 
