@@ -21,11 +21,17 @@ FIRST_EIGHT = (
 )
 
 
+# methods whose defaults take more than a few seconds on the tiny task
+FAST = {"unsir": {"noise_size": 32, "noise_steps": 5, "noise_copies": 2}}
+
+
 def fast(name: str) -> dict[str, int]:
-    """Two epochs for a method that trains: the contract (shapes, streams,
-    determinism) stays fast; the behaviour tests run the defaults."""
+    """Two epochs for a method that trains (smaller settings where ``FAST`` says):
+    the contract (shapes, streams, determinism) stays fast; the behaviour and
+    cross-check tests run the defaults or their own settings."""
     spec = registry().get("method", name)
-    return {"epochs": 2} if any(p.name == "epochs" for p in spec.params) else {}
+    epochs = {"epochs": 2} if any(p.name == "epochs" for p in spec.params) else {}
+    return {**epochs, **FAST.get(name, {})}
 
 
 def test_the_registered_methods_include_the_first_eight():

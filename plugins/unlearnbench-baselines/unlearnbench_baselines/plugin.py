@@ -23,6 +23,7 @@ from unlearnbench_baselines import (
     salun,
     scrub,
     ssd,
+    unsir,
 )
 
 METHOD_MODULES = (
@@ -39,6 +40,7 @@ METHOD_MODULES = (
     amnesiac,
     cf_k,
     eu_k,
+    unsir,
 )
 
 
