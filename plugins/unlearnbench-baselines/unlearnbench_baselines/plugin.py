@@ -12,6 +12,7 @@ from unlearnbench import MethodSpec, hookimpl
 from unlearnbench_baselines import (
     amnesiac,
     bad_teacher,
+    boundary_expanding,
     boundary_shrink,
     cf_k,
     eu_k,
@@ -41,6 +42,7 @@ METHOD_MODULES = (
     cf_k,
     eu_k,
     unsir,
+    boundary_expanding,
 )
 
 
