@@ -17,6 +17,7 @@ from unlearnbench_baselines import (
     cf_k,
     eu_k,
     finetune,
+    fisher,
     gradient_ascent,
     l1_sparse,
     neggrad_plus,
@@ -43,6 +44,7 @@ METHOD_MODULES = (
     eu_k,
     unsir,
     boundary_expanding,
+    fisher,
 )
 
 
