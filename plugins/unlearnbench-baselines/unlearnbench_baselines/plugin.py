@@ -19,6 +19,7 @@ from unlearnbench_baselines import (
     finetune,
     fisher,
     gradient_ascent,
+    influence,
     l1_sparse,
     neggrad_plus,
     random_label,
@@ -45,6 +46,7 @@ METHOD_MODULES = (
     unsir,
     boundary_expanding,
     fisher,
+    influence,
 )
 
 
