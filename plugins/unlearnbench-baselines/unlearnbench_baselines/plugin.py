@@ -21,6 +21,7 @@ from unlearnbench_baselines import (
     gradient_ascent,
     influence,
     l1_sparse,
+    msg,
     neggrad_plus,
     random_label,
     salun,
@@ -47,6 +48,7 @@ METHOD_MODULES = (
     boundary_expanding,
     fisher,
     influence,
+    msg,
 )
 
 
