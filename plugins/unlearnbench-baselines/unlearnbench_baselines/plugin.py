@@ -15,6 +15,7 @@ from unlearnbench_baselines import (
     boundary_expanding,
     boundary_shrink,
     cf_k,
+    conv_transpose,
     eu_k,
     finetune,
     fisher,
@@ -49,6 +50,7 @@ METHOD_MODULES = (
     fisher,
     influence,
     msg,
+    conv_transpose,
 )
 
 
