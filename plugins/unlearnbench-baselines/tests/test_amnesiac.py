@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from conftest import first_deletion, same_weights
-from unlearnbench.seeding import derive_seed, seed_torch
+from unlearnbench.seeding import derive_seed
 from unlearnbench.specs import resolve_params
 from unlearnbench.task_values import ForgetRequest
 from unlearnbench.testing import registry, run_unlearning
@@ -26,7 +26,7 @@ def reference_amnesiac(task, forget):
     model.train()
     steps = []
     for epoch in range(recipe.epochs):
-        seed_torch(derive_seed(seed, "noise", epoch))
+        torch.manual_seed(derive_seed(seed, "noise", epoch))
         order = epoch_order(task.splits.target, seed, epoch)
         for begin in range(0, order.numel(), recipe.batch_size):
             idx = order[begin : begin + recipe.batch_size]

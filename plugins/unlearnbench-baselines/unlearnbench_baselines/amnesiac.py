@@ -39,7 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from unlearnbench import MethodSpec, Unlearned
-from unlearnbench.seeding import derive_seed, seed_torch
+from unlearnbench.seeding import derive_seed
 from unlearnbench.specs import MethodContext
 from unlearnbench.task import Task
 from unlearnbench.training import epoch_order, make_optimizer
@@ -95,7 +95,7 @@ def recorded_training(task: Task, ctx: MethodContext) -> dict[str, Any]:
     rows: list[torch.Tensor] = []
     updates: dict[str, list[torch.Tensor]] = {n: [] for n, _ in model.named_parameters()}
     for epoch in range(recipe.epochs):
-        seed_torch(derive_seed(seed, "noise", epoch), x.device)
+        torch.manual_seed(derive_seed(seed, "noise", epoch))  # as train_model seeds dropout
         order = epoch_order(task.splits.target, seed, epoch)
         for begin in range(0, order.numel(), recipe.batch_size):
             idx = order[begin : begin + recipe.batch_size]
@@ -157,8 +157,10 @@ class Amnesiac(PostHocMethod):
         return copy.deepcopy(state.model).eval()
 
     def unlearn(
-        self, state: AmnesiacState, forget: torch.Tensor, task: Task, ctx: MethodContext
+        self, state: StreamState, forget: torch.Tensor, task: Task, ctx: MethodContext
     ) -> Unlearned:
+        if not isinstance(state, AmnesiacState):
+            raise TypeError(f"{NAME}: unlearn needs the state its own fit returned")
         step = begin_step(state, forget, task, NAME)
         undone = subtract_updates(step.model, state, step.forget)
         result = self.repair(step, task)

@@ -117,7 +117,7 @@ class InfluenceUnlearning(PostHocMethod):
         with torch.no_grad():
             start = 0
             for p in model.parameters():
-                p += self.params["alpha"] * k[start : start + p.numel()].view_as(p)
+                p.add_(self.params["alpha"] * k[start : start + p.numel()].view_as(p))
                 start += p.numel()
         step.work += n_f + n_r + visited
         return finish_step(step, retain_passes=n_r + visited, forget_passes=n_f)

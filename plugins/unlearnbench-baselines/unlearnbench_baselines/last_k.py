@@ -99,7 +99,7 @@ def reinitialise(layers: list[nn.Module], seed: object) -> None:
     for module in layers:
         weight = getattr(module, "weight", None)
         bias = getattr(module, "bias", None)
-        if isinstance(module, COUNTED):
+        if isinstance(module, COUNTED) and weight is not None:
             fresh = torch.empty(weight.shape)
             nn.init.kaiming_normal_(fresh, generator=gen)
             weight.copy_(fresh)

@@ -31,7 +31,7 @@ batch order and the new weights come from the deletion's seed.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -107,7 +107,7 @@ def reinit_small_gradients(
     gen = generator(seed, "msg-init")
     masks: dict[int, torch.Tensor] = {}
     for module in layers:
-        weight = module.weight
+        weight = cast(torch.Tensor, module.weight)
         if weight.grad is None:
             continue
         chosen = torch.zeros_like(weight, dtype=torch.bool)
