@@ -64,6 +64,13 @@ def test_method_contract(name, make_tiny_task):
         ("l1_sparse", {"gamma": -1.0}, r"^gamma: "),
         ("boundary_shrink", {"bound": 0.0}, r"^bound: "),
         ("random_label", {"lr": float("nan")}, r"^lr: .*finite"),
+        ("ssd", {"alpha": 0.0}, r"^alpha: "),
+        ("bad_teacher", {"retain_share": 0.0}, r"^retain_share: .*\(0, 1\]"),
+        ("cf_k", {"k": 0}, r"^k: "),
+        ("unsir", {"noise_size": 0}, r"^noise_size: "),
+        ("msg", {"layers": "all"}, r"^layers: .*not one of"),
+        ("conv_transpose", {"conv1d": "flip"}, r"^conv1d: .*not one of"),
+        ("fisher", {"alpha": -1.0}, r"^alpha: "),
     ],
 )
 def test_bad_parameters_are_named(name, params, message):
