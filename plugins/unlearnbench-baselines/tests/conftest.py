@@ -42,3 +42,11 @@ def same_weights(a: nn.Module, b: nn.Module) -> bool:
         torch.equal(p, q)
         for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
     )
+
+
+def first_deletion(task: Task) -> tuple[torch.Tensor, torch.Tensor]:
+    """The forget and retain indices of the stream's first deletion, in the order
+    the methods see them (a cross-check must batch exactly what the method did)."""
+    forget = task.forget_steps[0]
+    target = task.splits.target
+    return forget, target[~torch.isin(target, forget)]

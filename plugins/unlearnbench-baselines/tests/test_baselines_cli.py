@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_baselines_contract import METHODS
+from test_baselines_contract import METHODS, fast
 
 SUITE = """
 name = "baselines-e2e"
@@ -47,6 +47,10 @@ name = "original"
 """
 
 
+def inline(params: dict[str, int]) -> str:
+    return ", ".join(f"{key} = {value}" for key, value in params.items())
+
+
 def cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     exe = shutil.which("unlearnbench", path=str(Path(sys.executable).parent))
     command = [exe] if exe else [sys.executable, "-m", "unlearnbench.cli"]
@@ -74,7 +78,7 @@ def test_blocking_the_plugin_removes_its_methods():
 @pytest.mark.slow
 def test_a_suite_runs_every_baseline(tmp_path):
     methods = "".join(
-        f'\n[[methods]]\nname = "{name}"\nparams = {{ epochs = 2 }}\n' for name in METHODS
+        f'\n[[methods]]\nname = "{name}"\nparams = {{ {inline(fast(name))} }}\n' for name in METHODS
     )
     suite = tmp_path / "suite.toml"
     suite.write_text(SUITE + methods + '\n[[requests]]\nkind = "random"\ncount = 10\nsteps = 2\n')

@@ -10,14 +10,25 @@ from __future__ import annotations
 from unlearnbench import MethodSpec, hookimpl
 
 from unlearnbench_baselines import (
+    amnesiac,
+    bad_teacher,
+    boundary_expanding,
     boundary_shrink,
+    cf_k,
+    conv_transpose,
+    eu_k,
     finetune,
+    fisher,
     gradient_ascent,
+    influence,
     l1_sparse,
+    msg,
     neggrad_plus,
     random_label,
     salun,
     scrub,
+    ssd,
+    unsir,
 )
 
 METHOD_MODULES = (
@@ -29,6 +40,17 @@ METHOD_MODULES = (
     salun,
     l1_sparse,
     boundary_shrink,
+    ssd,
+    bad_teacher,
+    amnesiac,
+    cf_k,
+    eu_k,
+    unsir,
+    boundary_expanding,
+    fisher,
+    influence,
+    msg,
+    conv_transpose,
 )
 
 
