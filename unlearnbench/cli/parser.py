@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_executor_args(run, "cells", f"at least {AUTO_MIN_TASKS} tasks are pending")
     run.add_argument(
+        "--wide",
+        action="store_true",
+        help="end with every headline column (attack gaps, consistency, storage), "
+        "however wide; default: the headline measures, fitted to 120 columns",
+    )
+    run.add_argument(
         "--allow-mixed-threads",
         action="store_true",
         help="resume a CPU run whose finished cells used another torch thread count "

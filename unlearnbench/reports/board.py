@@ -24,12 +24,17 @@ from unlearnbench.execution.store import ResultStore
 from unlearnbench.reports.flags import (
     COLLAPSE_MARGIN,
     FLAGS,
+    NEVER_RANKED,
     NO_EFFECT,
     NO_EFFECT_MARGIN,
+    WORSE,
+    WORSE_MARGIN,
     Uninformative,
     find_uninformative,
     flag_collapsed,
     flag_no_effect,
+    flag_worse_than_original,
+    original_wins,
 )
 from unlearnbench.reports.gaps import GROUP_KEYS, KEYS, avg_gap_metrics, gap_columns, with_gaps
 from unlearnbench.reports.stats import ci95, geometric_mean_ci95, mean_or_nan
@@ -85,8 +90,9 @@ class Leaderboard:
         return out
 
     def collapsed_rows(self) -> set[int]:
-        """Rows never ranked: collapsed, or with no measurable effect."""
-        flagged = self.table[FLAGS].isin(["collapsed", NO_EFFECT])
+        """Rows never ranked: collapsed, with no measurable effect, or worse than the
+        original (:data:`~unlearnbench.reports.flags.NEVER_RANKED`)."""
+        flagged = self.table[FLAGS].isin(NEVER_RANKED)
         return {int(i) for i in self.table.index[flagged]}
 
 
@@ -221,6 +227,7 @@ def build_leaderboard(
     board.non_finite = non_finite_values(rows)
     flag_collapsed(board)
     flag_no_effect(board)
+    flag_worse_than_original(board)
     board.uninformative = find_uninformative(board)
     return board
 
@@ -382,12 +389,16 @@ def best_cells(board: Leaderboard) -> set[tuple[int, str]]:
                         continue
                     values = (values - float(ref_value.iloc[0])).abs()
                 values = values[~is_ref]
+            ranked = values  # the original's too: a column it wins marks nobody
             values = values[contenders.reindex(values.index)]
             values = values[[(int(i), column) not in hidden for i in values.index]].dropna()
             if len(values) < 2:
                 continue
             best = values.max() if direction == "higher" else values.min()
-            winners = values.index[values == best]
+            tied = (values - best).abs() <= 1e-9 * max(1.0, abs(float(best)))
+            winners = values.index[tied]  # equal up to float dust: a tie marks nothing
+            if original_wins(board, group, column, ranked, float(best), direction):
+                continue
             if len(winners) == 1 and _separated(board, column, values, winners[0], direction):
                 marked.add((int(winners[0]), column))
     return marked
@@ -451,7 +462,10 @@ def legend(board: Leaderboard, mark: str = "Bold") -> str:
         f"(test accuracy, a utility metric, more than {board.collapse_margin:g} below "
         f"{board.original}'s) "
         f"or flagged {NO_EFFECT} (every forgetting measure within {NO_EFFECT_MARGIN:g} of "
-        f"{board.original}'s) is not ranked; {DAGGER}: an attack that cannot tell the "
+        f"{board.original}'s) or flagged {WORSE} (Avg. Gap more than "
+        f"{WORSE_MARGIN * 100:g} points above {board.original}'s) is not ranked, and a "
+        f"column where {board.original} does at least as well as every method marks "
+        f"nothing; {DAGGER}: an attack that cannot tell the "
         "original model's members from non-members in that group (see the notes), not ranked."
     )
 

@@ -182,5 +182,6 @@ def headline_legend(board: Leaderboard, mark: str = "Bold") -> str:
         f"better; unmarked: closest to {board.reference} is best. {mark}: best of the group "
         f"among the unlearning methods ({board.reference} and {board.original}, flagged rows "
         f"and † uninformative attacks are never bold). {BOLD_RULE} "
-        f"Rows by Avg. Gap to {board.reference}; flagged rows (collapsed, no effect) last."
+        f"Rows by Avg. Gap to {board.reference}; flagged rows (collapsed, no effect, "
+        "worse than original) last."
     )

@@ -34,6 +34,7 @@ from unlearnbench.reports.headline import (
 )
 from unlearnbench.reports.plots import caption
 from unlearnbench.reports.text import non_finite_lines
+from unlearnbench.reports.verdict import group_verdict
 
 TRADEOFF = "tradeoff"
 
@@ -178,6 +179,7 @@ def _headline(board: Leaderboard) -> list[str]:
                 keys=("method",),
             )
         )
+        parts.append(f'<p class="verdict">{escape(group_verdict(board, rows))}</p>')
         parts.append(f'<p class="legend">{escape(headline_legend(board, PAGE_MARK))}</p>')
     return parts
 

@@ -39,6 +39,7 @@ from unlearnbench.reports.headline import (
     row_label,
 )
 from unlearnbench.reports.plots import TRADEOFF_CAPTION
+from unlearnbench.reports.verdict import group_verdict
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _MD_SPECIAL = re.compile(r"[\\`*~|]|\](?=[(\[])|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
@@ -252,6 +253,7 @@ def headline_markdown(board: Leaderboard) -> list[str]:
         headers, body = headline_rows(board, rows, columns)
         lines += [f"## {md_escape(group_title(key))}", ""]
         lines += [tabulate(body, headers=headers, tablefmt="github", disable_numparse=True), ""]
+        lines += [md_escape(group_verdict(board, rows)), ""]
         lines += [md_escape(headline_legend(board)), ""]
     return lines
 
