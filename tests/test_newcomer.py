@@ -1,0 +1,196 @@
+"""A newcomer's first hour (issue 30): every board names its answer, every mistake is
+said, every doc is true."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.suites import suite_toml
+from tests.test_leaderboard import make_store, record
+from unlearnbench.cli import main
+from unlearnbench.execution.store import ResultStore
+from unlearnbench.reports.board import best_cells, build_leaderboard, declarations
+from unlearnbench.reports.flags import WORSE
+from unlearnbench.reports.headline import headline_groups
+from unlearnbench.reports.summary import WIDTH, terminal_summary
+from unlearnbench.reports.text import to_markdown
+from unlearnbench.reports.verdict import group_verdict
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_BOARD = ROOT / "leaderboards" / "default"
+
+
+def board_of(tmp_path: Path, accuracies: dict[str, list[float]]):
+    """A board of one group: each method's per-seed test accuracy (its Avg. Gap is the
+    distance to retrain's)."""
+    records = [
+        record(method, seed, {"test_accuracy": value})
+        for method, values in accuracies.items()
+        for seed, value in enumerate(values)
+    ]
+    with make_store(tmp_path, records) as store:
+        return build_leaderboard(store)
+
+
+def index_of(board, method: str) -> int:
+    return int(board.table.index[board.table["method"] == method][0])
+
+
+def test_a_method_worse_than_doing_nothing_is_flagged_listed_last_and_never_best(
+    tmp_path: Path,
+) -> None:
+    board = board_of(
+        tmp_path,
+        {
+            "retrain": [0.90, 0.90, 0.90],
+            "original": [0.80, 0.80, 0.80],  # Avg. Gap 0.10
+            "bad": [0.65, 0.66, 0.67],  # 0.24: worse than doing nothing (not collapsed)
+            "good": [0.85, 0.851, 0.852],  # 0.049
+            "fine": [0.82, 0.821, 0.822],  # 0.079
+        },
+    )
+    flags = dict(zip(board.table["method"], board.table["flags"], strict=True))
+    assert flags == {"retrain": "", "original": "", "bad": WORSE, "good": "", "fine": ""}
+    ((_, rows, _),) = list(headline_groups(board))
+    assert list(rows["method"]) == ["retrain", "original", "good", "fine", "bad"]
+    assert not any(index == index_of(board, "bad") for index, _ in best_cells(board))
+    # within the margin (0.5 points) of the original's Avg. Gap: not flagged
+    close = board_of(
+        tmp_path / "close",
+        {"retrain": [0.5] * 3, "original": [0.4] * 3, "near": [0.603] * 3},  # 0.103, 0.1
+    )
+    assert set(close.table["flags"]) == {""}
+
+
+def test_a_column_the_original_wins_marks_no_method(tmp_path: Path) -> None:
+    accuracies = {"retrain": [0.9] * 3, "a": [0.85, 0.851, 0.852], "b": [0.80, 0.801, 0.802]}
+    above = board_of(tmp_path / "above", {**accuracies, "original": [0.95] * 3})
+    below = board_of(tmp_path / "below", {**accuracies, "original": [0.70] * 3})
+    assert (index_of(below, "a"), "test_accuracy") in best_cells(below)
+    assert (index_of(above, "a"), "test_accuracy") not in best_cells(above)
+
+
+def test_values_tied_up_to_float_dust_mark_nothing(tmp_path: Path) -> None:
+    dust = 1e-17
+    board = board_of(
+        tmp_path,
+        {
+            "retrain": [0.9] * 3,
+            "original": [0.5] * 3,
+            "a": [0.7 + dust] * 3,
+            "b": [0.7] * 3,
+        },
+    )
+    assert not any(column == "test_accuracy" for _, column in best_cells(board))
+
+
+def test_one_ranked_method_is_named_with_its_standing_on_every_board(tmp_path: Path) -> None:
+    board = board_of(
+        tmp_path,
+        {"retrain": [0.9] * 3, "original": [0.7] * 3, "only": [0.85, 0.851, 0.852]},
+    )
+    ((_, rows, _),) = list(headline_groups(board))
+    verdict = group_verdict(board, rows)
+    assert verdict.startswith("Verdict: best by Avg. Gap %: only 4.9 ± ")
+    assert "(original 20.0 ± 0, retrain 0): closer to retrain than doing nothing" in verdict
+    assert "95% intervals apart; the only ranked method." in verdict
+    assert verdict in to_markdown(board)
+    assert verdict in " ".join(terminal_summary(board).split())  # wrapped there
+    worse = board_of(
+        tmp_path / "worse",
+        {"retrain": [0.9] * 3, "original": [0.85] * 3, "bad": [0.72, 0.73, 0.74]},
+    )
+    ((_, rows, _),) = list(headline_groups(worse))
+    assert group_verdict(worse, rows) == (
+        "Verdict: no method is ranked: every one is flagged (bad (worse than original))."
+    )
+
+
+@pytest.fixture(scope="module")
+def default_board():
+    """The committed default board (317 columns wide before issue 30), read only."""
+    from unlearnbench.host.manager import load_registry
+
+    evaluators = load_registry()[0].entries("evaluator")
+    declared = declarations(entry.spec for entry in evaluators)
+    with ResultStore(DEFAULT_BOARD / "results.sqlite", read_only=True) as store:
+        return build_leaderboard(store, declared=lambda: declared)
+
+
+def test_the_terminal_summary_fits_120_columns_and_keys_the_flags(default_board) -> None:
+    text = terminal_summary(default_board)
+    assert max(len(line) for line in text.splitlines()) <= WIDTH == 120
+    assert "Avg. Gap % ↓" in text and "test accuracy % ↑" in text
+    assert text.count("Verdict: best by Avg. Gap %") == 3  # every group answers
+    key = " ".join(text.split("flags: collapsed", 1)[1].split())
+    assert "worse than original = Avg. Gap more than 0.5 points above original's" in key
+    assert "no effect = every forgetting measure within 1 point of original's" in key
+    assert "--wide" in text
+    wide = terminal_summary(default_board, wide=True)
+    assert max(len(line) for line in wide.splitlines()) > WIDTH
+    assert "mia fnr gap" in wide and "mia fnr gap" not in text
+
+
+def test_the_terminal_summary_strips_control_characters(tmp_path: Path) -> None:
+    board = board_of(
+        tmp_path,
+        {"retrain": [0.9] * 2, "original": [0.7] * 2, "evil\x1b[2J\x07": [0.85, 0.86]},
+    )
+    text = terminal_summary(board)
+    assert "\x1b" not in text and "\x07" not in text and "evil[2J" in text
+
+
+def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
+    code = main(args)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_a_suite_without_its_anchors_gets_them_added_and_says_so(tmp_path: Path, capsys) -> None:
+    suite = tmp_path / "bare.toml"
+    suite.write_text(suite_toml("bare", seeds=(0, 1, 2), methods=("original",)))
+    code, _, err = run_cli(["run", str(suite), "--check", "--out", str(tmp_path / "o")], capsys)
+    assert code == 0
+    assert "no [[methods]] entry 'retrain' (the reference every row is compared with)" in err
+    assert "'original'" not in err.split("note:")[-1]  # listed: not added
+    assert "3 tasks, 6 cells" in err  # retrain added beside original, 3 seeds
+    suite.write_text(suite_toml("bare", seeds=(0, 1, 2), methods=("retrain",)))
+    code, _, err = run_cli(["run", str(suite), "--check", "--out", str(tmp_path / "o")], capsys)
+    assert code == 0 and "no [[methods]] entry 'original' (doing nothing" in err
+    assert "warning" not in err
+
+
+@pytest.mark.slow
+def test_the_added_anchors_fill_the_board(tmp_path: Path, capsys) -> None:
+    suite = tmp_path / "bare.toml"
+    suite.write_text(suite_toml("bare", seeds=(0, 1, 2), methods=("sisa",)))
+    code, out, _ = run_cli(
+        ["run", str(suite), "--out", str(tmp_path / "o"), "--executor", "local", "--no-progress"],
+        capsys,
+    )
+    assert code == 0, out
+    rows = json.loads((tmp_path / "o" / "leaderboard.json").read_text())["rows"]
+    assert {r["method"]: r["seeds"] for r in rows} == {"retrain": 3, "original": 3, "sisa": 3}
+    assert "Verdict:" in out
+
+
+@pytest.mark.parametrize(
+    ("seeds", "said"),
+    [
+        ((0,), "one seed gives no 95% interval"),
+        ((0, 1), "2 seeds give 95% intervals too wide"),
+        ((0, 1, 2), None),
+    ],
+)
+def test_fewer_than_three_seeds_are_warned_about(tmp_path: Path, capsys, seeds, said) -> None:
+    suite = tmp_path / "few.toml"
+    suite.write_text(suite_toml("few", seeds=seeds))
+    code, _, err = run_cli(["run", str(suite), "--check", "--out", str(tmp_path / "o")], capsys)
+    assert code == 0
+    if said is None:
+        assert "warning" not in err
+    else:
+        assert f"unlearnbench: warning: {said}" in err and "seeds = 3 or more" in err
