@@ -194,3 +194,187 @@ def test_fewer_than_three_seeds_are_warned_about(tmp_path: Path, capsys, seeds, 
         assert "warning" not in err
     else:
         assert f"unlearnbench: warning: {said}" in err and "seeds = 3 or more" in err
+
+
+LOCAL_PLUGIN = '''
+"""A local plugin under development."""
+from unlearnbench import MethodSpec, Unlearned, hookimpl
+
+
+class Noop:
+    def fit(self, task, ctx):
+        return ctx.original()
+
+    def unlearn(self, model, forget, task, ctx):
+        return Unlearned(model=model, state=model, costs={})
+
+
+class MyPlugin:
+    @hookimpl
+    def unlearnbench_methods(self):
+        return [MethodSpec("my-noop", lambda p: Noop(), description="Does nothing, locally.")]
+'''
+
+
+def test_a_local_plugin_that_is_not_importable_says_it_must_be(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    (tmp_path / "nc_local_plugin.py").write_text(LOCAL_PLUGIN)
+    monkeypatch.chdir(tmp_path)  # the file is here, but the command imports nothing from here
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", "nc_local_plugin:MyPlugin")
+    code, out, err = run_cli(["show", "my-noop"], capsys)
+    assert code == 2 and out == ""
+    assert "no module named 'nc_local_plugin' on this Python's path" in err
+    assert "a local plugin must be importable" in err
+    assert "nc_local_plugin.py is in the current folder" in err and "PYTHONPATH=$PWD" in err
+    monkeypatch.chdir(ROOT)
+    code, _, err = run_cli(["show", "my-noop"], capsys)
+    assert code == 2 and "Put the folder that holds it on PYTHONPATH" in err
+    # a module that is found but fails inside is not called missing
+    (tmp_path / "nc_broken_plugin.py").write_text("import nc_no_such_dependency\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", "nc_broken_plugin")
+    code, _, err = run_cli(["list"], capsys)
+    assert code == 2 and "No module named 'nc_no_such_dependency'" in err
+    assert "on this Python's path" not in err
+
+
+def test_show_names_a_local_plugin_readably(tmp_path: Path, monkeypatch, capsys) -> None:
+    (tmp_path / "nc_local_plugin.py").write_text(LOCAL_PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", "nc_local_plugin:MyPlugin")
+    code, out, _ = run_cli(["show", "my-noop"], capsys)
+    assert code == 0
+    first = out.splitlines()[0]
+    assert first == (
+        "my-noop (method, from plugin 'nc_local_plugin:MyPlugin' (local, UNLEARNBENCH_PLUGINS))"
+    )
+    assert "in-process" not in out
+    code, out, _ = run_cli(["plugins"], capsys)
+    assert "nc_local_plugin:MyPlugin local, UNLEARNBENCH_PLUGINS" in out
+    monkeypatch.delenv("UNLEARNBENCH_PLUGINS")
+    code, out, _ = run_cli(["show", "my-noop", "--plugin", "nc_local_plugin:MyPlugin"], capsys)
+    assert "(local, --plugin)" in out.splitlines()[0]
+
+
+def test_list_keeps_et_al_in_a_description(capsys) -> None:
+    from unlearnbench.cli.plugins import summary
+
+    assert summary("SISA (Bourtoule et al. 2021): shards. More.") == (
+        "SISA (Bourtoule et al. 2021): shards"
+    )
+    assert summary("Purchase-100 of Shokri et al. (600 features). Then.") == (
+        "Purchase-100 of Shokri et al. (600 features)"
+    )
+    assert summary("One sentence, e.g. this one. Two.") == "One sentence, e.g. this one"
+    code, out, _ = run_cli(["list", "methods"], capsys)
+    assert code == 0
+    (sisa,) = [line for line in out.splitlines() if line.startswith("  sisa ")]
+    assert "SISA (Bourtoule et al. 2021)" in sisa
+
+
+def test_the_tuning_table_heads_each_column_once_in_the_boards_percent() -> None:
+    from unlearnbench.execution.suite import TuningOptions
+    from unlearnbench.execution.tuning.studies import StudyResult
+    from unlearnbench.execution.tuning.tuned import summary_markdown
+
+    result = StudyResult(
+        "s",
+        "gan",
+        "mnist1d/mlp/random:40/seed 0",
+        20,
+        1,
+        0.0507,
+        {"alpha": 0.1072},
+        {"alpha": 0.5},
+        0.1161,
+    )
+    text = summary_markdown([result], TuningOptions(max_sample_passes=5e4))
+    header, _, row = [line for line in text.splitlines() if line.startswith("|")]
+    headers = [h.strip() for h in header.strip("|").split("|")]
+    assert len(headers) == len(set(headers)), headers  # no column headed twice
+    assert "Avg. Gap % (best)" in headers and "Avg. Gap % (defaults)" in headers
+    cells = dict(zip(headers, (c.strip() for c in row.strip("|").split("|")), strict=True))
+    assert cells["Avg. Gap % (best)"] == "5.07" and cells["Avg. Gap % (defaults)"] == "11.61"
+    assert cells["best params"] == "alpha=0.1072" and cells["default params"] == "alpha=0.5"
+
+
+def test_leaderboard_screenshot_alone_prints_no_board_and_keeps_plots(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    from tests.test_leaderboard import demo_records
+    from unlearnbench.reports import screenshot as shot
+
+    taken = []
+
+    def fake(page: Path, target: Path, **_: object) -> Path:
+        taken.append(Path(page).read_text(encoding="utf-8"))
+        Path(target).write_bytes(b"\x89PNG\r\n\x1a\n")
+        return Path(target)
+
+    monkeypatch.setattr(shot, "screenshot", fake)  # no browser needed for what is printed
+    with make_store(tmp_path, demo_records()):
+        pass
+    target = tmp_path / "board.png"
+    code, out, err = run_cli(["leaderboard", str(tmp_path), "--screenshot", str(target)], capsys)
+    assert code == 0 and out == "" and f"screenshot: {target}" in err
+    assert not (tmp_path / "plots").exists() and target.exists()
+    assert "<html" in taken[0] and "Verdict:" in taken[0]
+    code, out, _ = run_cli(
+        ["leaderboard", str(tmp_path), "--screenshot", str(target), "--format", "csv"], capsys
+    )
+    assert code == 0 and out.startswith("dataset,architecture,method")
+    assert not (tmp_path / "plots").exists()
+
+
+@pytest.mark.slow  # two pytest subprocesses: about a minute on a loaded CPU
+def test_the_browser_tests_fail_instead_of_skipping_where_ci_requires_them(tmp_path: Path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "UNLEARNBENCH_REQUIRE_BROWSER": "1", "PATH": str(tmp_path)}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-x",
+            str(
+                ROOT
+                / "tests"
+                / "test_leaderboard_html.py::test_page_shows_rows_sorts_and_renders_plots"
+            ),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stdout[-2000:]  # no chromium on this PATH: failed
+    assert "UNLEARNBENCH_REQUIRE_BROWSER=1, but this test needs" in done.stdout
+    assert "apt-get install -y chromium chromium-driver" in done.stdout
+    del env["UNLEARNBENCH_REQUIRE_BROWSER"]
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-rs",
+            str(ROOT / "tests" / "test_leaderboard_html.py"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert done.returncode == 0 and "4 skipped" in done.stdout, done.stdout[-2000:]
+    assert "apt-get install -y chromium chromium-driver" in done.stdout
