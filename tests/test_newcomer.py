@@ -378,3 +378,69 @@ def test_the_browser_tests_fail_instead_of_skipping_where_ci_requires_them(tmp_p
     )
     assert done.returncode == 0 and "4 skipped" in done.stdout, done.stdout[-2000:]
     assert "apt-get install -y chromium chromium-driver" in done.stdout
+
+
+def readme_method_module():
+    """The README's method example, as a module (the way the guide's pages are tested:
+    the code block as shown, registered as a plugin)."""
+    import re
+    import types
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    (source,) = [b for b in re.findall(r"```python\n(.*?)```", text, re.S) if "@hookimpl" in b]
+    module = types.ModuleType("readme_finetune")
+    exec(compile(source, "README.md (method example)", "exec"), module.__dict__)
+    return source, module
+
+
+def test_the_readme_method_example_keeps_to_the_public_api_and_declares_ranges() -> None:
+    import ast
+
+    from tests.test_plugin_tutorials import public_modules
+
+    source, module = readme_method_module()
+    public = public_modules()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("unlearnbench"):
+            assert node.module in public, node.module
+    (spec,) = module.unlearnbench_methods()
+    assert all(p.minimum is not None for p in spec.params)
+
+
+def test_the_readme_method_example_forgets_each_deletion_of_a_stream_in_turn(
+    make_tiny_task,
+) -> None:
+    import torch
+
+    from unlearnbench import ForgetRequest
+    from unlearnbench.host.manager import load_registry
+    from unlearnbench.testing import check_method_contract
+
+    _, module = readme_method_module()
+    registry, _ = load_registry(load_entry_points=False, extra_plugins=[module])
+    check_method_contract("my-finetune", make_tiny_task, reg=registry)  # a 2-deletion stream
+
+    task, ctx = make_tiny_task(request=ForgetRequest(kind="random", count=10, steps=2))
+    trained_on: list[set[int]] = []
+    train = ctx.train
+
+    def recording(model, indices, *, exclude=None, **kwargs):
+        dropped = set() if exclude is None else set(exclude.tolist())
+        trained_on.append(set(indices.tolist()) - dropped)
+        return train(model, indices, exclude=exclude, **kwargs)
+
+    ctx.train = recording  # type: ignore[method-assign]
+    spec = registry.get("method", "my-finetune")
+    method = spec.create({"epochs": 1})
+    state = method.fit(task, ctx)
+    trained_on.clear()  # the original's training, if it was not cached yet
+    first, second = task.forget_steps
+    for forget in task.forget_steps:
+        state = method.unlearn(state, forget, task, ctx).state
+    target = set(task.splits.target.tolist())
+    # step 1 trains without the first deletion only: the second is still data
+    assert trained_on == [
+        target - set(first.tolist()),
+        target - set(first.tolist()) - set(second.tolist()),
+    ]
+    assert torch.equal(torch.sort(state["removed"]).values, torch.sort(task.splits.forget).values)
