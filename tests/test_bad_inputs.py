@@ -522,7 +522,7 @@ def test_csv_neutralises_formulas_but_not_numbers(tmp_path) -> None:
 
 
 def test_the_terminal_summary_carries_no_control_characters(tmp_path) -> None:
-    from unlearnbench.reports.text import terminal_summary
+    from unlearnbench.reports.summary import terminal_summary
 
     text = terminal_summary(hostile_board(tmp_path))
     assert "\x1b" not in text and "[31mred" in text

@@ -46,7 +46,10 @@ def test_a_plugin_given_with_the_option_runs(tmp_path: Path, capsys, executor) -
 @pytest.mark.parametrize(
     ("plugin", "says"),
     [
-        ("no_such_module:Plugin", "local plugin 'no_such_module:Plugin' cannot be loaded"),
+        (
+            "no_such_module:Plugin",
+            "local plugin 'no_such_module:Plugin' in --plugin: no module named 'no_such_module'",
+        ),
         ("tests.plugins.fixture_plugins:Nothing", "cannot be loaded: AttributeError"),
         ("not a name", "local plugin 'not a name' in --plugin is not a module or module:object"),
         ("json", "local plugin 'json' (--plugin) implements no unlearnbench hook"),

@@ -4,7 +4,9 @@ Checks what a reader relies on: the page loads from a file with no network,
 every row is shown, clicking a header reorders the rows, and every embedded
 plot decodes (``naturalWidth > 0``). Skipped, with the reason, when chromium,
 chromedriver or selenium is missing; CI installs them
-(``apt-get install -y chromium chromium-driver``). Set ``UNLEARNBENCH_SCREENSHOT``
+(``apt-get install -y chromium chromium-driver``) and sets
+``UNLEARNBENCH_REQUIRE_BROWSER=1``, which makes a missing one a failure instead of a
+skip (so CI cannot pass without having run them). Set ``UNLEARNBENCH_SCREENSHOT``
 to a path to keep a screenshot of the page.
 """
 
@@ -33,10 +35,14 @@ FLAGS = (
     "--window-size=1400,1000",
 )
 
+REQUIRE_BROWSER = os.environ.get("UNLEARNBENCH_REQUIRE_BROWSER", "") == "1"
+"""Set by .ci/run: a missing browser fails these tests instead of skipping them."""
+MISSING = (
+    "needs Debian's chromium and chromium-driver: run `apt-get install -y chromium "
+    "chromium-driver` (as root; .ci/run does) and `pip install -e '.[dev]'` (selenium)"
+)
 pytestmark = pytest.mark.skipif(
-    CHROMIUM is None or CHROMEDRIVER is None,
-    reason="needs Debian's chromium and chromium-driver (apt-get install -y chromium "
-    "chromium-driver)",
+    not REQUIRE_BROWSER and (CHROMIUM is None or CHROMEDRIVER is None), reason=MISSING
 )
 
 
@@ -50,7 +56,12 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
-    webdriver = pytest.importorskip("selenium.webdriver", reason="needs selenium (dev extra)")
+    if CHROMIUM is None or CHROMEDRIVER is None:  # only with UNLEARNBENCH_REQUIRE_BROWSER=1
+        pytest.fail(f"UNLEARNBENCH_REQUIRE_BROWSER=1, but this test {MISSING}")
+    if REQUIRE_BROWSER:
+        from selenium import webdriver
+    else:
+        webdriver = pytest.importorskip("selenium.webdriver", reason=MISSING)
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()

@@ -46,8 +46,14 @@ SPLITS = {
 }
 
 
-def tuning_suite(tmp_path: Path, tuning: str = "", *, methods=("retrain", "tiny_finetune"),
-                 requests=({"kind": "random", "count": 12},), seeds=(0,)) -> Path:
+def tuning_suite(
+    tmp_path: Path,
+    tuning: str = "",
+    *,
+    methods=("retrain", "tiny_finetune"),
+    requests=({"kind": "random", "count": 12},),
+    seeds=(0,),
+) -> Path:
     text = suite_toml(
         seeds=seeds,
         datasets=({"name": "blobs", "params": {"samples": 600}},),
@@ -248,8 +254,19 @@ def test_a_trial_past_its_time_limit_fails_and_the_study_goes_on(tmp_path, monke
     suite = tuning_suite(tmp_path, budget(2), methods=("retrain", "stubborn"))
     suite.write_text(suite.read_text().replace("seconds = 3.0", ""), encoding="utf-8")
     out = tmp_path / "out"
-    code = main(["tune", str(suite), "--out", str(out), "--no-progress", "--executor", "local",
-                 "--trial-timeout", "0.5"])
+    code = main(
+        [
+            "tune",
+            str(suite),
+            "--out",
+            str(out),
+            "--no-progress",
+            "--executor",
+            "local",
+            "--trial-timeout",
+            "0.5",
+        ]
+    )
     assert code in (0, 1)
     storage = f"sqlite:///{out / 'tuning.sqlite'}"
     (summary,) = optuna.get_all_study_summaries(storage)
@@ -264,13 +281,24 @@ def test_a_trial_writing_into_the_task_changes_no_other_study(tmp_path, monkeypa
     the next study's trials see the data as it was (the same values as without it)."""
     monkeypatch.setenv("UNLEARNBENCH_PLUGINS", f"{PLUGINS},{HOSTILE}")
     values = {}
-    for name, methods in (("clean", ("retrain", "tiny_finetune")),
-                          ("poisoned", ("retrain", "poison_data", "tiny_finetune"))):
+    for name, methods in (
+        ("clean", ("retrain", "tiny_finetune")),
+        ("poisoned", ("retrain", "poison_data", "tiny_finetune")),
+    ):
         folder = tmp_path / name
         folder.mkdir()
         suite = tuning_suite(folder, budget(2), methods=methods)
-        assert main(["tune", str(suite), "--out", str(folder / "out"), "--no-progress",
-                     "--executor", "local"]) in (0, 1)
+        assert main(
+            [
+                "tune",
+                str(suite),
+                "--out",
+                str(folder / "out"),
+                "--no-progress",
+                "--executor",
+                "local",
+            ]
+        ) in (0, 1)
         studies = trials_by_index(folder / "out")
         values[name] = {n.split(" | ")[0]: t for n, t in studies.items()}
     poison = values["poisoned"].pop("poison_data")

@@ -236,7 +236,6 @@ def test_imagefolder_tree(tmp_path):
 # ---- end to end -----------------------------------------------------------------------
 
 
-
 def suite_text(root: str) -> str:
     return suite_toml(
         "tiny-cifar",

@@ -121,8 +121,14 @@ class HostilePlugin:
                 params=(
                     Param("where", "unlearn", "fit or unlearn", choices=("fit", "unlearn")),
                     Param("cache", False, "also cache a model built from the changed data"),
-                    Param("knob", 0.5, "does nothing (so that tune has a study of it)",
-                          minimum=0.0, maximum=1.0, tunable=True),
+                    Param(
+                        "knob",
+                        0.5,
+                        "does nothing (so that tune has a study of it)",
+                        minimum=0.0,
+                        maximum=1.0,
+                        tunable=True,
+                    ),
                 ),
                 description="Writes into task.x and task.y (test fixture).",
             ),

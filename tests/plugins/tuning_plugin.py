@@ -51,7 +51,5 @@ class TuningPlugin:
             Param("note", "a", "not tunable", choices=("a", "b")),
         )
         return [
-            MethodSpec(
-                "tiny_finetune", Finetune, params=params, description="Tunable fine-tuning."
-            )
+            MethodSpec("tiny_finetune", Finetune, params=params, description="Tunable fine-tuning.")
         ]

@@ -12,7 +12,9 @@ from unlearnbench.cli.common import EXIT_OK, UsageError, load_plugins, open_stor
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """Print one format; md also writes DIR/plots/*.png, which its links point at.
-    The suite's ``[[plots]]``, kept in DIR/plots.json by ``run``, are drawn too."""
+    The suite's ``[[plots]]``, kept in DIR/plots.json by ``run``, are drawn too.
+    ``--screenshot`` alone writes the PNG only: it prints no board and leaves
+    DIR/plots/ as it is (with an explicit ``--format`` it prints that format too)."""
     from unlearnbench.execution.store import STORE_FILE
     from unlearnbench.host.registry import unknown_name_message
     from unlearnbench.reports.board import (
@@ -72,6 +74,11 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
             by_device(store), reference, args.original or ORIGINAL, declared=declared
         )
     plots, images = None, None
+    if args.screenshot is not None and args.format is None:  # the picture only
+        images = draw_plots(board, sweeps)
+        _screenshot(render(board, "html", title, images=images, sweeps=sweeps), args.screenshot)
+        return EXIT_OK
+    args.format = args.format or "md"
     if args.format == "md" and not args.no_plots:
         try:
             plots, images = write_plots(board, args.dir, sweeps)

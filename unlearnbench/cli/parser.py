@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_executor_args(run, "cells", f"at least {AUTO_MIN_TASKS} tasks are pending")
     run.add_argument(
+        "--wide",
+        action="store_true",
+        help="end with every headline column (attack gaps, consistency, storage), "
+        "however wide; default: the headline measures, fitted to 120 columns",
+    )
+    run.add_argument(
         "--allow-mixed-threads",
         action="store_true",
         help="resume a CPU run whose finished cells used another torch thread count "
@@ -99,7 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_plugin_arg(show)
     board = sub.add_parser("leaderboard", help="print the leaderboard of a results folder")
     board.add_argument("dir", type=Path)
-    board.add_argument("--format", choices=["md", "csv", "json", "html"], default="md")
+    board.add_argument(
+        "--format",
+        choices=["md", "csv", "json", "html"],
+        default=None,
+        help="what to print (default: md; with --screenshot alone, nothing)",
+    )
     board.add_argument(
         "--reference", default=None, help="reference method (default: the suite's, else retrain)"
     )
@@ -114,8 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=Path,
         default=None,
         metavar="PNG",
-        help="also write a PNG of the HTML page's top (headline tables, trade-off plot), "
-        "taken by headless Chromium",
+        help="write a PNG of the HTML page's top (headline tables, trade-off plot), "
+        "taken by headless Chromium; prints no board (unless --format) and leaves "
+        "DIR/plots/ as it is",
     )
     board.add_argument(
         "--write",

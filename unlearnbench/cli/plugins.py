@@ -8,11 +8,26 @@ from unlearnbench.cli.common import EXIT_OK, UsageError, load_plugins
 from unlearnbench.cli.parser import KIND_ARGS
 from unlearnbench.host.registry import KINDS
 
+ABBREVIATIONS = ("al", "e.g", "i.e", "cf", "vs", "fig", "eq", "approx", "resp", "etc")
+"""Words whose full stop ends no sentence (``Bourtoule et al. 2021``, ``e.g. SISA``)."""
+
+
+def first_sentence(paragraph: str) -> str:
+    """``paragraph`` up to its first full stop followed by a space that ends a sentence
+    (not an abbreviation's, as in ``et al.``), without that full stop."""
+    start = 0
+    while (stop := paragraph.find(". ", start)) >= 0:
+        word = paragraph[:stop].rsplit(" ", 1)[-1].lstrip("(").lower()
+        if word not in ABBREVIATIONS:
+            return paragraph[:stop]
+        start = stop + 2
+    return paragraph.rstrip(".")
+
 
 def summary(description: str, width: int = 90) -> str:
     """The first sentence of a plugin's description, on one line, without RST markup."""
     paragraph = " ".join((description or "").strip().split("\n\n")[0].split())
-    sentence = paragraph.replace("``", "").split(". ")[0].rstrip(".")
+    sentence = first_sentence(paragraph.replace("``", ""))
     return sentence if len(sentence) <= width else sentence[: width - 1] + "…"
 
 

@@ -38,7 +38,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from unlearnbench.execution.executors import ExecutorError
     from unlearnbench.execution.run import RunRefused, prepare_run
     from unlearnbench.execution.store import no_space
-    from unlearnbench.reports.text import plain_text, terminal_summary
+    from unlearnbench.reports.summary import terminal_summary
+    from unlearnbench.reports.text import plain_text
 
     check_run_options(args)
     registry, _ = load_plugins(args)
@@ -46,6 +47,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if suite_path.is_dir():
         raise UsageError(f"{suite_path} is a folder; give the suite file (a .toml file)")
     suite, out = suite_and_out(suite_path, args)
+    suite = _said_about(suite, registry)
     executor, threads = args.executor, args.threads_per_worker
     with usage_errors(suite_path):
         if executor == AUTO:  # chosen (and said) before the data sets load
@@ -116,9 +118,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"  failed: {plain_text(failure)}", file=sys.stderr)
     if any("No space left on device" in failure for failure in summary.failures):
         print(f"unlearnbench: {_no_space_message(None, out)}", file=sys.stderr)
-    print(terminal_summary(board))
+    print(terminal_summary(board, wide=args.wide))
     print(f"leaderboard: {(out / 'leaderboard.html').resolve()} (also .md, .csv, .json)")
     return EXIT_FAILED_CELLS if summary.failed or summary.timeout else EXIT_OK
+
+
+def _said_about(suite: Any, registry: Any) -> Any:
+    """The suite with its anchors added, each addition and a low seed count said."""
+    from unlearnbench.cli.suite_notes import seed_warning, with_anchors
+
+    suite, notes = with_anchors(suite, registry)
+    warning = seed_warning(suite)
+    for line in [*notes, *([warning] if warning else [])]:
+        print(f"unlearnbench: {line}", file=sys.stderr)
+    return suite
 
 
 def check_run_options(args: argparse.Namespace) -> None:

@@ -20,6 +20,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -34,6 +35,8 @@ ENTRY_POINT_GROUP = "unlearnbench"
 BLOCK_ENV = "UNLEARNBENCH_BLOCK_PLUGINS"
 LOCAL_PLUGINS_ENV = "UNLEARNBENCH_PLUGINS"
 PLUGIN_OPTION = "--plugin"  # where ``option_plugins`` come from, for error messages
+LOCAL = "local"
+"""The distribution shown for a plugin registered in-process (``local, <where given>``)."""
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "unlearnbench.builtin.datasets.embedded",
@@ -112,12 +115,59 @@ def load_local_plugin(name: str, source: str = LOCAL_PLUGINS_ENV) -> Any:
         obj: Any = importlib.import_module(module_name)
         for part in attr.split(".") if attr else ():
             obj = getattr(obj, part)
-    except (ImportError, AttributeError) as exc:
+    except ImportError as exc:
+        if _is_missing(exc, module_name):
+            raise PluginLoadError(_not_importable(name, module_name, source)) from exc
+        raise PluginLoadError(
+            f"local plugin {name!r} cannot be loaded: {type(exc).__name__}: {exc}. "
+            f"Give importable module:object names in {source}"
+        ) from exc
+    except AttributeError as exc:
         raise PluginLoadError(
             f"local plugin {name!r} cannot be loaded: {type(exc).__name__}: {exc}. "
             f"Give importable module:object names in {source}"
         ) from exc
     return obj() if isinstance(obj, type) else obj
+
+
+def _is_missing(exc: ImportError, module_name: str) -> bool:
+    """Whether ``exc`` says ``module_name`` itself (or a package above it) is not found,
+    not a module the plugin imports."""
+    missing = getattr(exc, "name", None)
+    return (
+        isinstance(exc, ModuleNotFoundError)
+        and bool(missing)
+        and (module_name == missing or module_name.startswith(f"{missing}."))
+    )
+
+
+def _not_importable(name: str, module_name: str, source: str) -> str:
+    """The error for a local plugin whose module Python cannot find: it must be
+    importable, e.g. its folder on PYTHONPATH (a console script such as
+    ``unlearnbench`` does not import from the current folder)."""
+    top = module_name.split(".")[0]
+    here = [p for p in (Path(f"{top}.py"), Path(top) / "__init__.py") if p.is_file()]
+    hint = (
+        f" {here[0]} is in the current folder, which the unlearnbench command does not "
+        "import from: export PYTHONPATH=$PWD (or install it)."
+        if here
+        else " Put the folder that holds it on PYTHONPATH (export PYTHONPATH=/path/to/"
+        "folder), or install it."
+    )
+    return (
+        f"local plugin {name!r} in {source}: no module named {module_name!r} on this "
+        f"Python's path (sys.path); a local plugin must be importable.{hint}"
+    )
+
+
+def local_plugin_name(plugin: object, given: str | None) -> str:
+    """A registered in-process plugin's name: its own ``__name__`` (a module's name, or
+    one the object declares), else the ``module:object`` text it was given by, else its
+    class's name."""
+    own = getattr(plugin, "__name__", None)
+    if isinstance(own, str) and own:
+        return own
+    return given or type(plugin).__name__
 
 
 def builtin_plugin_name(module_name: str) -> str:
@@ -161,11 +211,12 @@ def make_plugin_manager(
         infos.extend(_load_entry_points(pm, block))
     listed = [*(None for _ in given), *sources]  # the (entry, where given) of each
     for plugin, entry in zip(extra_plugins, listed, strict=True):
-        name = getattr(plugin, "__name__", None) or type(plugin).__name__
+        name = local_plugin_name(plugin, entry[0] if entry else None)
         if name in block:
             continue
         _register_local(pm, plugin, name, entry, infos)
-        infos.append(PluginInfo(name, "(in-process)", "", getattr(plugin, "__name__", name)))
+        where = f"{LOCAL}, {entry[1]}" if entry else LOCAL
+        infos.append(PluginInfo(name, where, "", entry[0] if entry else name))
     pm.check_pending()
     return pm, infos
 
@@ -183,7 +234,7 @@ def _register_local(
     what = f"local plugin {entry[0]!r} ({entry[1]})" if entry else f"plugin {name!r}"
     holder = next((info for info in infos if info.name == name), None)
     if pm.is_registered(plugin) or holder is not None:
-        if holder is not None and holder.distribution != "(in-process)":
+        if holder is not None and holder.distribution.split(",")[0] != LOCAL:
             clash = f"the {holder.distribution} plugin {name!r} ({holder.module})"
             fix = "rename its module, or give module:object with an object of another __name__"
         else:

@@ -25,12 +25,16 @@ from unlearnbench.execution.store import ResultStore
 from unlearnbench.reports.flags import (
     COLLAPSE_MARGIN,
     FLAGS,
+    NEVER_RANKED,
     NO_EFFECT,
     NO_EFFECT_MARGIN,
+    WORSE,
+    WORSE_MARGIN,
     Uninformative,
     find_uninformative,
     flag_collapsed,
     flag_no_effect,
+    flag_worse_than_original,
 )
 from unlearnbench.reports.gaps import GROUP_KEYS, KEYS, avg_gap_metrics, with_gaps
 from unlearnbench.reports.paired import paired_metrics, with_paired
@@ -91,8 +95,9 @@ class Leaderboard:
         return out
 
     def collapsed_rows(self) -> set[int]:
-        """Rows never ranked: collapsed, or with no measurable effect."""
-        flagged = self.table[FLAGS].isin(["collapsed", NO_EFFECT])
+        """Rows never ranked: collapsed, with no measurable effect, or worse than the
+        original (:data:`~unlearnbench.reports.flags.NEVER_RANKED`)."""
+        flagged = self.table[FLAGS].isin(NEVER_RANKED)
         return {int(i) for i in self.table.index[flagged]}
 
 
@@ -217,6 +222,7 @@ def build_leaderboard(
     board.non_finite = non_finite_values(rows)
     flag_collapsed(board)
     flag_no_effect(board)
+    flag_worse_than_original(board)
     board.uninformative = find_uninformative(board)
     return board
 
@@ -374,7 +380,10 @@ def legend(board: Leaderboard, mark: str = "Bold") -> str:
         f"(test accuracy, a utility metric, more than {board.collapse_margin:g} below "
         f"{board.original}'s) "
         f"or flagged {NO_EFFECT} (every forgetting measure within {NO_EFFECT_MARGIN:g} of "
-        f"{board.original}'s) is not ranked; {DAGGER}: an attack that cannot tell the "
+        f"{board.original}'s) or flagged {WORSE} (Avg. Gap more than "
+        f"{WORSE_MARGIN * 100:g} points above {board.original}'s) is not ranked, and a "
+        f"column where {board.original} does at least as well as every method marks "
+        f"nothing; {DAGGER}: an attack that cannot tell the "
         "original model's members from non-members in that group (see the notes), not ranked."
     )
 

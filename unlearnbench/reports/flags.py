@@ -10,12 +10,11 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from unlearnbench.reports.gaps import GROUP_KEYS, KEYS
+from unlearnbench.reports.gaps import AVG_GAP, GROUP_KEYS, KEYS
 
 if TYPE_CHECKING:
     from unlearnbench.reports.board import Leaderboard
 
-COLLAPSE_MARGIN = 0.2
 COLLAPSE_MARGIN = 0.2
 """A row whose ``utility`` metric (test accuracy) is more than 0.2 (20
 points) below the original's in its group is flagged collapsed and never marked
@@ -25,7 +24,6 @@ leaves a 10-point loss of a changed training procedure to the gap columns."""
 FLAGS = "flags"
 NO_EFFECT = "no effect"
 NO_EFFECT_MARGIN = 0.01
-NO_EFFECT_MARGIN = 0.01
 """A row whose every forgetting measure (the Avg. Gap metrics: test, retain and
 forget accuracy, the membership-attack rate; and every ``forgetting`` or
 ``attack`` metric, so a row that moves only the shadow attack's FNR is not a
@@ -33,6 +31,15 @@ no-op) lies within 0.01 of the original's in its group did not measurably
 change the model: it is flagged ``no effect`` and never marked
 best (a no-op's speed-up is the largest of all). Seen on the MNIST-1D board:
 gradient ascent at its reference lr 1e-4, 132x-14,388x "faster" than retrain."""
+WORSE = "worse than original"
+WORSE_MARGIN = 0.005
+"""A row whose Avg. Gap (to the reference) exceeds the do-nothing original's by more
+than 0.005 (half a percentage point) in its group is flagged ``worse than original``
+and never ranked first: it ends further from exact unlearning than doing nothing
+(finetune 39.2 against 33.9 on a backdoor request; GAN 46.1 against 45.4 on the
+default board's backdoor group). The margin keeps rounding dust from flagging a row."""
+NEVER_RANKED = ("collapsed", NO_EFFECT, WORSE)
+"""The flags whose rows are never marked best and are listed last."""
 
 
 @dataclass(frozen=True)
@@ -133,6 +140,49 @@ def flag_no_effect(board: Leaderboard) -> None:
         close = distance.le(NO_EFFECT_MARGIN).all(axis=1)
         unflagged = rows[FLAGS] == ""
         table.loc[rows.index[close & unflagged], FLAGS] = NO_EFFECT
+
+
+def flag_worse_than_original(board: Leaderboard) -> None:
+    """Set ``flags`` to :data:`WORSE` where a row's Avg. Gap exceeds the original's in
+    its group by more than :data:`WORSE_MARGIN` (rows already flagged keep their flag:
+    a collapsed model says more)."""
+    table = board.table
+    if AVG_GAP not in table:
+        return
+    for _, group in table.groupby(GROUP_KEYS, sort=False):
+        original = group[group["method"] == board.original]
+        if original.empty:
+            continue
+        floor = float(original[AVG_GAP].iloc[0])
+        if math.isnan(floor):
+            continue
+        rows = group[~group["method"].isin([board.original, board.reference])]
+        worse = rows[AVG_GAP].astype(float) > floor + WORSE_MARGIN
+        table.loc[rows.index[worse & (rows[FLAGS] == "")], FLAGS] = WORSE
+
+
+def original_wins(
+    board: Leaderboard,
+    group: pd.DataFrame,
+    column: str,
+    ranked: pd.Series,
+    best: float,
+    direction: str,
+) -> bool:
+    """Whether the original's value in ``ranked`` (a group's ``column`` as ranked: the
+    value, or its distance to the reference) is at least as good as ``best``, the best
+    method's: then no method wins that column over doing nothing, and none is marked.
+    Time, storage and speed-ups (roles ``cost`` and ``speed``) are no contest: doing
+    nothing costs nothing."""
+    if board.role(column.removesuffix("_gap")) in ("speed", "cost"):
+        return False
+    index = group.index[group["method"] == board.original]
+    if len(index) == 0 or index[0] not in ranked.index:
+        return False
+    value = float(ranked[index[0]])
+    if math.isnan(value):
+        return False
+    return value >= best if direction == "higher" else value <= best
 
 
 def find_uninformative(board: Leaderboard) -> list[Uninformative]:

@@ -295,5 +295,6 @@ def headline_legend(board: Leaderboard, mark: str = "Bold") -> str:
         f"{mark}: best of the group among the unlearning methods; ≈: tied with the best "
         f"({board.reference} and {board.original}, flagged rows and † uninformative attacks "
         f"are never marked). {BOLD_RULE} "
-        f"Rows by Avg. Gap to {board.reference}; flagged rows (collapsed, no effect) last."
+        f"Rows by Avg. Gap to {board.reference}; flagged rows (collapsed, no effect, "
+        "worse than original) last."
     )

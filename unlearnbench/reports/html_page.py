@@ -38,6 +38,7 @@ from unlearnbench.reports.paired import paired_columns
 from unlearnbench.reports.plots import caption
 from unlearnbench.reports.significance import TIED, Marks, few_seeds, marks
 from unlearnbench.reports.text import non_finite_lines, paired_legend, paired_metric_names
+from unlearnbench.reports.verdict import group_verdict
 
 TRADEOFF = "tradeoff"
 
@@ -194,6 +195,7 @@ def _headline(board: Leaderboard) -> list[str]:
                 headline=True,
             )
         )
+        parts.append(f'<p class="verdict">{escape(group_verdict(board, rows))}</p>')
         parts.append(f'<p class="legend">{escape(headline_legend(board, PAGE_MARK))}</p>')
     return parts
 

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from unlearnbench.reports.flags import original_wins
 from unlearnbench.reports.gaps import GROUP_KEYS, KEYS, gap_columns, per_seed_gaps
 
 if TYPE_CHECKING:
@@ -109,7 +110,8 @@ def marks(board: Leaderboard) -> Marks:
     per board table and kept in ``board.cache``.
 
     Only unlearning methods compete: the anchors (reference, original), flagged
-    rows (collapsed, no effect) and uninformative attack values never do; nor
+    rows (collapsed, no effect, worse than original) and uninformative attack
+    values never do, and a column the original wins (or ties) marks nothing; nor
     attack strengths, nor unit-less cost counters a method reports (closeness
     to the reference's counters means nothing). Directions: ``higher`` and
     ``lower`` rank the mean; ``none`` ranks the distance to the reference's
@@ -160,6 +162,11 @@ def marks(board: Leaderboard) -> Marks:
                 continue
             order = sorted(means, key=lambda i: -means[i] if higher else means[i])
             best = order[0]
+            ranked = pd.Series(
+                {int(i): float(values[m].mean()) for i, m in group["method"].items() if m in values}
+            )
+            if original_wins(board, group, column, ranked, means[best], direction):
+                continue  # doing nothing is at least as good: no method wins this column
             tied = [i for i in order[1:] if not paired_separated(series[best], series[i], higher)]
             if not tied:
                 found.best.add((best, column))

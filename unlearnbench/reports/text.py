@@ -44,6 +44,7 @@ from unlearnbench.reports.paired import paired_columns
 from unlearnbench.reports.plots import TRADEOFF_CAPTION
 from unlearnbench.reports.significance import TIED, Marks, few_seeds
 from unlearnbench.reports.significance import marks as significance_marks
+from unlearnbench.reports.verdict import group_verdict
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _MD_SPECIAL = re.compile(r"[\\`*~|]|\](?=[(\[])|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z])")
@@ -231,7 +232,7 @@ def headline_rows(
     return headers, body
 
 
-def _plain_rows(
+def plain_rows(
     board: Leaderboard, rows: pd.DataFrame, columns: list[Any]
 ) -> tuple[list[str], list[list[str]]]:
     """:func:`headline_rows` for a terminal: raw text, control characters removed."""
@@ -330,45 +331,9 @@ def headline_markdown(board: Leaderboard) -> list[str]:
         headers, body = headline_rows(board, rows, columns)
         lines += [f"## {md_escape(group_title(key))}", ""]
         lines += [tabulate(body, headers=headers, tablefmt="github", disable_numparse=True), ""]
+        lines += [md_escape(group_verdict(board, rows)), ""]
         lines += [md_escape(headline_legend(board)), ""]
     return lines
-
-
-def terminal_summary(board: Leaderboard, max_rows: int = 20, best: int = 5) -> str:
-    """The headline tables as plain text for the end of a run.
-
-    Every row when the board has at most ``max_rows`` rows; otherwise, per group,
-    the two anchors and the ``best`` rows by Avg. Gap (the rest are counted).
-    """
-    if board.table.empty:
-        return "no finished cells"
-    whole = len(board.table) <= max_rows
-    parts = []
-    for key, rows, columns in headline_groups(board):
-        shown = rows if whole else rows.head(best + 2)
-        headers, body = _plain_rows(board, shown, columns)
-        title = plain_text(group_title(key))
-        seeds = set(shown["seeds"])
-        drop = {1} if len(seeds) == 1 else set()  # one seed count: said in the title
-        if len(seeds) == 1:
-            title += f" ({seeds.pop()} seeds)"
-        if not any(row[2] for row in body):
-            drop.add(2)  # no flags in this group
-        headers = [h for i, h in enumerate(headers) if i not in drop]
-        body = [[c for i, c in enumerate(row) if i not in drop] for row in body]
-        parts += [title, tabulate(body, headers=headers, disable_numparse=True)]
-        if len(shown) < len(rows):
-            parts.append(f"({len(rows) - len(shown)} more rows: see the leaderboard)")
-        parts.append("")
-    parts.append(
-        f"* best, separated from every other method by a paired t-test (95%); {TIED} tied "
-        "with the best; Δ: paired difference to the reference"
-    )
-    parts += [f"warning: {plain_text(line)}" for line in few_seeds(board)]
-    if board.non_finite:
-        parts.append("not finite (shown as –):")
-        parts += [f"  {plain_text(line)}" for line in non_finite_lines(board)]
-    return "\n".join(parts)
 
 
 def to_csv(board: Leaderboard) -> str:

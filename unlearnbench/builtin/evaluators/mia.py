@@ -226,9 +226,7 @@ def attack_model(
     return model, float(value["accuracy"])
 
 
-def fit_attack(
-    shadow: nn.Module, task: Task, params: Mapping[str, Any]
-) -> tuple[AttackMLP, float]:
+def fit_attack(shadow: nn.Module, task: Task, params: Mapping[str, Any]) -> tuple[AttackMLP, float]:
     """The attack model trained on ``shadow``'s outputs on shadow_in (members) and
     shadow_out (non-members), and its held-out accuracy."""
     top_k, kind = params["top_k"], params["features"]

@@ -107,26 +107,34 @@ def add_tuned_cells(plan: Plan, registry: Registry, out: Path) -> None:
 
 
 def summary_markdown(results: Sequence[StudyResult], tuning: TuningOptions) -> str:
-    """A table of every study: trials, pruned, best Avg. Gap, best and default params."""
+    """A table of every study: trials, pruned, the Avg. Gap of the best trial and of the
+    defaults (in percent, as the leaderboard shows Avg. Gap), the best and the default
+    parameters."""
     lines = [
         "# Tuning",
         "",
         f"{tuning.trials} trials per study, at most {tuning.max_sample_passes:g} unlearning "
         f"sample-passes per trial, TPE seed {tuning.seed}. Objective: the Avg. Gap to a "
         "retrained reference on a validation forget set (never the test data; see "
-        "`unlearnbench.execution.tuning`). Lower is better.",
+        "`unlearnbench.execution.tuning`), in percent as on the leaderboard (tuning.json "
+        "keeps the fractions). Lower is better.",
         "",
-        "| method | task | trials | pruned | Avg. Gap: best | defaults | best params | defaults |",
+        "| method | task | trials | pruned | Avg. Gap % (best) | Avg. Gap % (defaults) "
+        "| best params | default params |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
-        best = "—" if r.best_value is None else f"{r.best_value:.4f}"
-        default = "—" if r.default_value is None else f"{r.default_value:.4f}"
         lines.append(
-            f"| {r.method} | {r.task} | {r.trials} | {r.pruned} | {best} | {default} | "
-            f"{_params_text(r.best_params)} | {_params_text(r.defaults)} |"
+            f"| {r.method} | {r.task} | {r.trials} | {r.pruned} | {_percent(r.best_value)} | "
+            f"{_percent(r.default_value)} | {_params_text(r.best_params)} | "
+            f"{_params_text(r.defaults)} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _percent(value: float | None) -> str:
+    """An objective (a fraction, as the leaderboard's Avg. Gap) in percent."""
+    return "—" if value is None else f"{value * 100:.2f}"
 
 
 def _params_text(params: Mapping[str, Any]) -> str:
