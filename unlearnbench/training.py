@@ -23,7 +23,7 @@ import copy
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -73,11 +73,18 @@ default suite trains; ``fused`` is faster still for Adam but rounds differently
 (parameters differ by about 1e-7 after a few epochs), so it is opt-in."""
 
 
+class OptimizerImplOptions(TypedDict, total=False):
+    """The ``torch.optim`` keyword arguments that select an implementation."""
+
+    foreach: bool
+    fused: bool
+
+
 class OptimizerImplError(UnlearnbenchError, ValueError):
     """An optimizer implementation that :data:`OPTIMIZER_IMPLS` does not name."""
 
 
-def optimizer_impl_options(impl: str) -> dict[str, bool]:
+def optimizer_impl_options(impl: str) -> OptimizerImplOptions:
     """The ``torch.optim`` keyword arguments that select ``impl``."""
     if impl == "foreach":
         return {"foreach": True}
