@@ -6,13 +6,15 @@ interleaved (A, B, A, B, ...) in one process so machine noise hits both, and
 the script prints the median times and their ratio (target: within 10%).
 
 It then measures the optimizer implementations the shared factory offers
-(``make_optimizer(impl=...)``: ``for_loop``, ``foreach``, ``fused``) for Adam and
-SGD with momentum, interleaved the same way, on the digits MLP and on the
-default suite's MLP (784-128-64-10, 1,500 MNIST-shaped points): median seconds
-per training, speed against ``for_loop`` (torch's CPU default), and whether the
-trained parameters equal ``for_loop``'s bit for bit (else the largest absolute
-difference). ``--device cuda`` measures the same on a GPU (not yet run: no GPU
-has been lent to this project).
+(``make_optimizer(impl=...)``: ``foreach``, ``for_loop``, ``fused``) for Adam
+and SGD with momentum, interleaved the same way, on the digits MLP and on the
+default suite's MLP (784-128-64-10, 1,500 MNIST-shaped points): the median
+seconds per training (this process's CPU seconds on the CPU, steadier than wall
+time on a shared machine; wall seconds on CUDA), the speed against
+``for_loop`` (torch's CPU default), and whether the trained parameters equal
+``for_loop``'s bit for bit (else the largest absolute difference).
+``--device cuda`` measures the same on a GPU (not run yet: no GPU has been lent
+to this project).
 
     python benchmarks/training_loop.py [--repeats 7] [--epochs 50] [--threads 1]
     python benchmarks/training_loop.py --skip-loop --opt-epochs 10   # the table only
@@ -115,12 +117,13 @@ def optimizer_table(args: argparse.Namespace) -> None:
                 for impl in OPTIMIZER_IMPLS:
                     model = build().to(device)
                     opt = make_optimizer(model.parameters(), recipe, impl=impl)
-                    start = time.perf_counter()
+                    clock = time.perf_counter if device.type == "cuda" else time.process_time
+                    start = clock()
                     train_model(model, x, y, indices, recipe, seed=0, optimizer=opt)
                     if device.type == "cuda":
                         torch.cuda.synchronize(device)
                     if repeat:
-                        times[impl].append(time.perf_counter() - start)
+                        times[impl].append(clock() - start)
                     params[impl] = torch.cat([p.detach().flatten() for p in model.parameters()])
             base = statistics.median(times["for_loop"])
             for impl in OPTIMIZER_IMPLS:

@@ -196,7 +196,7 @@ def test_stacked_training_refuses_what_it_cannot_stack() -> None:
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 def test_foreach_optimizer_gives_the_for_loop_numbers_bit_for_bit(optimizer: str) -> None:
-    """The default ``impl`` (foreach, faster on the CPU) leaves every result as the
+    """foreach (Adam's default, faster on the CPU) leaves every result as the
     per-tensor loop gave it, momentum and weight decay included; fused rounds
     differently and is opt-in, close but not asserted equal."""
     x, y = _data()

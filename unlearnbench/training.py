@@ -65,12 +65,16 @@ OPTIMIZER_IMPLS = ("foreach", "for_loop", "fused")
 ``foreach`` (one multi-tensor kernel per operation), ``for_loop`` (one tensor at
 a time, what torch picks on the CPU when nothing is said) or ``fused`` (one
 fused kernel per step)."""
-DEFAULT_IMPL = "foreach"
-"""Measured on the CPU (``benchmarks/training_loop.py``): ``foreach`` gives the
-``for_loop`` results bit for bit, Adam and SGD with momentum and weight decay
-alike (tests/test_training.py checks it), and is faster on every model the
-default suite trains; ``fused`` is faster still for Adam but rounds differently
-(parameters differ by about 1e-7 after a few epochs), so it is opt-in."""
+DEFAULT_IMPLS = {"adam": "foreach", "sgd": "for_loop"}
+""":func:`make_optimizer`'s default ``impl`` per optimizer, measured on the CPU
+(``benchmarks/training_loop.py``, CPU seconds, 1 thread, docs/benchmarks.md):
+``foreach`` gives the ``for_loop`` results bit for bit for both (tests check it,
+momentum and weight decay included); for Adam it was as fast or up to 1.1x
+faster, for SGD 0.86-0.97x as fast, so each keeps the faster one. ``fused``
+Adam was 1.3-1.6x faster but rounds differently (parameters differ by about
+1e-7 after a few epochs, and the difference grows with training), so it stays
+opt-in: a default that moved every result would make the committed boards and
+cached models disagree with new runs. CUDA: not measured (no GPU lent yet)."""
 
 
 class OptimizerImplOptions(TypedDict, total=False):
@@ -102,12 +106,12 @@ def make_optimizer(
     recipe: TrainRecipe,
     lr: float | None = None,
     *,
-    impl: str = DEFAULT_IMPL,
+    impl: str | None = None,
 ) -> torch.optim.Optimizer:
     """Adam or SGD (with the recipe's momentum) at the recipe's learning rate;
-    ``impl``: one of :data:`OPTIMIZER_IMPLS` (see :data:`DEFAULT_IMPL`)."""
+    ``impl``: one of :data:`OPTIMIZER_IMPLS`, by default :data:`DEFAULT_IMPLS`'s."""
     rate = recipe.lr if lr is None else lr
-    options = optimizer_impl_options(impl)
+    options = optimizer_impl_options(impl or DEFAULT_IMPLS[recipe.optimizer])
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(
             params, lr=rate, momentum=recipe.momentum, weight_decay=recipe.weight_decay, **options

@@ -29,7 +29,7 @@ from unlearnbench.seeding import derive_seed, generator
 from unlearnbench.specs import MethodContext
 from unlearnbench.task import Task
 from unlearnbench.training import (
-    DEFAULT_IMPL,
+    DEFAULT_IMPLS,
     cycled_batches,
     optimizer_impl_options,
     predict_logits,
@@ -105,7 +105,9 @@ class GanUnlearning:
             torch.manual_seed(derive_seed(task.seed, "gan", "critic", deletion))
             critic = Critic(task.num_classes, p["critic_width"]).to(device)
         betas = (p["beta1"], 0.9)
-        impl = optimizer_impl_options(DEFAULT_IMPL)  # foreach: the for-loop's numbers, faster
+        impl = optimizer_impl_options(
+            DEFAULT_IMPLS["adam"]
+        )  # foreach: the for-loop's numbers, faster
         opt_g = torch.optim.Adam(model.parameters(), lr=p["lr"], betas=betas, **impl)
         opt_d = torch.optim.Adam(critic.parameters(), lr=p["critic_lr"], betas=betas, **impl)
         gen = generator(task.seed, "gan", "batches", deletion)
