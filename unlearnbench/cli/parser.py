@@ -67,6 +67,14 @@ def build_parser() -> argparse.ArgumentParser:
         "row's device)",
     )
     run.add_argument(
+        "--plots",
+        default=None,
+        metavar="all|none|NAMES",
+        help="plots drawn after the run: all, none or comma-separated names (tradeoff, "
+        "residual_memory, roc, the suite's [[plots]]); default: all, the trade-off plot "
+        "only for the built-in default suite",
+    )
+    run.add_argument(
         "--cell-timeout",
         type=float,
         default=None,

@@ -48,6 +48,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(f"{suite_path} is a folder; give the suite file (a .toml file)")
     suite, out = suite_and_out(suite_path, args)
     suite = _said_about(suite, registry)
+    plots = _plot_choice(args.plots, suite, default_suite=args.suite is None)
     executor, threads = args.executor, args.threads_per_worker
     with usage_errors(suite_path):
         if executor == AUTO:  # chosen (and said) before the data sets load
@@ -103,7 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         full = exc
     finally:
         try:
-            board = _write_outputs(out, store, suite, plan)
+            board = _write_outputs(out, store, suite, plan, plots)
         finally:
             store.close()
     if full is not None or board is None:
@@ -143,7 +144,20 @@ def check_run_options(args: argparse.Namespace) -> None:
         )
 
 
-def _write_outputs(out: Path, store: Any, suite: Any, plan: Any) -> Any:
+def _plot_choice(choice: str | None, suite: Any, *, default_suite: bool) -> Any:
+    """``--plots`` as the plot names to draw (``None``: all), checked before the run."""
+    from unlearnbench.reports.plot_requests import parse_plots
+    from unlearnbench.reports.write import ALL_PLOTS, DEFAULT_SUITE_PLOTS, choose_plots
+
+    if choice is None:
+        choice = DEFAULT_SUITE_PLOTS if default_suite else ALL_PLOTS
+    try:
+        return choose_plots(choice, parse_plots(suite.plots))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _write_outputs(out: Path, store: Any, suite: Any, plan: Any, plots: Any = None) -> Any:
     """Write the leaderboards and plot specs of a run; ``None`` when the disk is full."""
     from unlearnbench.execution.store import no_space
     from unlearnbench.reports.plot_requests import parse_plots, save_plot_requests
@@ -158,6 +172,7 @@ def _write_outputs(out: Path, store: Any, suite: Any, plan: Any) -> Any:
             title=f"Leaderboard: {suite.name}",
             cells={cell.cell_id for _, cell in plan.cells()},
             sweeps=sweeps,
+            plots=plots,
         )
     except OSError as exc:
         if not no_space(exc):

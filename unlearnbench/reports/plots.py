@@ -25,6 +25,11 @@ Three plots, each skipped cleanly when its data is missing:
   common FPR grid (linear interpolation), the chance diagonal dashed.
 
 Panels beyond ``MAX_PANELS`` are left out (the figure's title says so).
+
+matplotlib is imported on the first figure, not with this module (the tables
+and pages import the captions from here): a run with ``--plots none`` never
+loads it. Every figure gets its Agg canvas when it is made, so ``savefig``
+never looks a backend up or switches canvases.
 """
 
 from __future__ import annotations
@@ -32,12 +37,11 @@ from __future__ import annotations
 import io
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from unlearnbench.reports import crossrank
 from unlearnbench.reports.gaps import GROUP_KEYS, KEYS, per_seed_gaps
@@ -45,6 +49,8 @@ from unlearnbench.reports.headline import speed_metrics
 from unlearnbench.reports.stats import ci95
 
 if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
     from unlearnbench.reports.board import Leaderboard
 
 log = logging.getLogger(__name__)
@@ -63,14 +69,16 @@ def caption(name: str) -> str:
     return CAPTIONS.get(name, name)
 
 
-def make_plots(board: Leaderboard) -> dict[str, bytes]:
-    """Every plot the board has data for: name -> PNG bytes.
+def make_plots(board: Leaderboard, names: Collection[str] | None = None) -> dict[str, bytes]:
+    """Every plot the board has data for (of ``names`` only, when given): name -> PNG bytes.
 
     A plot that fails is logged and left out: a run's tables must never be lost
     to a figure.
     """
     out: dict[str, bytes] = {}
     for name, draw in PLOTS.items():
+        if names is not None and name not in names:
+            continue
         try:
             figure = draw(board)
             if figure is not None:
@@ -80,7 +88,21 @@ def make_plots(board: Leaderboard) -> dict[str, bytes]:
     return out
 
 
+def new_figure(**kwargs: Any) -> Figure:
+    """A matplotlib ``Figure`` on its own Agg canvas (no pyplot, no backend switch)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(**kwargs)
+    FigureCanvasAgg(figure)
+    return figure
+
+
 def png_bytes(figure: Figure) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    if not isinstance(figure.canvas, FigureCanvasAgg):  # a figure made elsewhere
+        FigureCanvasAgg(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100, metadata={"Software": None})
     return buffer.getvalue()
@@ -105,7 +127,7 @@ def _markers(methods: Iterable[str]) -> dict[str, str]:
 
 def _grid(n: int, ncols: int, width: float, height: float, title: str) -> tuple[Figure, list]:
     nrows = math.ceil(n / ncols)
-    figure = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
+    figure = new_figure(figsize=(width * ncols, height * nrows), layout="constrained")
     axes = figure.subplots(nrows, ncols, squeeze=False).ravel().tolist()
     for extra in axes[n:]:
         extra.set_visible(False)

@@ -4,6 +4,11 @@
 ``.csv``, ``.json``, ``.html`` and ``plots/*.png``: the built-in plots, then
 the suite's ``[[plots]]``); :func:`render` gives one format as text
 (``unlearnbench leaderboard --format``).
+
+Which plots a run draws is :func:`choose_plots`'s (``run --plots``): drawing
+is most of the time a board takes, and the default suite's run draws only the
+trade-off plot (:data:`DEFAULT_SUITE_PLOTS`). matplotlib is imported only when
+a plot is drawn.
 """
 
 from __future__ import annotations
@@ -24,14 +29,43 @@ from unlearnbench.reports.board import (
 )
 from unlearnbench.reports.devices import by_device
 from unlearnbench.reports.html_page import to_html
-from unlearnbench.reports.plot_requests import PlotRequest
+from unlearnbench.reports.plot_requests import BUILTIN_PLOTS, PlotRequest
 from unlearnbench.reports.plots import caption, make_plots
 from unlearnbench.reports.significance import few_seeds
-from unlearnbench.reports.sweeps import make_sweeps
 from unlearnbench.reports.text import to_csv, to_json, to_markdown
+from unlearnbench.specs import UnlearnbenchError
 
 log = logging.getLogger(__name__)
 FORMATS = ("md", "csv", "json", "html")
+ALL_PLOTS, NO_PLOTS = "all", "none"
+DEFAULT_SUITE_PLOTS = "tradeoff"
+"""What ``run`` draws for the built-in default suite unless ``--plots`` says
+otherwise: the trade-off plot, the one the page's top shows (every other suite
+draws all its plots)."""
+
+
+class PlotChoiceError(UnlearnbenchError, ValueError):
+    """A ``--plots`` value naming a plot that neither the built-in plots nor the
+    suite's ``[[plots]]`` define."""
+
+
+def choose_plots(choice: str, sweeps: Sequence[PlotRequest] = ()) -> frozenset[str] | None:
+    """``all`` -> ``None`` (every plot), ``none`` -> no plot, else a comma-separated
+    list of names: built-in plots (:data:`BUILTIN_PLOTS`) or the suite's ``[[plots]]``."""
+    choice = choice.strip()
+    if choice == ALL_PLOTS:
+        return None
+    if choice == NO_PLOTS:
+        return frozenset()
+    names = [name.strip() for name in choice.split(",") if name.strip()]
+    known = (*BUILTIN_PLOTS, *(plot.name for plot in sweeps))
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        raise PlotChoiceError(
+            f"--plots: unknown plot name(s) {unknown or [choice]}; give {ALL_PLOTS}, "
+            f"{NO_PLOTS} or a comma-separated list of {', '.join(known)}"
+        )
+    return frozenset(names)
 
 
 def render(
@@ -59,9 +93,20 @@ def render(
     raise ValueError(f"unknown format {fmt!r}; choose from {FORMATS}")
 
 
-def draw_plots(board: Leaderboard, sweeps: Sequence[PlotRequest] = ()) -> dict[str, bytes]:
-    """Plot name -> PNG bytes: the built-in plots, then the suite's ``[[plots]]``."""
-    return {**make_plots(board), **make_sweeps(board, sweeps)}
+def draw_plots(
+    board: Leaderboard,
+    sweeps: Sequence[PlotRequest] = (),
+    plots: Collection[str] | None = None,
+) -> dict[str, bytes]:
+    """Plot name -> PNG bytes: the built-in plots, then the suite's ``[[plots]]``;
+    only those named in ``plots`` when it is given (:func:`choose_plots`)."""
+    if plots is not None:
+        sweeps = [plot for plot in sweeps if plot.name in plots]
+        if not plots:
+            return {}
+    from unlearnbench.reports.sweeps import make_sweeps  # imports matplotlib
+
+    return {**make_plots(board, plots), **make_sweeps(board, sweeps)}
 
 
 def plot_captions(names: Iterable[str], sweeps: Sequence[PlotRequest] = ()) -> dict[str, str]:
@@ -71,13 +116,17 @@ def plot_captions(names: Iterable[str], sweeps: Sequence[PlotRequest] = ()) -> d
 
 
 def write_plots(
-    board: Leaderboard, out_dir: Path, sweeps: Sequence[PlotRequest] = ()
+    board: Leaderboard,
+    out_dir: Path,
+    sweeps: Sequence[PlotRequest] = (),
+    plots: Collection[str] | None = None,
 ) -> tuple[dict[str, str], dict[str, bytes]]:
-    """Write ``plots/<name>.png`` under ``out_dir``; return caption -> relative path, bytes.
+    """Write ``plots/<name>.png`` under ``out_dir`` (those in ``plots`` when given);
+    return caption -> relative path, bytes.
 
     Two plots with one caption (suite titles need not be unique) keep both: the
     second's caption gets its name added."""
-    images = draw_plots(board, sweeps)
+    images = draw_plots(board, sweeps, plots)
     folder = out_dir / "plots"
     paths: dict[str, str] = {}
     for name, text in plot_captions(images, sweeps).items():
@@ -119,16 +168,18 @@ def write_board(
     cells: Collection[str] | None = None,
     sweeps: Sequence[PlotRequest] = (),
     declared: Callable[[], Declared] | None = None,
+    plots: Collection[str] | None = None,
 ) -> Leaderboard:
     """:func:`write_leaderboards`, returning the board (for the run's terminal summary);
     ``sweeps``: the suite's ``[[plots]]``, drawn after the built-in plots; ``declared``:
-    see :func:`~unlearnbench.reports.board.build_leaderboard`."""
+    see :func:`~unlearnbench.reports.board.build_leaderboard`; ``plots``: the names
+    to draw (:func:`choose_plots`; ``None``: all)."""
     if reference is None:
         reference = infer_reference(store)
     board = build_leaderboard(by_device(store, cells), reference, original, cells, declared)
     for line in [*notes(board), *few_seeds(board)]:
         log.warning("%s", line)
-    paths, images = write_plots(board, out_dir, sweeps)
+    paths, images = write_plots(board, out_dir, sweeps, plots)
     for fmt in formats:
         text = render(board, fmt, title, plots=paths, images=images, sweeps=sweeps)
         atomic_write_bytes(out_dir / f"leaderboard.{fmt}", text.encode("utf-8"))

@@ -28,7 +28,12 @@ from unlearnbench.builtin.methods.gan.params import check_params
 from unlearnbench.seeding import derive_seed, generator
 from unlearnbench.specs import MethodContext
 from unlearnbench.task import Task
-from unlearnbench.training import cycled_batches, predict_logits
+from unlearnbench.training import (
+    DEFAULT_IMPLS,
+    cycled_batches,
+    optimizer_impl_options,
+    predict_logits,
+)
 
 
 @dataclass
@@ -100,8 +105,11 @@ class GanUnlearning:
             torch.manual_seed(derive_seed(task.seed, "gan", "critic", deletion))
             critic = Critic(task.num_classes, p["critic_width"]).to(device)
         betas = (p["beta1"], 0.9)
-        opt_g = torch.optim.Adam(model.parameters(), lr=p["lr"], betas=betas)
-        opt_d = torch.optim.Adam(critic.parameters(), lr=p["critic_lr"], betas=betas)
+        impl = optimizer_impl_options(
+            DEFAULT_IMPLS["adam"]
+        )  # foreach: the for-loop's numbers, faster
+        opt_g = torch.optim.Adam(model.parameters(), lr=p["lr"], betas=betas, **impl)
+        opt_d = torch.optim.Adam(critic.parameters(), lr=p["critic_lr"], betas=betas, **impl)
         gen = generator(task.seed, "gan", "batches", deletion)
         subset = retain_subset(task, p["retain_fraction"], p["retain_min"])
         if subset.numel() == 0:
