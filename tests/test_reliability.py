@@ -310,6 +310,7 @@ def test_results_carry_full_provenance(tmp_path) -> None:
         assert prov["libraries"]["numpy"] == np.__version__  # the data's generator
         assert prov["libraries"]["scipy"] and prov["libraries"]["nolds"]
         assert prov["device"] == "cpu" and prov["executor"] == "local"
+        assert prov["cpu_capability"] == torch.backends.cpu.get_cpu_capability()  # e.g. AVX2
         assert (
             prov["git_commit"]
             == subprocess.run(

@@ -56,5 +56,18 @@ def provenance(device: torch.device) -> dict[str, Any]:
         "device_name": name or platform.machine(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "cpu_capability": cpu_capability(),
         "host": platform.node(),
     }
+
+
+def cpu_capability() -> str:
+    """The vector instruction set torch's CPU kernels use here (``AVX2``, ``AVX512``, ...).
+
+    CPU results depend on it as on the thread count: the same commit, configuration,
+    libraries and threads gave different models on two hosts of this project whose
+    only recorded difference could be this (leaderboards/README.md, 2026-12-06)."""
+    try:
+        return str(torch.backends.cpu.get_cpu_capability())
+    except (AttributeError, RuntimeError):  # older torch: not exposed
+        return "unknown"
