@@ -162,27 +162,18 @@ def flag_worse_than_original(board: Leaderboard) -> None:
 
 
 def original_wins(
-    board: Leaderboard,
-    group: pd.DataFrame,
-    column: str,
-    ranked: pd.Series,
-    best: float,
-    direction: str,
+    board: Leaderboard, column: str, original: float | None, best: float, direction: str
 ) -> bool:
-    """Whether the original's value in ``ranked`` (a group's ``column`` as ranked: the
-    value, or its distance to the reference) is at least as good as ``best``, the best
-    method's: then no method wins that column over doing nothing, and none is marked.
-    Time, storage and speed-ups (roles ``cost`` and ``speed``) are no contest: doing
-    nothing costs nothing."""
+    """Whether the original's value of ``column`` as ranked (the value, or its distance
+    to the reference; ``None`` where it did not run) is at least as good as ``best``,
+    the best method's: then no method wins that column over doing nothing, and none is
+    marked. Time, storage and speed-ups (roles ``cost`` and ``speed``) are no contest:
+    doing nothing costs nothing."""
     if board.role(column.removesuffix("_gap")) in ("speed", "cost"):
         return False
-    index = group.index[group["method"] == board.original]
-    if len(index) == 0 or index[0] not in ranked.index:
+    if original is None or math.isnan(original):
         return False
-    value = float(ranked[index[0]])
-    if math.isnan(value):
-        return False
-    return value >= best if direction == "higher" else value <= best
+    return original >= best if direction == "higher" else original <= best
 
 
 def find_uninformative(board: Leaderboard) -> list[Uninformative]:

@@ -46,13 +46,21 @@ class Marks:
 
 
 def per_seed_values(board: Leaderboard) -> pd.DataFrame:
-    """KEYS + seed + every metric's per-seed value and every gap column's per-seed gap."""
+    """KEYS + seed + every metric's per-seed value and every gap column's per-seed gap;
+    computed once per board (the marks and every group's verdict read it)."""
+    key = ("per_seed_values", id(board.per_seed))
+    cached = board.cache.get(key)
+    if isinstance(cached, pd.DataFrame):
+        return cached
     per_seed = board.per_seed
     if per_seed.empty:
-        return pd.DataFrame(columns=[*KEYS, "seed"])
-    gaps = per_seed_gaps(per_seed, board.gap_metrics, board.avg_gap_metrics, board.reference)
-    extra = [c for c in gaps.columns if c not in per_seed.columns]
-    return per_seed.merge(gaps[[*KEYS, "seed", *extra]], on=[*KEYS, "seed"], how="left")
+        frame = pd.DataFrame(columns=[*KEYS, "seed"])
+    else:
+        gaps = per_seed_gaps(per_seed, board.gap_metrics, board.avg_gap_metrics, board.reference)
+        extra = [c for c in gaps.columns if c not in per_seed.columns]
+        frame = per_seed.merge(gaps[[*KEYS, "seed", *extra]], on=[*KEYS, "seed"], how="left")
+    board.cache[key] = frame
+    return frame
 
 
 def paired_separated(best: pd.Series, other: pd.Series, higher: bool) -> bool:
@@ -162,10 +170,8 @@ def marks(board: Leaderboard) -> Marks:
                 continue
             order = sorted(means, key=lambda i: -means[i] if higher else means[i])
             best = order[0]
-            ranked = pd.Series(
-                {int(i): float(values[m].mean()) for i, m in group["method"].items() if m in values}
-            )
-            if original_wins(board, group, column, ranked, means[best], direction):
+            floor = float(values[board.original].mean()) if board.original in values else None
+            if original_wins(board, column, floor, means[best], direction):
                 continue  # doing nothing is at least as good: no method wins this column
             tied = [i for i in order[1:] if not paired_separated(series[best], series[i], higher)]
             if not tied:
