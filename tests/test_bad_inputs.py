@@ -606,3 +606,12 @@ def test_bad_local_plugin_lists_are_one_clear_line(
     assert message in err
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("unlearnbench: error: "), err
+
+
+def test_leaderboard_rank_blocks_is_one_of_two_names(results, capsys) -> None:
+    assert main(["leaderboard", str(results), "--no-plots", "--rank-blocks", "groups"]) == 0
+    assert "each group is one block" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exited:
+        main(["leaderboard", str(results), "--no-plots", "--rank-blocks", "seed"])
+    assert exited.value.code == EXIT_USAGE
+    assert "invalid choice: 'seed'" in capsys.readouterr().err

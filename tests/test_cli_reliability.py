@@ -155,14 +155,19 @@ def test_the_same_thread_count_resumes(half_done, capsys) -> None:
     assert "2 cells done, 2 already done" in capsys.readouterr().err
 
 
-def record_device(store: Path, device: str) -> None:
-    """Make the store say its cells ran on ``device``."""
+def record_provenance(store: Path, **fields: str) -> None:
+    """Make the store say its cells ran with ``fields`` (``device``, ``cpu_capability``)."""
     with closing(sqlite3.connect(store)) as conn, conn:
         for cell_id, raw in conn.execute("SELECT cell_id, provenance FROM cells").fetchall():
-            prov = {**json.loads(raw), "device": device}
+            prov = {**json.loads(raw), **fields}
             conn.execute(
                 "UPDATE cells SET provenance = ? WHERE cell_id = ?", (json.dumps(prov), cell_id)
             )
+
+
+def record_device(store: Path, device: str) -> None:
+    """Make the store say its cells ran on ``device``."""
+    record_provenance(store, device=device)
 
 
 @pytest.mark.parametrize("options", [[], ["--check"]])
@@ -188,6 +193,25 @@ def test_mixing_device_types_when_asked(half_done, capsys) -> None:
     assert main(["leaderboard", str(out), "--format", "csv"]) == EXIT_OK
     table = capsys.readouterr().out
     assert "mlp on cuda" in table and "mlp on cpu" in table
+
+
+@pytest.mark.parametrize("options", [[], ["--check"]])
+def test_resuming_cells_of_other_cpu_kernels_is_refused(half_done, capsys, options) -> None:
+    """The mnist5k board resumed on an AVX512 host from AVX2 cells: its new cells were
+    measured against a retrained original that differs from the old cells' (test
+    accuracy 0.952 against 0.956), silently, on one board."""
+    suite, out = half_done
+    record_threads(out / "results.sqlite", torch.get_num_threads())
+    record_provenance(out / "results.sqlite", cpu_capability="AVX9")
+    before = tree(out)
+    assert run(str(suite), "--out", str(out), *options) == EXIT_USAGE
+    err = capsys.readouterr().err
+    here = torch.backends.cpu.get_cpu_capability()
+    assert f"other kernels (2 with AVX9); this host uses {here}" in err
+    assert "Run into another --out" in " ".join(err.split()) and "--allow-mixed-cpus" in err
+    assert tree(out) == before, "something was written"
+    assert run(str(suite), "--out", str(out), "--allow-mixed-cpus") == EXIT_OK
+    assert "2 cells done, 2 already done" in capsys.readouterr().err
 
 
 # --------------------------------------------------------------------------- workers

@@ -216,6 +216,13 @@ def test_a_repeated_request_runs_distinct_deletions_of_one_original(tmp_path: Pa
         else:
             expected = sum(values[key]) / 3
         assert row["value"] == pytest.approx(expected)
+    from unlearnbench.reports.html_page import to_html
+    from unlearnbench.reports.text import to_markdown
+
+    page, markdown = to_html(board, "t", {}), to_markdown(board, "t")
+    said = "is the mean over 3 deletions of that kind and size"
+    assert said in markdown and said in page  # the board says what a value averages
+    assert "3 unlearning runs and 3 reference retrainings" in markdown
 
 
 def test_a_resumed_run_keeps_the_repeats_already_done(tmp_path: Path) -> None:

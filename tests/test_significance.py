@@ -245,6 +245,34 @@ def test_critical_difference_on_a_hand_worked_example(tmp_path: Path) -> None:
     assert utility["average_ranks"] == pytest.approx({"m1": 1.25, "m2": 2, "m3": 2.75, "m4": 4})
 
 
+def test_every_seed_of_a_group_is_a_block_unless_groups_are_asked(tmp_path: Path) -> None:
+    # the hand-worked table again, its four columns now four seeds of one group
+    table = {
+        "retrain": [0.95] * 4,
+        "original": [0.55] * 4,
+        "m1": [0.9, 0.9, 0.8, 0.9],
+        "m2": [0.8, 0.7, 0.9, 0.8],
+        "m3": [0.7, 0.8, 0.7, 0.7],
+        "m4": [0.6, 0.6, 0.6, 0.6],
+    }
+    with ResultStore(tmp_path / STORE_FILE) as store:
+        for method, values in table.items():
+            for seed, value in enumerate(values):
+                store.write(cell(method, seed, {"test_accuracy": (value, *UTILITY)}))
+        by_seed = build_leaderboard(store)
+        by_group = build_leaderboard(store, rank_blocks="groups")
+    result = crossrank.rank(by_seed, "utility")
+    assert not result.reason and result.groups == 4 and result.blocks == "seeds"
+    assert list(result.ranks) == pytest.approx([1.25, 2.0, 2.75, 4.0])
+    assert result.statistic == pytest.approx(9.9)
+    assert result.separated("m1") == ["m4"]
+    assert "over 4 group-seed blocks" in to_markdown(by_seed)
+    assert "each seed of each group is one block" in to_markdown(by_seed)
+    # one group's means: a single block ranks nothing
+    assert crossrank.rank(by_group, "utility").reason.startswith("not enough groups: 1 group(s)")
+    assert "each group is one block" in to_markdown(by_group)
+
+
 def test_too_few_groups_rank_nothing(tmp_path: Path) -> None:
     board = ranked_board(
         tmp_path, {"retrain": [0.5], "original": [0.9], "a": [0.8], "b": [0.7], "c": [0.6]}
@@ -253,3 +281,34 @@ def test_too_few_groups_rank_nothing(tmp_path: Path) -> None:
     assert result.reason.startswith("not enough groups")
     assert "utility: not enough groups" in to_markdown(board)
     assert crossrank.rank(board, "speed").reason == "no speed metric"
+
+
+FORGET = ("none", "fraction", {"evaluator": "accuracy", "role": "forgetting", "avg_gap": True})
+
+
+def test_no_effect_is_what_the_seeds_do_not_separate_from_the_original(tmp_path: Path) -> None:
+    """One-point requests: gradient ascent's forget measure off the original's by 0.02
+    in the mean (a few flipped single-point decisions) escaped `no effect` and its
+    speed-up was bold. A difference the paired test does not separate is no effect;
+    a small consistent one is."""
+    forget = {
+        "retrain": [0.50, 0.52, 0.48, 0.50, 0.50],
+        "original": [1.0] * 5,
+        "noise": [1.0, 0.967, 1.0, 0.967, 0.967],  # 0.02 off in the mean, not separated
+        "shift": [0.98, 0.975, 0.98, 0.975, 0.98],  # 0.022 off on every seed
+        "clear": [0.6, 0.7, 0.65, 0.6, 0.7],
+    }
+    with ResultStore(tmp_path / STORE_FILE) as store:
+        for method, values in forget.items():
+            for seed, value in enumerate(values):
+                metrics = {"test_accuracy": (0.45, *UTILITY), "forget_accuracy": (value, *FORGET)}
+                store.write(cell(method, seed, metrics))
+        board = build_leaderboard(store)
+        flags = dict(zip(board.table["method"], board.table["flags"], strict=True))
+        assert flags["noise"] == "no effect"
+        assert flags["shift"] == "" and flags["clear"] == ""
+        for seed, value in enumerate([0.97, 0.99]):  # two seeds: the margin alone decides
+            metrics = {"test_accuracy": (0.45, *UTILITY), "forget_accuracy": (value, *FORGET)}
+            store.write(cell("short", seed, metrics))
+        table = build_leaderboard(store).table
+    assert dict(zip(table["method"], table["flags"], strict=True))["short"] == ""

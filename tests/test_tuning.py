@@ -246,6 +246,26 @@ def test_a_study_stopped_part_way_is_not_used_as_tuned(tmp_path, registry, monke
     assert main(["run", str(suite), "--out", str(out), "--check"]) == 0
 
 
+def test_a_method_with_no_setting_within_the_budget_has_no_tuned_row(
+    tmp_path, registry, monkeypatch, caplog
+):
+    """UNSIR on the tuned board: every trial past the work cap. `run` refused the whole
+    board ("no finished tuning study"); now that method has no tuned row, said."""
+    monkeypatch.setenv("UNLEARNBENCH_PLUGINS", PLUGINS)
+    tight = "[tuning]\ntrials = 2\nmax_sample_passes = 1\nseed = 3\n"
+    out = tmp_path / "out"
+    results, _ = tune(tuning_suite(tmp_path, tight), out, registry)
+    assert results[0].pruned == 2 and results[0].best_params == {}
+    suite = tuning_suite(tmp_path, tight + "tuned = true\n")
+    with caplog.at_level("WARNING"):
+        run_suite(suite, out, registry, device="cpu")
+    with ResultStore(out / STORE_FILE, read_only=True) as store:
+        methods = {c["method"] for c in store.cells()}
+    assert "tiny_finetune" in methods and "tiny_finetune[tuned]" not in methods
+    assert "no tiny_finetune[tuned] cell" in caplog.text
+    assert "none of its 2 trials finished within the budget" in caplog.text
+
+
 def test_a_trial_past_its_time_limit_fails_and_the_study_goes_on(tmp_path, monkeypatch, caplog):
     """tune had no per-trial limit: a stuck trial held its study for ever."""
     import optuna

@@ -65,13 +65,18 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
                 original=args.original or ORIGINAL,
                 sweeps=sweeps,
                 declared=declared,
+                rank_blocks=args.rank_blocks,
             )
             print(
                 f"leaderboard: {(args.dir / 'leaderboard.html').resolve()} (also .md, .csv, .json)"
             )
             return EXIT_OK
         board = build_leaderboard(
-            by_device(store), reference, args.original or ORIGINAL, declared=declared
+            by_device(store),
+            reference,
+            args.original or ORIGINAL,
+            declared=declared,
+            rank_blocks=args.rank_blocks,
         )
     plots, images = None, None
     if args.screenshot is not None and args.format is None:  # the picture only

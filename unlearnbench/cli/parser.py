@@ -67,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
         "row's device)",
     )
     run.add_argument(
+        "--allow-mixed-cpus",
+        action="store_true",
+        help="resume a CPU run whose finished cells ran with other CPU kernels "
+        "(provenance cpu_capability: AVX2, AVX512, ...; refused by default: the trained "
+        "models themselves differ across them)",
+    )
+    run.add_argument(
         "--plots",
         default=None,
         metavar="all|none|NAMES",
@@ -127,6 +134,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     board.add_argument(
         "--no-plots", action="store_true", help="md: do not (re)write DIR/plots/*.png"
+    )
+    board.add_argument(
+        "--rank-blocks",
+        choices=("seeds", "groups"),
+        default="seeds",
+        help="the across-task ranking's blocks: every seed of every group (default; an "
+        "independent run of every method) or every group's mean over seeds",
     )
     board.add_argument(
         "--screenshot",

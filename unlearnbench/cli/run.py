@@ -65,6 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             cell_timeout=args.cell_timeout,
             allow_mixed_threads=args.allow_mixed_threads,
             allow_mixed_devices=args.allow_mixed_devices,
+            allow_mixed_cpus=args.allow_mixed_cpus,
         )
     plan, device, store_path = prepared.plan, prepared.device, prepared.store_path
     try:

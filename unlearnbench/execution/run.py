@@ -49,7 +49,7 @@ class PreparedRun:
     """A suite checked and planned, with its runner and executor; nothing written yet.
 
     ``choice`` is what ``executor="auto"`` chose, and why (``None``: named);
-    ``allow_mixed_threads`` and ``allow_mixed_devices`` lift
+    ``allow_mixed_threads``, ``allow_mixed_devices`` and ``allow_mixed_cpus`` lift
     :meth:`check_resume`'s refusals."""
 
     suite: Suite
@@ -61,6 +61,7 @@ class PreparedRun:
     choice: ExecutorChoice | None = None
     allow_mixed_threads: bool = False
     allow_mixed_devices: bool = False
+    allow_mixed_cpus: bool = False
 
     @property
     def store_path(self) -> Path:
@@ -68,9 +69,10 @@ class PreparedRun:
 
     def check_resume(self, store: ResultStore) -> None:
         """Refuse (:class:`RunRefused`) to add cells computed on another device type,
-        or CPU cells computed with another torch thread count, than the finished
-        cells of this plan in ``store``: results depend on both, and a leaderboard
-        that mixes them would not be one computation. Nothing pending: nothing to mix."""
+        or CPU cells computed with another torch thread count or CPU kernel set
+        (``cpu_capability``), than the finished cells of this plan in ``store``:
+        results depend on all three, and a leaderboard that mixes them would not be
+        one computation. Nothing pending: nothing to mix."""
         cells = {cell.cell_id for _, cell in self.plan.cells()}
         if not cells - store.finished():
             return
@@ -78,6 +80,8 @@ class PreparedRun:
             _check_device_types(store, cells, self.device)
         if not self.allow_mixed_threads and self.device.type == "cpu":
             _check_thread_counts(store, cells, self.executor)
+        if not self.allow_mixed_cpus and self.device.type == "cpu":
+            _check_cpu_capabilities(store, cells)
 
     def run(self, store: ResultStore, *, progress: bool = False) -> RunSummary:
         """Run the plan's cells not yet ``ok`` in ``store`` (the only writer of it)."""
@@ -117,6 +121,7 @@ def prepare_run(
     cell_timeout: float | None = None,
     allow_mixed_threads: bool = False,
     allow_mixed_devices: bool = False,
+    allow_mixed_cpus: bool = False,
 ) -> PreparedRun:
     """Check a suite (a file or a parsed :class:`Suite`) and build what runs it.
 
@@ -176,7 +181,11 @@ def prepare_run(
         return data
 
     check_feasible(plan, load, suite)
-    allow = {"allow_mixed_threads": allow_mixed_threads, "allow_mixed_devices": allow_mixed_devices}
+    allow = {
+        "allow_mixed_threads": allow_mixed_threads,
+        "allow_mixed_devices": allow_mixed_devices,
+        "allow_mixed_cpus": allow_mixed_cpus,
+    }
     return PreparedRun(suite, plan, Path(out), resolved, runner, built, choice, **allow)
 
 
@@ -225,6 +234,27 @@ def _check_thread_counts(store: ResultStore, cells: set[str], executor: Executor
         f"would mix two computations in one leaderboard. Resume with --threads-per-worker "
         f"{usual} (with --executor processes, also --workers so that workers x threads fit "
         f"the cores), run into another --out, or pass --allow-mixed-threads to mix them."
+    )
+
+
+def _check_cpu_capabilities(store: ResultStore, cells: set[str]) -> None:
+    """CPU cells recorded with another CPU kernel set than this host's: the trained
+    models (the original, the shadow and reference models every cell shares) differ
+    across hosts, so new cells would be measured against other models than the old."""
+    from unlearnbench.execution.provenance import cpu_capability
+
+    here = cpu_capability()
+    counts = store.cpu_capabilities(cells)
+    other = {c: n for c, n in counts.items() if c != here}
+    if not other:
+        return
+    recorded = ", ".join(f"{n} with {c}" for c, n in sorted(other.items()))
+    raise RunRefused(
+        f"{store.path} holds finished cells of this suite computed on a CPU with other "
+        f"kernels ({recorded}); this host uses {here}. CPU results depend on the kernels "
+        f"(the shared original model itself differs), so resuming would measure new cells "
+        f"against other models than the old ones in one leaderboard. Run into another "
+        f"--out (a fresh run), or pass --allow-mixed-cpus to mix them."
     )
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -277,21 +277,34 @@ class ResultStore:
         rows = self._conn.execute("SELECT cell_id FROM cells WHERE status = 'ok'")
         return {row[0] for row in rows}
 
-    def thread_counts(self, cell_ids: Collection[str], device_type: str) -> dict[int, int]:
-        """How many ``ok`` cells among ``cell_ids`` ran on ``device_type`` with each torch
-        thread count (from their provenance): a resumed run must match it."""
+    def _ok_provenances(self, cell_ids: Collection[str]) -> Iterator[dict[str, Any]]:
+        """The provenance of each ``ok`` cell among ``cell_ids`` (unreadable ones skipped)."""
         wanted = set(cell_ids)
-        counts: dict[int, int] = {}
         rows = self._conn.execute("SELECT cell_id, provenance FROM cells WHERE status = 'ok'")
         for cell_id, raw in rows:
             if cell_id not in wanted:
                 continue
             try:
                 prov = json.loads(raw or "{}")
+            except (TypeError, ValueError):
+                continue
+            if isinstance(prov, dict):
+                yield prov
+
+    @staticmethod
+    def _device_type(prov: dict[str, Any]) -> str:
+        return str(prov.get("device", "")).split(":")[0]
+
+    def thread_counts(self, cell_ids: Collection[str], device_type: str) -> dict[int, int]:
+        """How many ``ok`` cells among ``cell_ids`` ran on ``device_type`` with each torch
+        thread count (from their provenance): a resumed run must match it."""
+        counts: dict[int, int] = {}
+        for prov in self._ok_provenances(cell_ids):
+            try:
                 threads = int(prov["torch_threads"])
             except (TypeError, ValueError, KeyError):
                 continue  # a cell recorded without a thread count (older versions)
-            if str(prov.get("device", "")).split(":")[0] == device_type:
+            if self._device_type(prov) == device_type:
                 counts[threads] = counts.get(threads, 0) + 1
         return counts
 
@@ -299,18 +312,23 @@ class ResultStore:
         """How many ``ok`` cells among ``cell_ids`` ran on each device type (``cpu``,
         ``cuda``), from their provenance: results differ across device types, so a
         resumed run must match it."""
-        wanted = set(cell_ids)
         counts: dict[str, int] = {}
-        rows = self._conn.execute("SELECT cell_id, provenance FROM cells WHERE status = 'ok'")
-        for cell_id, raw in rows:
-            if cell_id not in wanted:
-                continue
-            try:
-                device = str(json.loads(raw or "{}").get("device", "")).split(":")[0]
-            except (TypeError, ValueError, AttributeError):
-                continue
+        for prov in self._ok_provenances(cell_ids):
+            device = self._device_type(prov)
             if device:
                 counts[device] = counts.get(device, 0) + 1
+        return counts
+
+    def cpu_capabilities(self, cell_ids: Collection[str]) -> dict[str, int]:
+        """How many ``ok`` CPU cells among ``cell_ids`` ran with each CPU kernel set
+        (provenance ``cpu_capability``: ``AVX2``, ``AVX512``, ...): CPU results differ
+        across them (a model trained on one host is not the one trained on another),
+        so a resumed run must match it. Cells recorded without it are not counted."""
+        counts: dict[str, int] = {}
+        for prov in self._ok_provenances(cell_ids):
+            capability = str(prov.get("cpu_capability") or "")
+            if self._device_type(prov) == "cpu" and capability:
+                counts[capability] = counts.get(capability, 0) + 1
         return counts
 
     def write(self, record: CellRecord) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,6 +29,7 @@ from unlearnbench.reports.flags import (
     NEVER_RANKED,
     NO_EFFECT,
     NO_EFFECT_MARGIN,
+    NO_EFFECT_NOISE,
     WORSE,
     WORSE_MARGIN,
     Uninformative,
@@ -72,6 +74,7 @@ class Leaderboard:
     about: dict[str, dict[str, Any]] = field(default_factory=dict)  # metric -> role, evaluator
     uninformative: list[Uninformative] = field(default_factory=list)
     collapse_margin: float = COLLAPSE_MARGIN
+    rank_blocks: str = "seeds"  # the across-task ranking's blocks (reports.crossrank.BLOCKS)
     # method label -> seed -> the method's resolved parameters (from each cell's config)
     parameters: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
     # (dataset, architecture, method, request, seed) -> the ``ok`` cell's recorded config
@@ -141,8 +144,12 @@ def build_leaderboard(
     original: str = ORIGINAL,
     cells: Collection[str] | None = None,
     declared: Callable[[], Declared] | None = None,
+    rank_blocks: str = "seeds",
 ) -> Leaderboard:
     """Aggregate the store's ``ok`` cells over seeds into one row per method and group.
+
+    ``rank_blocks``: what one block of the across-task ranking is, a seed of a group
+    (``"seeds"``) or a group (``"groups"``); see :mod:`unlearnbench.reports.crossrank`.
 
     ``cells`` limits the board to those cell ids (a run passes its plan's, so
     results of an earlier, different suite in the same folder stay out). When a
@@ -224,6 +231,7 @@ def build_leaderboard(
     flag_no_effect(board)
     flag_worse_than_original(board)
     board.uninformative = find_uninformative(board)
+    board.rank_blocks = rank_blocks
     return board
 
 
@@ -380,7 +388,9 @@ def legend(board: Leaderboard, mark: str = "Bold") -> str:
         f"(test accuracy, a utility metric, more than {board.collapse_margin:g} below "
         f"{board.original}'s) "
         f"or flagged {NO_EFFECT} (every forgetting measure within {NO_EFFECT_MARGIN:g} of "
-        f"{board.original}'s) or flagged {WORSE} (Avg. Gap more than "
+        f"{board.original}'s, or within {NO_EFFECT_NOISE:g} and not separated from it by "
+        "a paired t-test over 3+ seeds) "
+        f"or flagged {WORSE} (Avg. Gap more than "
         f"{WORSE_MARGIN * 100:g} points above {board.original}'s) is not ranked, and a "
         f"column where {board.original} does at least as well as every method marks "
         f"nothing; {DAGGER}: an attack that cannot tell the "
@@ -405,3 +415,27 @@ BOLD_RULE = (
 def notes(board: Leaderboard) -> list[str]:
     """One line per uninformative attack and group, for under the tables and the terminal."""
     return [f"{DAGGER} {item.message()}" for item in board.uninformative]
+
+
+REPEATS_LABEL = re.compile(r" ×(\d+)$")  # a request label's repeat count (task_values)
+
+
+def repeat_notes(board: Leaderboard) -> list[str]:
+    """One line per request with ``repeats`` > 1 (label ending in ``×N``): what a
+    value there averages and what the repeats cost."""
+    if board.table.empty:
+        return []
+    lines = []
+    for request in board.table["request"].drop_duplicates():
+        found = REPEATS_LABEL.search(str(request))
+        if found is None:
+            continue
+        count = int(found.group(1))
+        lines.append(
+            f"{request}: a seed's value is the mean over {count} deletions of that kind "
+            f"and size, each from the same trained model (not a stream; speed-ups: "
+            f"geometric mean); they cost {count} unlearning runs and {count} reference "
+            "retrainings a seed (and a method's own naive retrainings), while the trained "
+            "model, shadow and attack reference models are trained once and shared."
+        )
+    return lines

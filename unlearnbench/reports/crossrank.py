@@ -1,11 +1,16 @@
 """Ranking across tasks: a Friedman test over every group of a board and the Nemenyi
 critical difference, one per headline measure (forgetting, utility, speed).
 
-Each group (dataset, architecture, request) is one block; in it the unlearning
-methods (not the anchors) are ranked by the group's mean over seeds (1 = best,
-ties averaged): utility by its value (higher is better), forgetting by the
-distance of its value to the reference's (closer is better), speed by the
-work-based speed-up over the reference (higher is better). The Friedman test
+A block is one seed of one group (dataset, architecture, request): every seed is
+an independent run of every method (its own split, initialisation and forget
+set), so a board of G groups and S seeds ranks over G·S blocks (``blocks =
+"seeds"``, the default); ``blocks = "groups"`` ranks over the groups' means
+instead (Demšar's datasets-as-blocks reading; a board of three groups then
+separates almost nothing). In a block the unlearning methods (not the anchors)
+are ranked (1 = best, ties averaged): utility by its value (higher is better),
+forgetting by the distance of its value to the reference's on the same block
+(closer is better), speed by the work-based speed-up over the reference
+(higher is better). The Friedman test
 (:func:`scipy.stats.friedmanchisquare`) asks whether the average ranks differ at
 all; the Nemenyi post-hoc test (scikit-posthocs' ``posthoc_nemenyi_friedman``,
 Demšar 2006) says which pairs do: two methods differ at 95% when their average
@@ -13,10 +18,10 @@ ranks differ by more than the critical difference
 ``CD = q_0.05(k, ∞)/√2 · √(k(k+1)/(6N))`` for k methods over N groups. The
 diagram is scikit-posthocs' ``critical_difference_diagram``.
 
-A method missing from a group, without a value there or flagged there (collapsed,
-no effect: never ranked, as in the tables) is left out of that measure's ranking
-(and named); fewer than ``MIN_GROUPS`` groups or ``MIN_METHODS``
-methods rank nothing ("not enough groups").
+A method missing from a block, without a value there or flagged in its group
+(collapsed, no effect, worse than original: never ranked, as in the tables) is
+left out of that measure's ranking (and named); fewer than ``MIN_GROUPS`` blocks
+or ``MIN_METHODS`` methods rank nothing ("not enough groups").
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from unlearnbench.reports.gaps import GROUP_KEYS
+from unlearnbench.reports.gaps import GROUP_KEYS, KEYS
 from unlearnbench.reports.headline import speed_metrics
 
 if TYPE_CHECKING:
@@ -41,6 +46,7 @@ LEVEL = 0.05
 MIN_GROUPS = 2
 MIN_METHODS = 3  # the Friedman test compares three or more
 MEASURES = ("forgetting", "utility", "speed")
+BLOCKS = ("seeds", "groups")  # what one Friedman block is: a seed of a group, or a group
 CAPTION = "Critical-difference diagrams across tasks (Friedman, Nemenyi at 95%)"
 
 
@@ -51,7 +57,8 @@ class CrossRank:
     measure: str
     column: str = ""
     ranks: pd.Series = field(default_factory=lambda: pd.Series(dtype=float))  # method -> avg
-    groups: int = 0
+    groups: int = 0  # blocks ranked over (a seed of a group, or a group; see ``blocks``)
+    blocks: str = "seeds"
     statistic: float = math.nan
     pvalue: float = math.nan
     cd: float = math.nan
@@ -86,28 +93,36 @@ def critical_difference(k: int, n: int, level: float = LEVEL) -> float:
 
 
 def scores(board: Leaderboard, column: str, direction: str) -> pd.DataFrame:
-    """Groups x methods: the value ranked, oriented so that lower is better; a row
-    flagged collapsed or no effect has none (it is never ranked, as in the tables)."""
-    table = board.table
+    """Blocks x methods: the value ranked, oriented so that lower is better; a method
+    flagged (collapsed, no effect, worse than original) in a group has none in its
+    blocks (it is never ranked, as in the tables)."""
+    flagged = {tuple(board.table.loc[i, KEYS]) for i in board.collapsed_rows()}
+    by_seed = board.rank_blocks == "seeds"
+    frame = board.per_seed if by_seed else board.table
+    if column not in frame:
+        return pd.DataFrame()
     rows = {}
-    flagged = board.collapsed_rows()
-    for key, group in table.groupby(GROUP_KEYS, sort=False):
-        values = group[column].astype(float)
-        values[group.index.isin(list(flagged))] = math.nan  # never ranked, as in the tables
-        values.index = group["method"]
+    for key, block in frame.groupby([*GROUP_KEYS, "seed"] if by_seed else GROUP_KEYS, sort=False):
+        values = block[column].astype(float)
+        values[[tuple(k) in flagged for k in block[KEYS].itertuples(index=False)]] = math.nan
+        values.index = block["method"]
+        values = values[~values.index.duplicated(keep="last")]
         if direction == "none":
             reference = values.get(board.reference, math.nan)
             values = (values - reference).abs()
         elif direction == "higher":
             values = -values
         values = values.drop([board.reference, board.original], errors="ignore")
-        rows[" / ".join(str(k) for k in key)] = values
+        label = [str(k) for k in key]
+        if by_seed:
+            label[-1] = f"seed {label[-1]}"
+        rows[" / ".join(label)] = values
     return pd.DataFrame(rows).T
 
 
 def rank(board: Leaderboard, measure: str) -> CrossRank:
     """One measure's Friedman test, average ranks and Nemenyi critical difference."""
-    out = CrossRank(measure)
+    out = CrossRank(measure, blocks=board.rank_blocks)
     chosen = measure_column(board, measure)
     if chosen is None or board.table.empty:
         out.reason = f"no {measure} metric"
@@ -119,9 +134,10 @@ def rank(board: Leaderboard, measure: str) -> CrossRank:
     out.left_out = [str(m) for m in matrix.columns if m not in complete.columns]
     out.groups = len(complete)
     if len(complete) < MIN_GROUPS or complete.shape[1] < MIN_METHODS:
+        kind = _block_name(out.blocks)
         out.reason = (
-            f"not enough groups: {len(complete)} group(s) and {complete.shape[1]} method(s) "
-            f"with a value in every group (the test needs {MIN_GROUPS}+ groups and "
+            f"not enough groups: {len(complete)} {kind}(s) and {complete.shape[1]} method(s) "
+            f"with a value in every {kind} (the test needs {MIN_GROUPS}+ {kind}s and "
             f"{MIN_METHODS}+ methods)"
         )
         return out
@@ -151,26 +167,39 @@ def summary(result: CrossRank) -> str:
         return f"{result.measure}: {result.reason}."
     verdict = "the methods' ranks differ" if result.pvalue < LEVEL else "no difference shown"
     missing = ", ".join(result.left_out)
-    left = f"; left out (flagged or missing in a group): {missing}" if missing else ""
+    kind = _block_name(result.blocks)
+    left = f"; left out (flagged or missing in a {kind}): {missing}" if missing else ""
     return (
         f"{result.measure} (by {result.column}): Friedman χ² = {result.statistic:.3g}, "
-        f"p = {_p(result.pvalue)} over {result.groups} groups and {len(result.ranks)} methods "
+        f"p = {_p(result.pvalue)} over {result.groups} {kind}s and {len(result.ranks)} methods "
         f"({verdict} at 95%); Nemenyi critical difference CD = {result.cd:.3g}{left}"
     )
+
+
+def _block_name(blocks: str) -> str:
+    return "group-seed block" if blocks == "seeds" else "group"
 
 
 def _p(value: float) -> str:
     return "<0.001" if value < 0.001 else f"{value:.3g}"
 
 
-LEGEND = (
-    "Across tasks: each group is one block, its unlearning methods ranked 1 (best) to k by "
-    "the group's mean (ties averaged); utility higher is better, forgetting closest to the "
-    "reference is better, speed by the work speed-up. The Friedman test asks whether the "
-    "average ranks differ; two methods differ at 95% (Nemenyi) when their average ranks "
-    "differ by more than CD, tested only where the Friedman test rejects equal ranks. "
-    "'Differs from': the methods a row is separated from; the others tie with it."
-)
+def legend(blocks: str = "seeds") -> str:
+    """What the across-task tables show, for ``blocks`` (see :data:`BLOCKS`)."""
+    block = (
+        "each seed of each group is one block (an independent run of every method: its own "
+        "split, initialisation and forget set)"
+        if blocks == "seeds"
+        else "each group is one block (its methods' means over seeds)"
+    )
+    return (
+        f"Across tasks: {block}, its unlearning methods ranked 1 (best) to k (ties "
+        "averaged); utility higher is better, forgetting closest to the reference is better, "
+        "speed by the work speed-up. The Friedman test asks whether the average ranks "
+        "differ; two methods differ at 95% (Nemenyi) when their average ranks differ by more "
+        "than CD, tested only where the Friedman test rejects equal ranks. 'Differs from': "
+        "the methods a row is separated from; the others tie with it."
+    )
 
 
 def table_rows(result: CrossRank) -> list[list[str]]:
@@ -206,7 +235,7 @@ def diagram(board: Leaderboard) -> Figure | None:
         sp.critical_difference_diagram(ranks, result.pairwise, ax=ax, alpha=LEVEL)
         ax.set_title(
             f"{result.measure} ({result.column}): Friedman p = {_p(result.pvalue)}, "
-            f"CD = {result.cd:.2f} over {result.groups} groups",
+            f"CD = {result.cd:.2f} over {result.groups} {_block_name(result.blocks)}s",
             fontsize=9,
         )
     figure.suptitle(CAPTION, fontsize=10)

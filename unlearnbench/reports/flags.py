@@ -31,6 +31,10 @@ no-op) lies within 0.01 of the original's in its group did not measurably
 change the model: it is flagged ``no effect`` and never marked
 best (a no-op's speed-up is the largest of all). Seen on the MNIST-1D board:
 gradient ascent at its reference lr 1e-4, 132x-14,388x "faster" than retrain."""
+NO_EFFECT_NOISE = 0.05
+"""A forgetting measure's move between ``NO_EFFECT_MARGIN`` and this counts only
+where a paired t-test over 3+ seeds separates it from the original's (a few flipped
+single-point decisions are not an effect); a larger move always counts."""
 WORSE = "worse than original"
 WORSE_MARGIN = 0.005
 """A row whose Avg. Gap (to the reference) exceeds the do-nothing original's by more
@@ -113,10 +117,15 @@ def _collapsed_in_a_seed(board: Leaderboard, utility: list[str]) -> set[int]:
 
 
 def flag_no_effect(board: Leaderboard) -> None:
-    """Set ``flags`` to ``no effect`` where every forgetting measure (the Avg. Gap
-    metrics and every ``forgetting`` or ``attack`` metric) is within
-    ``NO_EFFECT_MARGIN`` of the original's (the anchors themselves excluded): a row
-    that moves any one of them did something, whichever the Avg. Gap reads."""
+    """Set ``flags`` to ``no effect`` where no forgetting measure (the Avg. Gap
+    metrics and every ``forgetting`` or ``attack`` metric) moved from the original's
+    (the anchors themselves excluded): a measure moved when its mean is more than
+    ``NO_EFFECT_MARGIN`` away and, unless it is more than ``NO_EFFECT_NOISE`` away,
+    a paired t-test over the seeds (95%, with at least three shared seeds) separates
+    it from the original's (a large move on three noisy seeds is not called no
+    effect). A row that moves any one of them did something, whichever the Avg. Gap
+    reads; a small difference the seeds do not separate (three flips in 150
+    single-point LiRA decisions) is not an effect."""
     moved = [
         m
         for m in board.metrics
@@ -127,7 +136,8 @@ def flag_no_effect(board: Leaderboard) -> None:
     if not metrics:
         return
     table = board.table
-    for _, group in table.groupby(GROUP_KEYS, sort=False):
+    per_seed = board.per_seed
+    for key, group in table.groupby(GROUP_KEYS, sort=False):
         original = group[group["method"] == board.original]
         if original.empty:
             continue
@@ -137,9 +147,40 @@ def flag_no_effect(board: Leaderboard) -> None:
             continue
         rows = group[~group["method"].isin([board.original, board.reference])]
         distance = (rows[have].astype(float) - base[have]).abs()
-        close = distance.le(NO_EFFECT_MARGIN).all(axis=1)
-        unflagged = rows[FLAGS] == ""
-        table.loc[rows.index[close & unflagged], FLAGS] = NO_EFFECT
+        close, large = distance.le(NO_EFFECT_MARGIN), distance.gt(NO_EFFECT_NOISE)
+        seeds = _group_seeds(per_seed, key)
+        for index in rows.index[rows[FLAGS] == ""]:
+            method = str(rows.at[index, "method"])
+            far = [m for m in have if not close.at[index, m]]
+            if any(large.at[index, m] for m in far):
+                continue  # a move this large is an effect, however noisy the seeds
+            if not any(_separated(seeds, method, board.original, m) for m in far):
+                table.loc[index, FLAGS] = NO_EFFECT
+
+
+def _group_seeds(per_seed: pd.DataFrame, key: tuple[object, ...]) -> pd.DataFrame:
+    """The per-seed rows of one group (``key``: its GROUP_KEYS values)."""
+    if per_seed.empty:
+        return per_seed
+    mask = pd.Series(True, index=per_seed.index)
+    for column, value in zip(GROUP_KEYS, key, strict=True):
+        mask &= per_seed[column] == value
+    return per_seed[mask]
+
+
+def _separated(seeds: pd.DataFrame, method: str, original: str, metric: str) -> bool:
+    """Whether ``method``'s per-seed values of ``metric`` differ from ``original``'s by
+    a two-sided paired t-test (95%); with fewer than three shared seeds (or no per-seed
+    values) nothing can be tested and the margin alone decides (True)."""
+    from unlearnbench.reports.significance import MIN_SEEDS, paired_separated
+
+    if seeds.empty or metric not in seeds:
+        return True
+    mine = seeds[seeds["method"] == method].set_index("seed")[metric].dropna()
+    base = seeds[seeds["method"] == original].set_index("seed")[metric].dropna()
+    if len(mine.index.intersection(base.index)) < MIN_SEEDS:
+        return True
+    return paired_separated(mine, base, True) or paired_separated(mine, base, False)
 
 
 def flag_worse_than_original(board: Leaderboard) -> None:

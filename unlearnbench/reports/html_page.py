@@ -22,7 +22,7 @@ from typing import Any
 import pandas as pd
 
 from unlearnbench.reports import crossrank
-from unlearnbench.reports.board import DAGGER, Leaderboard, legend, notes
+from unlearnbench.reports.board import DAGGER, Leaderboard, legend, notes, repeat_notes
 from unlearnbench.reports.flags import FLAGS
 from unlearnbench.reports.gaps import GROUP_KEYS, KEYS, gap_columns, gap_legend
 from unlearnbench.reports.headline import (
@@ -204,7 +204,7 @@ def _crossrank(board: Leaderboard) -> list[str]:
     """The across-tasks section: per measure, the test's line and the rank table."""
     parts = [
         "<h2>Across tasks: Friedman test and critical difference</h2>",
-        f'<p class="legend">{escape(crossrank.LEGEND)}</p>',
+        f'<p class="legend">{escape(crossrank.legend(board.rank_blocks))}</p>',
     ]
     for result in crossrank.rank_all(board):
         parts.append(f"<h3>{escape(result.measure)}</h3>")
@@ -246,6 +246,7 @@ def to_html(
     else:
         parts += _headline(board)
         parts += [f'<p class="note">{escape(line)}</p>' for line in notes(board)]
+        parts += [f'<p class="note">{escape(line)}</p>' for line in repeat_notes(board)]
         parts += _crossrank(board)
     if TRADEOFF in images:
         parts.append(_figure(TRADEOFF, images[TRADEOFF], captions))

@@ -74,7 +74,8 @@ def flags_key(board: Leaderboard) -> str:
     return (
         f"flags: collapsed = test accuracy (a utility metric) more than "
         f"{_points(board.collapse_margin)} below {board.original}'s; {NO_EFFECT} = every "
-        f"forgetting measure within {_points(NO_EFFECT_MARGIN)} of {board.original}'s; "
+        f"forgetting measure within {_points(NO_EFFECT_MARGIN)} of {board.original}'s "
+        "or within 5 points and not separated from it (paired t-test, 3+ seeds); "
         f"{WORSE} = Avg. Gap more than {_points(WORSE_MARGIN)} above {board.original}'s "
         f"(further from {board.reference} than doing nothing). Flagged rows come last and "
         "are never ranked best."

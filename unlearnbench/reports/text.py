@@ -27,6 +27,7 @@ from unlearnbench.reports.board import (
     Leaderboard,
     legend,
     notes,
+    repeat_notes,
     variant_parameters,
 )
 from unlearnbench.reports.flags import FLAGS
@@ -133,6 +134,8 @@ def to_markdown(
         lines += headline_markdown(board)
     if board.uninformative:
         lines += [*(md_escape(note) for note in notes(board)), ""]
+    for note in repeat_notes(board):
+        lines += [md_escape(note), ""]
     lines += crossrank_markdown(board)
     if plots and TRADEOFF_CAPTION in plots:
         lines += [f"![{TRADEOFF_CAPTION}]({plots[TRADEOFF_CAPTION]})", ""]
@@ -274,7 +277,7 @@ def crossrank_markdown(board: Leaderboard) -> list[str]:
     if board.table.empty:
         return []
     lines = ["## Across tasks: Friedman test and critical difference", ""]
-    lines += [md_escape(crossrank.LEGEND), ""]
+    lines += [md_escape(crossrank.legend(board.rank_blocks)), ""]
     for result in crossrank.rank_all(board):
         lines += [f"### {result.measure}", "", md_escape(crossrank.summary(result)), ""]
         if not result.reason:

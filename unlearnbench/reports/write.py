@@ -169,6 +169,7 @@ def write_board(
     sweeps: Sequence[PlotRequest] = (),
     declared: Callable[[], Declared] | None = None,
     plots: Collection[str] | None = None,
+    rank_blocks: str = "seeds",
 ) -> Leaderboard:
     """:func:`write_leaderboards`, returning the board (for the run's terminal summary);
     ``sweeps``: the suite's ``[[plots]]``, drawn after the built-in plots; ``declared``:
@@ -176,7 +177,9 @@ def write_board(
     to draw (:func:`choose_plots`; ``None``: all)."""
     if reference is None:
         reference = infer_reference(store)
-    board = build_leaderboard(by_device(store, cells), reference, original, cells, declared)
+    board = build_leaderboard(
+        by_device(store, cells), reference, original, cells, declared, rank_blocks
+    )
     for line in [*notes(board), *few_seeds(board)]:
         log.warning("%s", line)
     paths, images = write_plots(board, out_dir, sweeps, plots)

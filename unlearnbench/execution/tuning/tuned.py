@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from unlearnbench.host.registry import Registry
 from unlearnbench.specs import MethodSpec, resolve_params
 
 TUNED_SUFFIX = "[tuned]"
+log = logging.getLogger(__name__)
 
 
 def best_params(out: Path, names: Sequence[str]) -> dict[str, dict[str, Any] | None]:
@@ -69,10 +71,29 @@ def add_tuned_cells(plan: Plan, registry: Registry, out: Path) -> None:
 
     Raises :class:`SuiteError` (``tuning.tuned``) when a study is missing, or has
     not run all of ``[tuning] trials`` (a ``tune`` stopped part-way: its best-so-far
-    parameters are not the tuned ones the board would call them).
+    parameters are not the tuned ones the board would call them). A study that ran
+    all its trials without finishing one (each pruned, most often past the work cap,
+    or failed) adds no tuned cell: the method has no setting within the budget, and
+    a warning says so (the default row stays).
     """
     studies = plan_studies(plan, registry)
     found = best_params(out, [s.name for s in studies])
+    assert plan.suite.tuning is not None  # plan_studies checked it
+    wanted = plan.suite.tuning.trials
+    done = finished_trials(out, [s.name for s in studies])
+    none_fit = [s for s in studies if found[s.name] is None and done[s.name] >= wanted]
+    for study in none_fit:
+        log.warning(
+            "no %s%s cell for %r: none of its %d trials finished within the budget "
+            "(tuning.max_sample_passes = %g; see tuning.md), so the method has no tuned "
+            "setting; its default row stays",
+            study.method.label,
+            TUNED_SUFFIX,
+            study.name,
+            wanted,
+            plan.suite.tuning.max_sample_passes,
+        )
+    studies = [s for s in studies if s not in none_fit]
     missing = [s.name for s in studies if found[s.name] is None]
     if missing:
         raise SuiteError(
@@ -81,10 +102,7 @@ def add_tuned_cells(plan: Plan, registry: Registry, out: Path) -> None:
             + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
             + f" in {Path(out) / STORAGE_FILE}; run `unlearnbench tune SUITE --out {out}` first",
         )
-    assert plan.suite.tuning is not None  # plan_studies checked it
-    wanted = plan.suite.tuning.trials
-    done = finished_trials(out, [s.name for s in studies])
-    short = [name for name, n in done.items() if n < wanted]
+    short = [s.name for s in studies if done[s.name] < wanted]
     if short:
         raise SuiteError(
             "tuning.tuned",
