@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from unlearnbench.reports.gaps import AVG_GAP, GROUP_KEYS, KEYS
+from unlearnbench.reports.stats import MIN_SEEDS, paired_separated
 
 if TYPE_CHECKING:
     from unlearnbench.reports.board import Leaderboard
@@ -172,8 +173,6 @@ def _separated(seeds: pd.DataFrame, method: str, original: str, metric: str) -> 
     """Whether ``method``'s per-seed values of ``metric`` differ from ``original``'s by
     a two-sided paired t-test (95%); with fewer than three shared seeds (or no per-seed
     values) nothing can be tested and the margin alone decides (True)."""
-    from unlearnbench.reports.significance import MIN_SEEDS, paired_separated
-
     if seeds.empty or metric not in seeds:
         return True
     mine = seeds[seeds["method"] == method].set_index("seed")[metric].dropna()

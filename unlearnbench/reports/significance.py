@@ -21,18 +21,14 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from unlearnbench.reports.flags import original_wins
 from unlearnbench.reports.gaps import GROUP_KEYS, KEYS, gap_columns, per_seed_gaps
+from unlearnbench.reports.stats import MIN_SEEDS, paired_separated
 
 if TYPE_CHECKING:
     from unlearnbench.reports.board import Leaderboard
 
-LEVEL = 0.05
-"""Two-sided level of every paired test (95%)."""
-MIN_SEEDS = 3
-"""A group with a row of fewer seeds is warned about (:func:`few_seeds`)."""
 TIED = "≈"
 TEST_NAME = "a two-sided paired t-test over the seeds both rows share, at 95%"
 
@@ -61,29 +57,6 @@ def per_seed_values(board: Leaderboard) -> pd.DataFrame:
         frame = per_seed.merge(gaps[[*KEYS, "seed", *extra]], on=[*KEYS, "seed"], how="left")
     board.cache[key] = frame
     return frame
-
-
-def paired_separated(best: pd.Series, other: pd.Series, higher: bool) -> bool:
-    """Whether ``best`` beats ``other`` at 95% in a two-sided paired t-test over the
-    seeds both have (both indexed by seed).
-
-    Fewer than two shared seeds separate nothing; a constant nonzero difference
-    (no spread) separates, a zero one does not."""
-    a, b = best.align(other, join="inner")
-    x, y = a.to_numpy(dtype=float), b.to_numpy(dtype=float)
-    keep = ~(np.isnan(x) | np.isnan(y))
-    x, y = x[keep], y[keep]
-    n = len(x)
-    if n < 2:
-        return False
-    diff = (x - y) if higher else (y - x)
-    mean, sd = float(diff.mean()), float(diff.std(ddof=1))
-    scale = 1e-12 * max(1.0, float(np.abs(np.concatenate([x, y])).max()))
-    if sd <= scale:
-        return mean > scale
-    t = mean / (sd / math.sqrt(n))
-    p = 2.0 * float(stats.t.sf(abs(t), n - 1))  # as scipy.stats.ttest_rel
-    return mean > 0 and p < LEVEL
 
 
 def _columns(board: Leaderboard) -> list[tuple[str, str]]:

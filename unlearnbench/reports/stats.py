@@ -37,3 +37,33 @@ def geometric_mean_ci95(values: pd.Series) -> tuple[float, float]:
     logs = np.log(clean)
     half = ci95(logs)
     return float(np.exp(logs.mean())), float(np.exp(half)) if not math.isnan(half) else half
+
+
+LEVEL = 0.05
+"""Two-sided level of every paired test (95%)."""
+MIN_SEEDS = 3
+"""A group with a row of fewer seeds is warned about; a paired test needs this many to
+call a small move no effect (:func:`unlearnbench.reports.flags.flag_no_effect`)."""
+
+
+def paired_separated(best: pd.Series, other: pd.Series, higher: bool) -> bool:
+    """Whether ``best`` beats ``other`` at 95% in a two-sided paired t-test over the
+    seeds both have (both indexed by seed).
+
+    Fewer than two shared seeds separate nothing; a constant nonzero difference
+    (no spread) separates, a zero one does not."""
+    a, b = best.align(other, join="inner")
+    x, y = a.to_numpy(dtype=float), b.to_numpy(dtype=float)
+    keep = ~(np.isnan(x) | np.isnan(y))
+    x, y = x[keep], y[keep]
+    n = len(x)
+    if n < 2:
+        return False
+    diff = (x - y) if higher else (y - x)
+    mean, sd = float(diff.mean()), float(diff.std(ddof=1))
+    scale = 1e-12 * max(1.0, float(np.abs(np.concatenate([x, y])).max()))
+    if sd <= scale:
+        return mean > scale
+    t = mean / (sd / math.sqrt(n))
+    p = 2.0 * float(stats.t.sf(abs(t), n - 1))  # as scipy.stats.ttest_rel
+    return mean > 0 and p < LEVEL
