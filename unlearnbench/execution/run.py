@@ -31,6 +31,7 @@ from unlearnbench.execution.executor_choice import (
 )
 from unlearnbench.execution.executors import EXECUTORS, Executor, ExecutorOptions, run_plan
 from unlearnbench.execution.plan import Component, Plan, build_plan, check_feasible
+from unlearnbench.execution.provenance import cpu_capability
 from unlearnbench.execution.store import STORE_FILE, ResultStore
 from unlearnbench.execution.suite import Suite, SuiteError, load_suite
 from unlearnbench.execution.task_runner import Runner, RunSummary
@@ -241,8 +242,6 @@ def _check_cpu_capabilities(store: ResultStore, cells: set[str]) -> None:
     """CPU cells recorded with another CPU kernel set than this host's: the trained
     models (the original, the shadow and reference models every cell shares) differ
     across hosts, so new cells would be measured against other models than the old."""
-    from unlearnbench.execution.provenance import cpu_capability
-
     here = cpu_capability()
     counts = store.cpu_capabilities(cells)
     other = {c: n for c, n in counts.items() if c != here}

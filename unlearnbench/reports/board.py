@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,6 +74,8 @@ class Leaderboard:
     uninformative: list[Uninformative] = field(default_factory=list)
     collapse_margin: float = COLLAPSE_MARGIN
     rank_blocks: str = "seeds"  # the across-task ranking's blocks (reports.crossrank.BLOCKS)
+    # request label -> deletions each of its seed values averages (requests with repeats > 1)
+    repeats: dict[str, int] = field(default_factory=dict)
     # method label -> seed -> the method's resolved parameters (from each cell's config)
     parameters: dict[str, dict[int, dict[str, Any]]] = field(default_factory=dict)
     # (dataset, architecture, method, request, seed) -> the ``ok`` cell's recorded config
@@ -232,6 +233,9 @@ def build_leaderboard(
     flag_worse_than_original(board)
     board.uninformative = find_uninformative(board)
     board.rank_blocks = rank_blocks
+    if "repeats" in rows:  # the store's count per aggregated row (1 without repeats)
+        most = rows.groupby("request")["repeats"].max()
+        board.repeats = {str(r): int(n) for r, n in most.items() if n > 1}
     return board
 
 
@@ -417,25 +421,14 @@ def notes(board: Leaderboard) -> list[str]:
     return [f"{DAGGER} {item.message()}" for item in board.uninformative]
 
 
-REPEATS_LABEL = re.compile(r" ×(\d+)$")  # a request label's repeat count (task_values)
-
-
 def repeat_notes(board: Leaderboard) -> list[str]:
-    """One line per request with ``repeats`` > 1 (label ending in ``×N``): what a
-    value there averages and what the repeats cost."""
-    if board.table.empty:
-        return []
-    lines = []
-    for request in board.table["request"].drop_duplicates():
-        found = REPEATS_LABEL.search(str(request))
-        if found is None:
-            continue
-        count = int(found.group(1))
-        lines.append(
-            f"{request}: a seed's value is the mean over {count} deletions of that kind "
-            f"and size, each from the same trained model (not a stream; speed-ups: "
-            f"geometric mean); they cost {count} unlearning runs and {count} reference "
-            "retrainings a seed (and a method's own naive retrainings), while the trained "
-            "model, shadow and attack reference models are trained once and shared."
-        )
-    return lines
+    """One line per request with ``repeats`` > 1: what a value there averages and
+    what the repeats cost."""
+    return [
+        f"{request}: a seed's value is the mean over {count} deletions of that kind "
+        f"and size, each from the same trained model (not a stream; speed-ups: "
+        f"geometric mean); they cost {count} unlearning runs and {count} reference "
+        "retrainings a seed (and a method's own naive retrainings), while the trained "
+        "model, shadow and attack reference models are trained once and shared."
+        for request, count in board.repeats.items()
+    ]

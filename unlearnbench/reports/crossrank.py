@@ -36,13 +36,13 @@ from scipy import stats
 
 from unlearnbench.reports.gaps import GROUP_KEYS, KEYS
 from unlearnbench.reports.headline import speed_metrics
+from unlearnbench.reports.stats import LEVEL
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
     from unlearnbench.reports.board import Leaderboard
 
-LEVEL = 0.05
 MIN_GROUPS = 2
 MIN_METHODS = 3  # the Friedman test compares three or more
 MEASURES = ("forgetting", "utility", "speed")
@@ -105,8 +105,7 @@ def scores(board: Leaderboard, column: str, direction: str) -> pd.DataFrame:
     for key, block in frame.groupby([*GROUP_KEYS, "seed"] if by_seed else GROUP_KEYS, sort=False):
         values = block[column].astype(float)
         values[[tuple(k) in flagged for k in block[KEYS].itertuples(index=False)]] = math.nan
-        values.index = block["method"]
-        values = values[~values.index.duplicated(keep="last")]
+        values.index = block["method"]  # one row a method: the frames are pivoted
         if direction == "none":
             reference = values.get(board.reference, math.nan)
             values = (values - reference).abs()

@@ -137,7 +137,9 @@ def flag_no_effect(board: Leaderboard) -> None:
     if not metrics:
         return
     table = board.table
-    per_seed = board.per_seed
+    per_seed: dict[object, pd.DataFrame] = {}
+    if not board.per_seed.empty:
+        per_seed = dict(list(board.per_seed.groupby(GROUP_KEYS, sort=False)))
     for key, group in table.groupby(GROUP_KEYS, sort=False):
         original = group[group["method"] == board.original]
         if original.empty:
@@ -149,37 +151,34 @@ def flag_no_effect(board: Leaderboard) -> None:
         rows = group[~group["method"].isin([board.original, board.reference])]
         distance = (rows[have].astype(float) - base[have]).abs()
         close, large = distance.le(NO_EFFECT_MARGIN), distance.gt(NO_EFFECT_NOISE)
-        seeds = _group_seeds(per_seed, key)
+        seeds = _by_method(per_seed.get(key))
+        base_seeds = seeds.get(board.original)
         for index in rows.index[rows[FLAGS] == ""]:
-            method = str(rows.at[index, "method"])
+            mine = seeds.get(str(rows.at[index, "method"]))
             far = [m for m in have if not close.at[index, m]]
             if any(large.at[index, m] for m in far):
                 continue  # a move this large is an effect, however noisy the seeds
-            if not any(_separated(seeds, method, board.original, m) for m in far):
+            if not any(_separated(mine, base_seeds, m) for m in far):
                 table.loc[index, FLAGS] = NO_EFFECT
 
 
-def _group_seeds(per_seed: pd.DataFrame, key: tuple[object, ...]) -> pd.DataFrame:
-    """The per-seed rows of one group (``key``: its GROUP_KEYS values)."""
-    if per_seed.empty:
-        return per_seed
-    mask = pd.Series(True, index=per_seed.index)
-    for column, value in zip(GROUP_KEYS, key, strict=True):
-        mask &= per_seed[column] == value
-    return per_seed[mask]
+def _by_method(seeds: pd.DataFrame | None) -> dict[str, pd.DataFrame]:
+    """One group's per-seed rows, per method, indexed by seed."""
+    if seeds is None:
+        return {}
+    return {str(m): rows.set_index("seed") for m, rows in seeds.groupby("method", sort=False)}
 
 
-def _separated(seeds: pd.DataFrame, method: str, original: str, metric: str) -> bool:
-    """Whether ``method``'s per-seed values of ``metric`` differ from ``original``'s by
-    a two-sided paired t-test (95%); with fewer than three shared seeds (or no per-seed
+def _separated(mine: pd.DataFrame | None, base: pd.DataFrame | None, metric: str) -> bool:
+    """Whether a row's per-seed values of ``metric`` differ from the original's by a
+    two-sided paired t-test (95%); with fewer than three shared seeds (or no per-seed
     values) nothing can be tested and the margin alone decides (True)."""
-    if seeds.empty or metric not in seeds:
+    if mine is None or base is None or metric not in mine or metric not in base:
         return True
-    mine = seeds[seeds["method"] == method].set_index("seed")[metric].dropna()
-    base = seeds[seeds["method"] == original].set_index("seed")[metric].dropna()
-    if len(mine.index.intersection(base.index)) < MIN_SEEDS:
+    a, b = mine[metric].dropna(), base[metric].dropna()
+    if len(a.index.intersection(b.index)) < MIN_SEEDS:
         return True
-    return paired_separated(mine, base, True) or paired_separated(mine, base, False)
+    return paired_separated(a, b, True) or paired_separated(a, b, False)
 
 
 def flag_worse_than_original(board: Leaderboard) -> None:

@@ -19,6 +19,7 @@ from unlearnbench.reports.board import DAGGER, Leaderboard
 from unlearnbench.reports.flags import (
     NO_EFFECT,
     NO_EFFECT_MARGIN,
+    NO_EFFECT_NOISE,
     WORSE,
     WORSE_MARGIN,
 )
@@ -75,7 +76,8 @@ def flags_key(board: Leaderboard) -> str:
         f"flags: collapsed = test accuracy (a utility metric) more than "
         f"{_points(board.collapse_margin)} below {board.original}'s; {NO_EFFECT} = every "
         f"forgetting measure within {_points(NO_EFFECT_MARGIN)} of {board.original}'s "
-        "or within 5 points and not separated from it (paired t-test, 3+ seeds); "
+        f"or within {_points(NO_EFFECT_NOISE)} and not separated from it (paired t-test, "
+        "3+ seeds); "
         f"{WORSE} = Avg. Gap more than {_points(WORSE_MARGIN)} above {board.original}'s "
         f"(further from {board.reference} than doing nothing). Flagged rows come last and "
         "are never ranked best."

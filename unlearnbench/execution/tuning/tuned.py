@@ -93,7 +93,8 @@ def add_tuned_cells(plan: Plan, registry: Registry, out: Path) -> None:
             wanted,
             plan.suite.tuning.max_sample_passes,
         )
-    studies = [s for s in studies if s not in none_fit]
+    skipped = {s.name for s in none_fit}
+    studies = [s for s in studies if s.name not in skipped]
     missing = [s.name for s in studies if found[s.name] is None]
     if missing:
         raise SuiteError(
