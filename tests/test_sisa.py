@@ -175,6 +175,10 @@ def test_stacked_cnn_matches_one_by_one(make_tiny_task):
 def test_auto_stacking_rule(make_tiny_task):
     cpu = torch.device("cpu")
     assert prefer_stacked(nn.Sequential(nn.Flatten(), nn.Linear(4, 3)), cpu)
+    # benchmarks/stacking.py: an MLP of MNIST's 784 inputs trains slower stacked on CPU
+    mnist_mlp = nn.Sequential(nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 64))
+    assert not prefer_stacked(mnist_mlp, cpu)
+    assert prefer_stacked(mnist_mlp, torch.device("cuda"))
     assert not prefer_stacked(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten()), cpu)
     assert prefer_stacked(nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten()), torch.device("cuda"))
     assert unsupported_reason(nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4)))

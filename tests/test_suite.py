@@ -73,6 +73,7 @@ def test_the_default_suites_original_learns(tmp_path) -> None:
         ({"train": {"lr": 0.0}}, "train.lr", "> 0"),
         ({"train": {"weight_decay": -0.1}}, "train.weight_decay", ">= 0, got -0.1"),
         ({"train": {"momentum": float("nan")}}, "train.momentum", "[0, 1), got nan"),
+        ({"train": {"optimizer_impl": "fast"}}, "train.optimizer_impl", "auto, foreach"),
         ({"train": {"momentum": 1.0}}, "train.momentum", "[0, 1)"),
         ({"train": {"batch_size": 0}}, "train.batch_size", "integer >= 1"),
         ({"splits": {"nonmember": float("nan")}}, "splits.nonmember", "got nan"),
@@ -175,6 +176,19 @@ def test_cell_ids_are_stable_across_plans(fixture_registry) -> None:
     a = [c.cell_id for _, c in plan_of(fixture_registry).cells()]
     b = [c.cell_id for _, c in plan_of(fixture_registry).cells()]
     assert a == b
+
+
+def test_optimizer_impl_enters_the_keys_only_when_not_auto(fixture_registry) -> None:
+    """``optimizer_impl = "auto"`` (the default) keeps the cell ids and training keys a
+    recipe had before the field existed; ``fused`` trains other models: other keys."""
+    plain = plan_of(fixture_registry)
+    auto = plan_of(fixture_registry, train={"optimizer_impl": "auto"})
+    fused = plan_of(fixture_registry, train={"optimizer_impl": "fused"})
+    ids = [[c.cell_id for _, c in p.cells()] for p in (plain, auto, fused)]
+    assert ids[0] == ids[1]
+    assert not set(ids[0]) & set(ids[2])
+    assert [t.train_key for t in plain.tasks] == [t.train_key for t in auto.tasks]
+    assert not {t.train_key for t in plain.tasks} & {t.train_key for t in fused.tasks}
 
 
 def _run(tmp_path: Path, text: str, *extra: str) -> int:

@@ -218,6 +218,28 @@ def test_foreach_optimizer_gives_the_for_loop_numbers_bit_for_bit(optimizer: str
     )
 
 
+def test_the_recipes_optimizer_impl_chooses_the_implementation() -> None:
+    """``make_optimizer`` follows ``recipe.optimizer_impl`` (``auto``: the defaults),
+    and an explicit ``impl`` wins over it."""
+    params = list(_model().parameters())
+    assert make_optimizer(params, TrainRecipe()).defaults["foreach"] is True
+    sgd = make_optimizer(params, TrainRecipe(optimizer="sgd"))
+    assert sgd.defaults["foreach"] is False
+    fused = make_optimizer(params, TrainRecipe(optimizer_impl="fused"))
+    assert fused.defaults["fused"] is True
+    assert make_optimizer(params, TrainRecipe(optimizer_impl="fused"), impl="foreach").defaults[
+        "foreach"
+    ]
+    x, y = _data()
+    trained = []
+    for impl in ("auto", "fused"):
+        model = _model()
+        recipe = TrainRecipe(epochs=2, batch_size=16, lr=0.01, optimizer_impl=impl)
+        train_model(model, x, y, torch.arange(120), recipe, seed=3)
+        trained.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.allclose(trained[0], trained[1], atol=1e-5)
+
+
 def test_an_unknown_optimizer_impl_is_refused() -> None:
     from unlearnbench import UnlearnbenchError
 

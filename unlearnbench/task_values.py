@@ -14,6 +14,12 @@ from typing import Any, Literal
 
 from unlearnbench.specs import UnlearnbenchError
 
+OPTIMIZER_IMPLS = ("auto", "foreach", "for_loop", "fused")
+"""How ``torch.optim`` steps the parameters (``TrainRecipe.optimizer_impl``, and
+:func:`unlearnbench.training.make_optimizer`'s ``impl``): ``foreach`` (one
+multi-tensor kernel per operation), ``for_loop`` (one tensor at a time, what torch
+picks on the CPU when nothing is said), ``fused`` (one fused kernel per step), or
+``auto`` (:data:`unlearnbench.training.DEFAULT_IMPLS`)."""
 SPLIT_NAMES = ("target", "nonmember", "test", "shadow_in", "shadow_out", "auxiliary")
 RequestKind = Literal["random", "class", "block", "backdoor"]
 REQUEST_KINDS: tuple[str, ...] = ("random", "class", "block", "backdoor")
@@ -68,6 +74,12 @@ class TrainRecipe:
     ``channels_last``: image models and batches use the NHWC memory format
     (faster convolutions on tensor-core GPUs); ignored for non-image inputs.
     Both default off, which keeps the plain float32 loop.
+    ``optimizer_impl``: how ``torch.optim`` steps the parameters (one of
+    :data:`OPTIMIZER_IMPLS`; ``"auto"``: foreach Adam, for-loop SGD, the
+    implementations whose results are bit for bit torch's default). ``"fused"``
+    Adam is faster on the CPU but rounds differently, so it moves every trained
+    model by float rounding: opt-in, and part of the training identity (cache
+    keys, cell ids) only when it is not ``"auto"`` (:func:`recipe_ident`).
     """
 
     epochs: int = 30
@@ -78,6 +90,7 @@ class TrainRecipe:
     weight_decay: float = 0.0
     amp: bool = False
     channels_last: bool = False
+    optimizer_impl: str = "auto"
 
     def __post_init__(self) -> None:
         """Every value a suite can give, checked before anything trains: counts are
@@ -100,6 +113,22 @@ class TrainRecipe:
             raise _field_error(
                 "train", "optimizer", f"must be 'adam' or 'sgd', got {self.optimizer!r}"
             )
+        if self.optimizer_impl not in OPTIMIZER_IMPLS:
+            raise _field_error(
+                "train",
+                "optimizer_impl",
+                f"must be one of {', '.join(OPTIMIZER_IMPLS)}, got {self.optimizer_impl!r}",
+            )
+
+
+def recipe_ident(recipe: TrainRecipe) -> dict[str, Any]:
+    """What of ``recipe`` identifies a training (cache keys, cell ids): its fields,
+    less ``optimizer_impl`` at ``"auto"``, so recipes written before that field
+    existed keep their keys (and their committed cells and cached models)."""
+    ident = asdict(recipe)
+    if recipe.optimizer_impl == "auto":
+        del ident["optimizer_impl"]
+    return ident
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from torch.func import functional_call, grad_and_value, vmap
 
 from unlearnbench.seeding import derive_seed, seed_torch
 from unlearnbench.specs import UnlearnbenchError
-from unlearnbench.task_values import TrainRecipe
+from unlearnbench.task_values import OPTIMIZER_IMPLS, TrainRecipe
 
 if TYPE_CHECKING:
     from unlearnbench.task import Task
@@ -60,11 +60,6 @@ class TrainStats:
     mean_loss: float
 
 
-OPTIMIZER_IMPLS = ("foreach", "for_loop", "fused")
-"""How ``torch.optim`` steps the parameters (:func:`make_optimizer`'s ``impl``):
-``foreach`` (one multi-tensor kernel per operation), ``for_loop`` (one tensor at
-a time, what torch picks on the CPU when nothing is said) or ``fused`` (one
-fused kernel per step)."""
 DEFAULT_IMPLS = {"adam": "foreach", "sgd": "for_loop"}
 """:func:`make_optimizer`'s default ``impl`` per optimizer, measured on the CPU
 (``benchmarks/training_loop.py``, CPU seconds, 1 thread, docs/benchmarks.md):
@@ -73,8 +68,9 @@ momentum and weight decay included); for Adam it was as fast or up to 1.1x
 faster, for SGD 0.86-0.97x as fast, so each keeps the faster one. ``fused``
 Adam was 1.3-1.6x faster but rounds differently (parameters differ by about
 1e-7 after a few epochs, and the difference grows with training), so it stays
-opt-in: a default that moved every result would make the committed boards and
-cached models disagree with new runs. CUDA: not measured (no GPU lent yet)."""
+opt-in (``[train] optimizer_impl = "fused"``, which the default suite sets): a
+default that moved every result would make the committed boards and cached models
+disagree with new runs. CUDA: not measured (no GPU lent yet)."""
 
 
 class OptimizerImplOptions(TypedDict, total=False):
@@ -101,6 +97,18 @@ def optimizer_impl_options(impl: str) -> OptimizerImplOptions:
     )
 
 
+def recipe_impl_options(
+    recipe: TrainRecipe, optimizer: str, impl: str | None = None
+) -> OptimizerImplOptions:
+    """The ``torch.optim`` keyword arguments for an ``optimizer`` (``"adam"`` or
+    ``"sgd"``) of a task trained by ``recipe``: ``impl`` if given, else the
+    recipe's ``optimizer_impl``, ``"auto"`` meaning :data:`DEFAULT_IMPLS`'s. A
+    method with optimizers of its own (GAN unlearning's) asks here, so every
+    optimizer of a run steps alike and no method's time gains or loses by it."""
+    chosen = impl or recipe.optimizer_impl
+    return optimizer_impl_options(DEFAULT_IMPLS[optimizer] if chosen == "auto" else chosen)
+
+
 def make_optimizer(
     params: Iterable[torch.nn.Parameter],
     recipe: TrainRecipe,
@@ -109,9 +117,10 @@ def make_optimizer(
     impl: str | None = None,
 ) -> torch.optim.Optimizer:
     """Adam or SGD (with the recipe's momentum) at the recipe's learning rate;
-    ``impl``: one of :data:`OPTIMIZER_IMPLS`, by default :data:`DEFAULT_IMPLS`'s."""
+    ``impl``: one of :data:`OPTIMIZER_IMPLS`, by default the recipe's
+    ``optimizer_impl`` (``"auto"``: :data:`DEFAULT_IMPLS`'s)."""
     rate = recipe.lr if lr is None else lr
-    options = optimizer_impl_options(impl or DEFAULT_IMPLS[recipe.optimizer])
+    options = recipe_impl_options(recipe, recipe.optimizer, impl)
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(
             params, lr=rate, momentum=recipe.momentum, weight_decay=recipe.weight_decay, **options
@@ -311,17 +320,29 @@ def stacking_unsupported(model: nn.Module) -> str | None:
     return None
 
 
+STACKING_CPU_MAX_PARAMETERS = 20_000
+"""On the CPU, stacked training pays only for MLPs this small (parameters per model).
+
+``python benchmarks/stacking.py`` (1 thread, 5 and 16 models of 300 points, batch 64,
+Adam): an MLP of 4.8k-17k parameters trains 1.1-2.6x faster stacked, one of 25k-109k
+0.57-1.08x as fast (the default suite's 784-128-64 MLP, 109k: 0.57x at 5 shards); the
+per-call overhead that stacking saves stops mattering once the matrix products dominate."""
+
+
 def stacking_pays(model: nn.Module, device: torch.device) -> bool:
     """Whether stacked training is expected to be faster than one model after another:
     on a GPU always, on the CPU only for networks whose only parameterised layers are
-    ``nn.Linear`` (DESIGN.md: stacked CNNs are 0.7-0.8x on CPU). ``False`` for a model
-    that cannot be stacked."""
+    ``nn.Linear`` (DESIGN.md: stacked CNNs are 0.7-0.8x on CPU) and that hold at most
+    :data:`STACKING_CPU_MAX_PARAMETERS` parameters. ``False`` for a model that cannot
+    be stacked."""
     if stacking_unsupported(model) is not None:
         return False
     if device.type == "cuda":
         return True
     layers = [m for m in model.modules() if any(True for _ in m.parameters(recurse=False))]
-    return all(isinstance(m, nn.Linear) for m in layers)
+    if not all(isinstance(m, nn.Linear) for m in layers):
+        return False
+    return sum(p.numel() for p in model.parameters()) <= STACKING_CPU_MAX_PARAMETERS
 
 
 @dataclass(frozen=True)

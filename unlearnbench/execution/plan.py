@@ -31,7 +31,13 @@ from unlearnbench.execution.suite import Suite, SuiteEntry, SuiteError
 from unlearnbench.host.registry import Kind, Registry, RegistryError
 from unlearnbench.specs import DatasetArrays, MethodSpec, ParamError, SizeCheck, resolve_params
 from unlearnbench.task import build_splits, select_forget
-from unlearnbench.task_values import ForgetRequest, SplitSizes, TaskError, TrainRecipe
+from unlearnbench.task_values import (
+    ForgetRequest,
+    SplitSizes,
+    TaskError,
+    TrainRecipe,
+    recipe_ident,
+)
 
 log = logging.getLogger(__name__)
 BUDGET_WARNING_SAMPLE_PASSES = 10**8
@@ -82,7 +88,7 @@ class TaskPlan:
             "dataset": self.dataset.ident(),
             "architecture": self.architecture.ident(),
             "splits": asdict(self.splits),
-            "train": asdict(self.recipe),
+            "train": recipe_ident(self.recipe),
             "request": self.request.as_dict(),
             "seed": self.seed,
             "evaluators": [e.ident() for e in self.evaluators],
@@ -280,7 +286,7 @@ def _task_plan(
         "dataset": dataset.ident(),
         "architecture": arch.ident(),
         "splits": asdict(splits),
-        "train": asdict(recipe),
+        "train": recipe_ident(recipe),
         "seed": seed,
         # poisoned points change the training data; other requests do not
         "backdoor": _poisoning(request),

@@ -212,7 +212,8 @@ PARAMS = (
     Param(
         "stacked",
         "auto",
-        "train the K models at once with torch.func (auto: MLPs on CPU, any model on CUDA)",
+        "train the K models at once with torch.func "
+        "(auto: MLPs <= 20k parameters on CPU, any model on CUDA)",
         choices=STACKED_CHOICES,
     ),
 )

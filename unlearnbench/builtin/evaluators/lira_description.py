@@ -84,8 +84,8 @@ a few dozen models (paper, Section VI): take 16-32 for a CPU suite, 64 or more
 (and then ``fixed_variance = false``, the per-point variances the paper uses
 with many models) where a GPU makes them cheap. Below 8 models the per-point
 Gaussians are too noisy for the low-FPR numbers and the evaluator warns.
-``stacked = "auto"`` trains the K models at once with ``torch.func`` (MLPs on
-CPU, any supported model on CUDA; ``"on"`` forces it, ``"off"`` trains one by
+``stacked = "auto"`` trains the K models at once with ``torch.func`` (MLPs of at most
+20,000 parameters on CPU, any supported model on CUDA; ``"on"`` forces it, ``"off"`` trains one by
 one through ``ctx.train``); both give the same statistics up to float rounding
 (on the CPU here they were bit for bit the same in every measurement).
 """

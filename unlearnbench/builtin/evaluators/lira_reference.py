@@ -99,10 +99,10 @@ def model_phi(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tenso
 
 
 def use_stacked(mode: str, model: nn.Module, task: Task) -> bool:
-    """Resolve ``stacked``: ``auto`` stacks MLPs on CPU and any supported model on
-    CUDA (DESIGN.md: stacked CNNs are slower on CPU); ``on`` refuses what it cannot
-    stack; mixed precision (``recipe.amp``) is never stacked, as the stacked loop is
-    float32 only."""
+    """Resolve ``stacked``: ``auto`` stacks small MLPs on CPU (:func:`stacking_pays`:
+    stacked CNNs and larger MLPs are slower there) and any supported model on CUDA;
+    ``on`` refuses what it cannot stack; mixed precision (``recipe.amp``) is never
+    stacked, as the stacked loop is float32 only."""
     reason = stacking_unsupported(model)
     if reason is None and task.recipe.amp:
         reason = "the recipe trains in mixed precision (train.amp), the stacked loop in float32"

@@ -29,10 +29,9 @@ from unlearnbench.seeding import derive_seed, generator
 from unlearnbench.specs import MethodContext
 from unlearnbench.task import Task
 from unlearnbench.training import (
-    DEFAULT_IMPLS,
     cycled_batches,
-    optimizer_impl_options,
     predict_logits,
+    recipe_impl_options,
 )
 
 
@@ -105,9 +104,7 @@ class GanUnlearning:
             torch.manual_seed(derive_seed(task.seed, "gan", "critic", deletion))
             critic = Critic(task.num_classes, p["critic_width"]).to(device)
         betas = (p["beta1"], 0.9)
-        impl = optimizer_impl_options(
-            DEFAULT_IMPLS["adam"]
-        )  # foreach: the for-loop's numbers, faster
+        impl = recipe_impl_options(task.recipe, "adam")  # the recipe's Adam implementation
         opt_g = torch.optim.Adam(model.parameters(), lr=p["lr"], betas=betas, **impl)
         opt_d = torch.optim.Adam(critic.parameters(), lr=p["critic_lr"], betas=betas, **impl)
         gen = generator(task.seed, "gan", "batches", deletion)

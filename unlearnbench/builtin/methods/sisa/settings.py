@@ -31,7 +31,8 @@ PARAMS = (
     Param(
         "stacked",
         "auto",
-        "train shards together with torch.func: auto (GPU, or MLP on CPU), on, off",
+        "train shards together with torch.func: "
+        "auto (GPU, or MLP <= 20k parameters on CPU), on, off",
         choices=("auto", "on", "off"),
     ),
     Param(
