@@ -14,8 +14,8 @@ from tests.test_leaderboard import demo_records, make_store
 from unlearnbench import UnlearnbenchError
 from unlearnbench.cli import main
 from unlearnbench.cli.run import _plot_choice
-from unlearnbench.reports.plot_requests import PlotRequest
-from unlearnbench.reports.write import choose_plots, write_board
+from unlearnbench.reports.plot_requests import PlotRequest, choose_plots
+from unlearnbench.reports.write import write_board
 
 SWEEP = PlotRequest(name="fig6", metrics=("test_accuracy",), x="request.count")
 

@@ -9,7 +9,9 @@ between them and writes the leaderboards after.
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -38,8 +40,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     from unlearnbench.execution.executors import ExecutorError
     from unlearnbench.execution.run import RunRefused, prepare_run
     from unlearnbench.execution.store import no_space
-    from unlearnbench.reports.summary import terminal_summary
-    from unlearnbench.reports.text import plain_text
 
     check_run_options(args)
     registry, _ = load_plugins(args)
@@ -95,6 +95,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_OK
     start = time.perf_counter()
     full: BaseException | None = None  # a full disk: reported once, with the way out
+    import_reports_meanwhile(draws_plots=plots != frozenset())
     try:
         summary = prepared.run(store, progress=not args.no_progress)
     except ExecutorError as exc:  # workers that cannot start: a plugin or set-up problem
@@ -108,6 +109,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             board = _write_outputs(out, store, suite, plan, plots)
         finally:
             store.close()
+    from unlearnbench.reports.summary import terminal_summary
+    from unlearnbench.reports.text import plain_text
+
     if full is not None or board is None:
         print(f"unlearnbench: error: {_no_space_message(full, out)}", file=sys.stderr)
         return EXIT_FAILED_CELLS
@@ -123,6 +127,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(terminal_summary(board, wide=args.wide))
     print(f"leaderboard: {(out / 'leaderboard.html').resolve()} (also .md, .csv, .json)")
     return EXIT_FAILED_CELLS if summary.failed or summary.timeout else EXIT_OK
+
+
+REPORT_MODULES = ("unlearnbench.reports.summary", "unlearnbench.reports.write")
+PLOT_MODULES = ("unlearnbench.reports.sweeps",)  # matplotlib
+
+
+def import_reports_meanwhile(*, draws_plots: bool) -> threading.Thread:
+    """Import what the leaderboard needs (pandas, scipy, matplotlib: about 1.3 s) in a
+    background thread while the cells run, instead of before the run (the parent is
+    idle while workers compute) or after it, when every core waits for the board.
+    An import that fails here fails again, and is reported, where the board needs it."""
+
+    def load() -> None:
+        for name in (*REPORT_MODULES, *(PLOT_MODULES if draws_plots else ())):
+            try:
+                importlib.import_module(name)
+            except Exception:  # raised again by the import that needs it
+                return
+
+    thread = threading.Thread(target=load, name="unlearnbench-import-reports", daemon=True)
+    thread.start()
+    return thread
 
 
 def _said_about(suite: Any, registry: Any) -> Any:
@@ -147,8 +173,12 @@ def check_run_options(args: argparse.Namespace) -> None:
 
 def _plot_choice(choice: str | None, suite: Any, *, default_suite: bool) -> Any:
     """``--plots`` as the plot names to draw (``None``: all), checked before the run."""
-    from unlearnbench.reports.plot_requests import parse_plots
-    from unlearnbench.reports.write import ALL_PLOTS, DEFAULT_SUITE_PLOTS, choose_plots
+    from unlearnbench.reports.plot_requests import (
+        ALL_PLOTS,
+        DEFAULT_SUITE_PLOTS,
+        choose_plots,
+        parse_plots,
+    )
 
     if choice is None:
         choice = DEFAULT_SUITE_PLOTS if default_suite else ALL_PLOTS

@@ -20,6 +20,7 @@ from typing import Any
 from unlearnbench._files import atomic_write_bytes
 from unlearnbench._tables import KeyedError, typed
 from unlearnbench.reports.config_paths import path_problem
+from unlearnbench.specs import UnlearnbenchError
 
 PLOTS_FILE = "plots.json"
 PLOT_KEYS = {"name", "title", "metrics", "x", "series", "where", "log_x", "log_y"}
@@ -175,3 +176,34 @@ def _flat_where(where: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[path] = value
     return out
+
+
+ALL_PLOTS, NO_PLOTS = "all", "none"
+DEFAULT_SUITE_PLOTS = "tradeoff"
+"""What ``run`` draws for the built-in default suite unless ``--plots`` says
+otherwise: the trade-off plot, the one the page's top shows (every other suite
+draws all its plots)."""
+
+
+class PlotChoiceError(UnlearnbenchError, ValueError):
+    """A ``--plots`` value naming a plot that neither the built-in plots nor the
+    suite's ``[[plots]]`` define."""
+
+
+def choose_plots(choice: str, sweeps: Sequence[PlotRequest] = ()) -> frozenset[str] | None:
+    """``all`` -> ``None`` (every plot), ``none`` -> no plot, else a comma-separated
+    list of names: built-in plots (:data:`BUILTIN_PLOTS`) or the suite's ``[[plots]]``."""
+    choice = choice.strip()
+    if choice == ALL_PLOTS:
+        return None
+    if choice == NO_PLOTS:
+        return frozenset()
+    names = [name.strip() for name in choice.split(",") if name.strip()]
+    known = (*BUILTIN_PLOTS, *(plot.name for plot in sweeps))
+    unknown = [name for name in names if name not in known]
+    if unknown or not names:
+        raise PlotChoiceError(
+            f"--plots: unknown plot name(s) {unknown or [choice]}; give {ALL_PLOTS}, "
+            f"{NO_PLOTS} or a comma-separated list of {', '.join(known)}"
+        )
+    return frozenset(names)

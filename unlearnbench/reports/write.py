@@ -5,7 +5,8 @@
 the suite's ``[[plots]]``); :func:`render` gives one format as text
 (``unlearnbench leaderboard --format``).
 
-Which plots a run draws is :func:`choose_plots`'s (``run --plots``): drawing
+Which plots a run draws is
+:func:`unlearnbench.reports.plot_requests.choose_plots`'s (``run --plots``): drawing
 is most of the time a board takes, and the default suite's run draws only the
 trade-off plot (:data:`DEFAULT_SUITE_PLOTS`). matplotlib is imported only when
 a plot is drawn.
@@ -29,43 +30,13 @@ from unlearnbench.reports.board import (
 )
 from unlearnbench.reports.devices import by_device
 from unlearnbench.reports.html_page import to_html
-from unlearnbench.reports.plot_requests import BUILTIN_PLOTS, PlotRequest
+from unlearnbench.reports.plot_requests import PlotRequest
 from unlearnbench.reports.plots import caption, make_plots
 from unlearnbench.reports.significance import few_seeds
 from unlearnbench.reports.text import to_csv, to_json, to_markdown
-from unlearnbench.specs import UnlearnbenchError
 
 log = logging.getLogger(__name__)
 FORMATS = ("md", "csv", "json", "html")
-ALL_PLOTS, NO_PLOTS = "all", "none"
-DEFAULT_SUITE_PLOTS = "tradeoff"
-"""What ``run`` draws for the built-in default suite unless ``--plots`` says
-otherwise: the trade-off plot, the one the page's top shows (every other suite
-draws all its plots)."""
-
-
-class PlotChoiceError(UnlearnbenchError, ValueError):
-    """A ``--plots`` value naming a plot that neither the built-in plots nor the
-    suite's ``[[plots]]`` define."""
-
-
-def choose_plots(choice: str, sweeps: Sequence[PlotRequest] = ()) -> frozenset[str] | None:
-    """``all`` -> ``None`` (every plot), ``none`` -> no plot, else a comma-separated
-    list of names: built-in plots (:data:`BUILTIN_PLOTS`) or the suite's ``[[plots]]``."""
-    choice = choice.strip()
-    if choice == ALL_PLOTS:
-        return None
-    if choice == NO_PLOTS:
-        return frozenset()
-    names = [name.strip() for name in choice.split(",") if name.strip()]
-    known = (*BUILTIN_PLOTS, *(plot.name for plot in sweeps))
-    unknown = [name for name in names if name not in known]
-    if unknown or not names:
-        raise PlotChoiceError(
-            f"--plots: unknown plot name(s) {unknown or [choice]}; give {ALL_PLOTS}, "
-            f"{NO_PLOTS} or a comma-separated list of {', '.join(known)}"
-        )
-    return frozenset(names)
 
 
 def render(

@@ -7,12 +7,10 @@ Both attack the evaluated model directly (no shadow model); see
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score, roc_curve
-from sklearn.svm import SVC
 from torch import nn
 
 from unlearnbench import EvaluatorSpec, Metric, Param, hookimpl
@@ -25,6 +23,9 @@ from unlearnbench.seeding import generator
 from unlearnbench.specs import Evaluation, EvaluationInputs, MethodContext, resolve_params
 from unlearnbench.task import Task
 from unlearnbench.training import predict_proba
+
+if TYPE_CHECKING:
+    from sklearn.svm import SVC
 
 EFFICACY_DOC = """``mia_efficacy``: the population attack of the "Unlearn-Sparse" / SalUn protocol.
 
@@ -129,6 +130,8 @@ def fit_efficacy_attack(model: nn.Module, task: Task, params: Mapping[str, Any])
         # constant instead.
         return None
     labels = np.concatenate([np.ones(members.numel()), np.zeros(nonmembers.numel())])
+    from sklearn.svm import SVC  # lazy: sklearn takes ~0.9 s to import
+
     clf = SVC(C=params["C"], gamma="auto", kernel="rbf")
     clf.fit(feats, labels)
     return clf
@@ -208,6 +211,8 @@ def loss_attack(
         return {}, {}
     scores = (-torch.cat([pos, neg])).double().cpu().numpy()
     labels = np.concatenate([np.ones(pos.numel()), np.zeros(neg.numel())])
+    from sklearn.metrics import roc_auc_score, roc_curve  # lazy: sklearn takes ~0.9 s to import
+
     fpr, tpr, _ = roc_curve(labels, scores)
     tpr_low = float(tpr[fpr <= max_fpr].max())
     metrics = {

@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from sklearn.metrics import roc_auc_score, roc_curve
 from torch import nn
 
 from unlearnbench import EvaluatorSpec, Metric, Param, hookimpl
@@ -70,6 +69,8 @@ def attack(
     pos, neg = ratio.score(positive).numpy(), ratio.score(negative).numpy()
     scores = np.concatenate([pos, neg])
     labels = np.concatenate([np.ones(pos.size), np.zeros(neg.size)])
+    from sklearn.metrics import roc_auc_score, roc_curve  # lazy: sklearn takes ~0.9 s to import
+
     fpr, tpr, _ = roc_curve(labels, scores)
     return {
         f"{prefix}_auc": float(roc_auc_score(labels, scores)),
