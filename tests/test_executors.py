@@ -276,6 +276,26 @@ def test_a_job_pool_worker_that_dies_fails_its_job_and_is_replaced(tmp_path) -> 
         assert (doubled.key, doubled.value, doubled.error) == ("doubles", 42, None)
 
 
+def test_stopped_workers_exit_cleanly_and_at_once(tmp_path) -> None:
+    """A worker told to stop skips the interpreter's teardown (``_exit_now``) but still
+    exits with status 0, both for cell units and for single jobs; a job worker that
+    ran a job first exits the same way."""
+    registry, _ = load_registry(load_entry_points=False)
+    runner = Runner(registry, ArtifactCache(tmp_path / "cache"), torch.device("cpu"))
+    factory = RegistryFactory(load_entry_points=False)
+    executor = ProcessExecutor(runner, factory, str(tmp_path / "cache"), workers=1, threads=1)
+    worker = executor._start(0)
+    assert worker.conn.recv() == ("ready", None)
+    executor._stop(worker)
+    assert worker.process.exitcode == 0
+    with executor.jobs(parallel=1) as pool:
+        pool.submit("doubles", _double, 2)
+        (doubled,) = finished_jobs(pool, 1)
+        assert doubled.value == 4
+        processes = [w.process for w in pool._workers]
+    assert [p.exitcode for p in processes] == [0]
+
+
 def test_the_local_executor_sets_its_threads_before_any_data_is_loaded(
     tmp_path, monkeypatch
 ) -> None:
