@@ -59,3 +59,24 @@ def test_console_script_is_installed() -> None:
         check=True,
     )
     assert "digits" in out.stdout
+
+
+def test_the_console_command_runs_atexit_handlers_and_keeps_the_exit_code(tmp_path) -> None:
+    """``console_main`` skips the interpreter's teardown, not the ``atexit`` handlers,
+    its output or its exit status (2 for a missing suite file)."""
+    script = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('handler ran', flush=True))\n"
+        "from unlearnbench.cli import console_main\n"
+        "sys.argv = ['unlearnbench', 'run', sys.argv[1]]\n"
+        "console_main()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "missing.toml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert "handler ran" in done.stdout
+    assert "missing.toml" in done.stderr

@@ -11,7 +11,9 @@ Exit codes: 0 success, 1 some cell failed, 2 a usage, suite or plugin error.
 from __future__ import annotations
 
 import argparse
+import atexit
 import logging
+import os
 import sys
 from collections.abc import Callable
 
@@ -57,3 +59,20 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"unlearnbench: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def console_main() -> None:
+    """The ``unlearnbench`` command: :func:`main`, then the ``atexit`` handlers, then
+    exit without the interpreter's teardown.
+
+    Unloading torch and every module took about 1 s after a run had printed its
+    board (measured on the 2-core CPU); everything a command writes is closed (and
+    fsynced) before :func:`main` returns, and the ``atexit`` handlers (logging's,
+    multiprocessing's, a plugin's own) still run. An exception leaves as usual,
+    with its traceback.
+    """
+    code = main()
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -1,4 +1,6 @@
-"""``python -m unlearnbench.cli``: the ``unlearnbench`` command."""
+"""``python -m unlearnbench.cli``: the ``unlearnbench`` command, with the interpreter's
+usual exit (so ``python -m cProfile -m unlearnbench.cli`` writes its profile); the
+installed command skips the teardown (:func:`unlearnbench.cli.console_main`)."""
 
 from unlearnbench.cli import main
 

@@ -18,6 +18,7 @@ worker at a time; a worker that dies fails its job and is replaced.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
 import logging
@@ -88,11 +89,12 @@ def _exit_now() -> None:
     the 2-core CPU, which the parent waited out twice (once per worker) before
     writing the leaderboard. The worker holds nothing left to save (every artifact
     and record was written, atomically, before its last message), so it flushes its
-    output and exits with status 0 at once. An exception still exits as usual,
+    output, runs the ``atexit`` handlers and exits with status 0 at once (skipping
+    only the module teardown). An exception still exits as usual,
     with its traceback and non-zero status. Only a process target calls it (never
     :func:`_worker_main`, which tests run in a thread of their own process).
     """
-    logging.shutdown()
+    atexit._run_exitfuncs()  # a plugin's own handlers, logging's
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
