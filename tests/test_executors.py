@@ -276,6 +276,30 @@ def test_a_job_pool_worker_that_dies_fails_its_job_and_is_replaced(tmp_path) -> 
         assert (doubled.key, doubled.value, doubled.error) == ("doubles", 42, None)
 
 
+def test_the_last_unit_is_split_once_between_two_workers() -> None:
+    """``take_unit`` hands units out in order; the last one (4+ cells, 2+ workers) goes
+    out as its first half, its second half queued for the next free worker, and
+    is never split again."""
+    from collections import deque
+    from types import SimpleNamespace
+
+    from unlearnbench.execution.executors.processes import take_unit
+
+    a, b = SimpleNamespace(key="a"), SimpleNamespace(key="b")
+    queue = deque([(a, [1, 2, 3, 4, 5]), (b, [6, 7, 8, 9, 10])])
+    split: set[str] = set()
+    assert take_unit(queue, 2, split) == (a, [1, 2, 3, 4, 5])
+    assert take_unit(queue, 2, split) == (b, [6, 7, 8])
+    assert list(queue) == [(b, [9, 10])]
+    assert take_unit(queue, 2, split) == (b, [9, 10])
+    assert not queue
+    queue = deque([(b, [1, 2, 3, 4, 5, 6, 7, 8])])
+    assert take_unit(queue, 2, split) == (b, [1, 2, 3, 4, 5, 6, 7, 8])  # b was split once
+    for workers, cells in ((1, [1, 2, 3, 4]), (2, [1, 2, 3])):
+        queue = deque([(a, cells)])
+        assert take_unit(queue, workers, set()) == (a, cells)
+
+
 def test_stopped_workers_exit_cleanly_and_at_once(tmp_path) -> None:
     """A worker told to stop skips the interpreter's teardown (``_exit_now``) but still
     exits with status 0, both for cell units and for single jobs; a job worker that
