@@ -324,9 +324,11 @@ STACKING_CPU_MAX_PARAMETERS = 20_000
 """On the CPU, stacked training pays only for MLPs this small (parameters per model).
 
 ``python benchmarks/stacking.py`` (1 thread, 5 and 16 models of 300 points, batch 64,
-Adam): an MLP of 4.8k-17k parameters trains 1.1-2.6x faster stacked, one of 25k-109k
-0.57-1.08x as fast (the default suite's 784-128-64 MLP, 109k: 0.57x at 5 shards); the
-per-call overhead that stacking saves stops mattering once the matrix products dominate."""
+Adam; two runs): an MLP of 4.8k-17k parameters trains 1.1-2.6x faster stacked, one of
+25k-109k 0.57-1.11x as fast (the default suite's 784-128-64 MLP, 109k: 0.57-0.82x at 5
+models; its SISA ``fit`` on the default suite's task, ``benchmarks/gpu/stacked.py
+--device cpu``: 1.28 s stacked, 0.92 s one by one); the per-call overhead that
+stacking saves stops mattering once the matrix products dominate."""
 
 
 def stacking_pays(model: nn.Module, device: torch.device) -> bool:
