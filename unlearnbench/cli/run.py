@@ -95,7 +95,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return EXIT_OK
     start = time.perf_counter()
     full: BaseException | None = None  # a full disk: reported once, with the way out
-    import_reports_meanwhile(draws_plots=plots != frozenset())
+    if executor != "local":  # cells run elsewhere: this process only waits for records
+        import_reports_meanwhile(draws_plots=plots != frozenset())
     try:
         summary = prepared.run(store, progress=not args.no_progress)
     except ExecutorError as exc:  # workers that cannot start: a plugin or set-up problem
@@ -137,7 +138,10 @@ def import_reports_meanwhile(*, draws_plots: bool) -> threading.Thread:
     """Import what the leaderboard needs (pandas, scipy, matplotlib: about 1.3 s) in a
     background thread while the cells run, instead of before the run (the parent is
     idle while workers compute) or after it, when every core waits for the board.
-    An import that fails here fails again, and is reported, where the board needs it."""
+    An import that fails here fails again, and is reported, where the board needs it.
+    Only while the cells run in other processes: two threads importing overlapping
+    modules (a local cell importing scikit-learn, this thread scipy) can meet in
+    importlib's deadlock detection, which would fail the cell."""
 
     def load() -> None:
         for name in (*REPORT_MODULES, *(PLOT_MODULES if draws_plots else ())):
