@@ -17,6 +17,7 @@ from unlearnbench.execution import devices as device_module
 from unlearnbench.execution.cache import ArtifactCache
 from unlearnbench.execution.devices import plan_workers
 from unlearnbench.execution.executors import ProcessExecutor, run_plan
+from unlearnbench.execution.executors.processes import _tell_to_stop
 from unlearnbench.execution.plan import build_plan
 from unlearnbench.execution.run import prepare_run
 from unlearnbench.execution.store import ResultStore
@@ -300,16 +301,18 @@ def test_the_last_unit_is_split_once_between_two_workers() -> None:
         assert take_unit(queue, workers, set()) == (a, cells)
 
 
-def test_stopped_workers_exit_cleanly_and_at_once(tmp_path) -> None:
-    """A worker told to stop skips the interpreter's teardown (``_exit_now``) but still
-    exits with status 0, both for cell units and for single jobs; a job worker that
-    ran a job first exits the same way."""
+def test_stopped_workers_exit_with_status_0(tmp_path) -> None:
+    """A worker told to stop skips the interpreter's teardown
+    (``exit_without_teardown``) and still exits with status 0, both for cell units
+    and for single jobs (a job worker after running a job). How much sooner it
+    exits is a timing, measured in docs/benchmarks.md, not asserted here."""
     registry, _ = load_registry(load_entry_points=False)
     runner = Runner(registry, ArtifactCache(tmp_path / "cache"), torch.device("cpu"))
     factory = RegistryFactory(load_entry_points=False)
     executor = ProcessExecutor(runner, factory, str(tmp_path / "cache"), workers=1, threads=1)
     worker = executor._start(0)
     assert worker.conn.recv() == ("ready", None)
+    _tell_to_stop([worker.conn])
     executor._stop(worker)
     assert worker.process.exitcode == 0
     with executor.jobs(parallel=1) as pool:

@@ -11,12 +11,11 @@ Exit codes: 0 success, 1 some cell failed, 2 a usage, suite or plugin error.
 from __future__ import annotations
 
 import argparse
-import atexit
 import logging
-import os
 import sys
 from collections.abc import Callable
 
+from unlearnbench._exit import exit_without_teardown
 from unlearnbench.cli.common import (
     EXIT_FAILED_CELLS,
     EXIT_OK,
@@ -62,17 +61,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def console_main() -> None:
-    """The ``unlearnbench`` command: :func:`main`, then the ``atexit`` handlers, then
-    exit without the interpreter's teardown.
-
-    Unloading torch and every module took about 1 s after a run had printed its
-    board (measured on the 2-core CPU); everything a command writes is closed (and
-    fsynced) before :func:`main` returns, and the ``atexit`` handlers (logging's,
-    multiprocessing's, a plugin's own) still run. An exception leaves as usual,
-    with its traceback.
-    """
-    code = main()
-    atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    """The ``unlearnbench`` command: :func:`main`, then exit without the interpreter's
+    teardown (:func:`unlearnbench._exit.exit_without_teardown`: about 1 s after a run
+    had printed its board). An exception leaves as usual, with its traceback."""
+    exit_without_teardown(main())

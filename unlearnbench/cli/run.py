@@ -134,7 +134,7 @@ REPORT_MODULES = ("unlearnbench.reports.summary", "unlearnbench.reports.write")
 PLOT_MODULES = ("unlearnbench.reports.sweeps",)  # matplotlib
 
 
-def import_reports_meanwhile(*, draws_plots: bool) -> threading.Thread:
+def import_reports_meanwhile(*, draws_plots: bool) -> None:
     """Import what the leaderboard needs (pandas, scipy, matplotlib: about 1.3 s) in a
     background thread while the cells run, instead of before the run (the parent is
     idle while workers compute) or after it, when every core waits for the board.
@@ -150,9 +150,7 @@ def import_reports_meanwhile(*, draws_plots: bool) -> threading.Thread:
             except Exception:  # raised again by the import that needs it
                 return
 
-    thread = threading.Thread(target=load, name="unlearnbench-import-reports", daemon=True)
-    thread.start()
-    return thread
+    threading.Thread(target=load, name="unlearnbench-import-reports", daemon=True).start()
 
 
 def _said_about(suite: Any, registry: Any) -> Any:

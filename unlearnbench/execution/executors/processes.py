@@ -18,22 +18,22 @@ worker at a time; a worker that dies fails its job and is replaced.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import dataclasses
 import logging
 import os
-import sys
 import threading
 import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from functools import partial
 from multiprocessing import get_context
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+from unlearnbench._exit import exit_without_teardown
 from unlearnbench.execution.devices import plan_workers
 from unlearnbench.execution.executors.base import (
     HARD_KILL_GRACE_S,
@@ -70,34 +70,28 @@ def _exit_with_parent(parent_pid: int) -> None:
 PIPE_GONE = (BrokenPipeError, ConnectionResetError, EOFError)
 
 
-def _worker_process(conn: Connection, config: WorkerSetup, parent_pid: int) -> None:
-    """A worker process's target: :func:`_worker_main`, then :func:`_exit_now`."""
-    _worker_main(conn, config, parent_pid)
-    _exit_now()
+def _run_then_exit(
+    main: Callable[[Connection, WorkerSetup, int], None],
+    conn: Connection,
+    config: WorkerSetup,
+    parent_pid: int,
+) -> None:
+    """A worker process's target: ``main`` (:func:`_worker_main` or
+    :func:`_job_worker_main`, which tests also run in a thread of their own process),
+    then exit without the interpreter's teardown: the worker holds nothing left to
+    save (every artifact and record was written, atomically, before its last
+    message), and its normal exit unloaded torch for about 1.2 s, which the parent
+    waited out once per worker before writing the leaderboard. An exception still
+    exits as usual, with its traceback and non-zero status."""
+    main(conn, config, parent_pid)
+    exit_without_teardown(0)
 
 
-def _job_worker_process(conn: Connection, config: WorkerSetup, parent_pid: int) -> None:
-    """A job worker process's target: :func:`_job_worker_main`, then :func:`_exit_now`."""
-    _job_worker_main(conn, config, parent_pid)
-    _exit_now()
-
-
-def _exit_now() -> None:
-    """End a worker whose parent is done with it, skipping the interpreter's teardown.
-
-    A spawned worker's normal exit unloads torch and every module: about 1.2 s on
-    the 2-core CPU, which the parent waited out twice (once per worker) before
-    writing the leaderboard. The worker holds nothing left to save (every artifact
-    and record was written, atomically, before its last message), so it flushes its
-    output, runs the ``atexit`` handlers and exits with status 0 at once (skipping
-    only the module teardown). An exception still exits as usual,
-    with its traceback and non-zero status. Only a process target calls it (never
-    :func:`_worker_main`, which tests run in a thread of their own process).
-    """
-    atexit._run_exitfuncs()  # a plugin's own handlers, logging's
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+def _tell_to_stop(conns: list[Connection]) -> None:
+    """Ask every worker to stop before waiting for any, so they exit side by side."""
+    for conn in conns:
+        with contextlib.suppress(OSError, ValueError):
+            conn.send(None)
 
 
 def _worker_main(conn: Connection, config: WorkerSetup, parent_pid: int) -> None:
@@ -258,7 +252,13 @@ class ProcessExecutor:
             executor=self.name,
             worker=index,
         )
-        process = _spawn(ctx, _worker_process, child, config, f"unlearnbench-worker-{index}")
+        process = _spawn(
+            ctx,
+            partial(_run_then_exit, _worker_main),
+            child,
+            config,
+            f"unlearnbench-worker-{index}",
+        )
         return _Worker(index, process, parent)
 
     def execute(self, work: Work, sink: Callable[[CellRecord], None]) -> None:
@@ -289,9 +289,7 @@ class ProcessExecutor:
                         self._drain(worker, sink)
                         pool[i] = self._replace(worker, queue, sink, late)
         finally:
-            for worker in pool:  # all told first: they exit side by side
-                with contextlib.suppress(OSError, ValueError):
-                    worker.conn.send(None)
+            _tell_to_stop([worker.conn for worker in pool])
             for worker in pool:
                 self._stop(worker)
 
@@ -369,8 +367,7 @@ class ProcessExecutor:
 
     @staticmethod
     def _stop(worker: _Worker) -> None:
-        with contextlib.suppress(OSError, ValueError):
-            worker.conn.send(None)
+        """Wait for a worker told to stop (:func:`_tell_to_stop`); kill it if it does not."""
         worker.process.join(5)
         if worker.process.is_alive():
             worker.process.kill()
@@ -427,9 +424,7 @@ class ProcessJobs(JobPool):
         self._workers = [self._start(i) for i in range(len(self.devices))]
 
     def close(self) -> None:
-        for worker in self._workers:  # all told first: they exit side by side
-            with contextlib.suppress(OSError, ValueError):
-                worker.conn.send(None)
+        _tell_to_stop([worker.conn for worker in self._workers])
         for worker in self._workers:
             self._stop(worker)
         self._workers = []
@@ -457,9 +452,8 @@ class ProcessJobs(JobPool):
         ctx = get_context("spawn")  # fork after torch started its thread pools can hang
         parent, child = ctx.Pipe()
         config = dataclasses.replace(self.config, device=self.devices[index], worker=index)
-        process = _spawn(
-            ctx, _job_worker_process, child, config, f"unlearnbench-job-worker-{index}"
-        )
+        target = partial(_run_then_exit, _job_worker_main)
+        process = _spawn(ctx, target, child, config, f"unlearnbench-job-worker-{index}")
         return _JobWorker(index, process, parent)
 
     @staticmethod
